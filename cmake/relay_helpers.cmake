@@ -1,0 +1,57 @@
+# One helper per kind of target. Each gives the target a relay:: alias and,
+# for libraries, install and export rules.
+
+# relay_add_library(NAME SOURCES ... [PUBLIC_INCLUDE dir] [DEPS ...] [PRIVATE_DEPS ...])
+# Builds shared library relay_<NAME> with alias relay::<NAME>.
+function(relay_add_library name)
+  cmake_parse_arguments(ARG "" "PUBLIC_INCLUDE" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  set(target relay_${name})
+  add_library(${target} SHARED ${ARG_SOURCES})
+  add_library(relay::${name} ALIAS ${target})
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${name}
+                        OUTPUT_NAME relay_${name} VERSION ${PROJECT_VERSION})
+  if(ARG_PUBLIC_INCLUDE)
+    target_include_directories(${target} PUBLIC
+      $<BUILD_INTERFACE:${ARG_PUBLIC_INCLUDE}>
+      $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+    install(DIRECTORY ${ARG_PUBLIC_INCLUDE}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+            PATTERN "internal" EXCLUDE)
+  endif()
+  target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  install(TARGETS ${target} EXPORT relayTargets
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endfunction()
+
+# relay_add_transport(NAME SOURCES ...): a transport folder adds its sources
+# to relay::transports (see transports/CMakeLists.txt).
+function(relay_add_transport name)
+  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  foreach(src ${ARG_SOURCES})
+    set_property(GLOBAL APPEND PROPERTY RELAY_TRANSPORT_SOURCES
+                 ${CMAKE_CURRENT_SOURCE_DIR}/${src})
+  endforeach()
+endfunction()
+
+# relay_add_test(NAME SOURCES ... [DEPS ...] [LABELS ...])
+# A GoogleTest executable registered with ctest via gtest_discover_tests.
+function(relay_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE GTest::gtest GTest::gtest_main ${ARG_DEPS})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin/tests)
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30
+                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+endfunction()
+
+# relay_add_sample(NAME SOURCES ... [DEPS ...]): an executable in build/bin.
+function(relay_add_sample name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE relay::framework ${ARG_DEPS})
+  install(TARGETS ${name} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endfunction()

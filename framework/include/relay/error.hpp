@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+
+namespace relay {
+
+/// Error codes of Relay, in the error category "relay". Every error Relay
+/// returns carries a context string that names the endpoint, peer, type or
+/// limit involved; render it with relay::describe(const caf::error&).
+enum class errc : uint8_t {
+  invalid_uri = 1,        ///< malformed endpoint URI
+  unknown_scheme,         ///< no transport for the URI's scheme
+  listen_failed,          ///< cannot listen (in use, permissions, ...)
+  connect_failed,         ///< nobody listening, refused, unreachable
+  connect_timeout,        ///< the transport's connect bound elapsed
+  connection_closed,      ///< the connection is closed or closing
+  peer_rejected,          ///< peer is not allowed (uid, authentication)
+  handshake_failed,       ///< malformed or unexpected handshake
+  handshake_timeout,      ///< peer did not complete the handshake in time
+  version_mismatch,       ///< peer speaks another protocol version
+  frame_too_large,        ///< frame exceeds the configured bound
+  protocol_error,         ///< bad magic, unknown kind, malformed body
+  unregistered_type,      ///< message type has no registered name
+  unknown_type_id,        ///< peer sent a type id not registered here
+  no_such_actor,          ///< message to an actor that does not exist
+  name_not_found,         ///< lookup of a name nobody published
+  interface_mismatch,     ///< typed lookup: remote actor lacks signatures
+  node_unreachable,       ///< connection to the actor's node was lost
+  already_registered,     ///< message type name or id clash
+  lookup_timeout,         ///< lookup reply did not arrive in time
+  invalid_argument,       ///< a caller passed something unusable
+};
+
+/// Name of the category for relay::errc in caf::error.
+constexpr caf::atom_value error_category_atom = caf::atom("relay");
+
+/// Returns the name of `x`, e.g. "connect_failed".
+const char* to_string(errc x);
+
+/// Makes an error with code `x` and no context.
+caf::error make_error(errc x);
+
+/// Makes an error with code `x` and a context string saying what happened.
+caf::error make_error(errc x, std::string what);
+
+/// Renders any caf::error readably: "relay.connect_failed: uds:///a: No such
+/// file or directory" for Relay's errors, CAF's rendering otherwise.
+std::string describe(const caf::error& x);
+
+/// True if `x` is a Relay error with code `code`.
+bool is(const caf::error& x, errc code);
+
+} // namespace relay

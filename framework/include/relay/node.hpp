@@ -1,0 +1,201 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
+#include <caf/expected.hpp>
+#include <caf/node_id.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "relay/error.hpp"
+#include "relay/node_config.hpp"
+
+namespace relay {
+
+/// Message to a node's lookup actor: `(lookup_atom, uri, name)` answers
+/// with a caf::actor; `(lookup_atom, uri, name, interface)` additionally
+/// checks that the remote actor implements every signature in `interface`
+/// (see node::interface_of).
+using lookup_atom = caf::atom_constant<caf::atom("rlookup")>;
+
+/// Counters of events a node handled without failing anyone.
+struct node_stats {
+  /// Messages that could not be delivered and had no sender to tell
+  /// (asynchronous sends of unregistered types, to dead actors, ...).
+  uint64_t dropped_messages = 0;
+  /// Messages whose type id is not registered here.
+  uint64_t unknown_type_ids = 0;
+  /// Connections closed because the peer broke the protocol.
+  uint64_t protocol_errors = 0;
+  /// Connections refused before or during the handshake.
+  uint64_t rejected_peers = 0;
+  /// Peers currently connected (handshake complete).
+  uint64_t connected_peers = 0;
+};
+
+class node_impl;
+
+/// One Relay node per process: owns the actor system, the node identity, the
+/// transports, the connections to other nodes, the proxies and the names.
+///
+/// Thread rules: every member function is thread-safe. The node must
+/// outlive every handle that refers to a remote actor through it; the
+/// destructor closes all connections (remote handles then report their
+/// actors down with exit_reason::remote_link_unreachable), removes socket
+/// files, and waits for the actor system like ~caf::actor_system does.
+class node {
+public:
+  /// Starts the actor system for `cfg`, which must outlive the node.
+  explicit node(node_config& cfg);
+
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// The actor system of this node.
+  caf::actor_system& system() noexcept;
+
+  /// This node's identity as CAF sees it (process id and a random
+  /// 160-bit incarnation id).
+  const caf::node_id& id() const noexcept;
+
+  /// This node's name (relay.node-name, or "node-<pid>").
+  const std::string& name() const noexcept;
+
+  /// Accepts connections on `uri` (e.g. "uds:///run/app/a.sock",
+  /// "uds:@name"). Returns the URI peers connect to, with anything chosen at
+  /// listen time filled in. Errors: invalid_uri, unknown_scheme,
+  /// listen_failed.
+  caf::expected<std::string> listen(const std::string& uri);
+
+  /// Makes `handle` reachable from other nodes as `name`. For typed handles,
+  /// the interface is published too and checked by typed lookups. Errors:
+  /// already_registered (name taken), invalid_argument (null handle).
+  template <class Handle>
+  caf::error publish(const Handle& handle, std::string name) {
+    return publish_impl(caf::actor_cast<caf::strong_actor_ptr>(handle),
+                        std::move(name), interface_of<Handle>());
+  }
+
+  /// Removes a published name. Returns whether it existed.
+  bool unpublish(const std::string& name);
+
+  /// Connects to the node at `uri` (or reuses the connection) and resolves
+  /// `name` there, blocking the caller at most relay.lookup-timeout. For a
+  /// typed `Handle`, fails with interface_mismatch unless the remote actor
+  /// implements all of Handle's signatures. Use from main() or tests; from
+  /// inside an actor, use lookup_actor() instead. Errors: invalid_uri,
+  /// unknown_scheme, connect_failed, connect_timeout, handshake_failed,
+  /// handshake_timeout, version_mismatch, name_not_found,
+  /// interface_mismatch, lookup_timeout, connection_closed.
+  template <class Handle = caf::actor>
+  caf::expected<Handle> lookup(const std::string& uri,
+                               const std::string& name) {
+    auto ptr = lookup_impl(uri, name, interface_of<Handle>());
+    if (!ptr)
+      return std::move(ptr.error());
+    return caf::actor_cast<Handle>(std::move(*ptr));
+  }
+
+  /// An actor that performs lookups without blocking its caller:
+  /// `self->request(node.lookup_actor(), timeout, lookup_atom::value, uri,
+  /// name).then([](caf::actor remote) {...}, [](caf::error& err) {...})`.
+  caf::actor lookup_actor() const;
+
+  /// Connects to `uri` without resolving a name; returns the peer's node
+  /// id. Useful to fail fast. Errors: as for lookup.
+  caf::expected<caf::node_id> connect(const std::string& uri);
+
+  /// Closes the connection to node `peer_id` (like Erlang's
+  /// disconnect_node): proxies of its actors report DOWN/EXIT with
+  /// exit_reason::remote_link_unreachable and pending requests to it fail.
+  /// Returns whether a connection existed.
+  bool disconnect(const caf::node_id& peer_id);
+
+  /// Snapshot of this node's counters.
+  node_stats stats() const;
+
+  /// The interface of `Handle` as published and checked on lookup: one
+  /// string per signature, e.g. "(my.ping) -> (my.pong)"; empty for
+  /// dynamically typed handles.
+  template <class Handle>
+  std::vector<std::string> interface_of() const {
+    return interface_helper<Handle>::make(messages());
+  }
+
+  /// The message types of this node.
+  const message_registry& messages() const noexcept;
+
+  /// The implementation; for Relay's own tests and tools.
+  node_impl& impl() noexcept {
+    return *impl_;
+  }
+
+private:
+  template <class T>
+  struct type_label {
+    static std::string make(const message_registry& reg) {
+      return reg.name_of<T>();
+    }
+  };
+
+  template <caf::atom_value V>
+  struct type_label<caf::atom_constant<V>> {
+    static std::string make(const message_registry&) {
+      return "'" + caf::to_string(V) + "'";
+    }
+  };
+
+  template <class... Ts>
+  static std::string join(const message_registry& reg) {
+    std::string result;
+    ((result += (result.empty() ? "" : ", ") + type_label<Ts>::make(reg)),
+     ...);
+    return result;
+  }
+
+  template <class Sig>
+  struct signature_label;
+
+  template <class... Is, class... Os>
+  struct signature_label<
+    caf::typed_mpi<caf::detail::type_list<Is...>, caf::output_tuple<Os...>>> {
+    static std::string make(const message_registry& reg) {
+      return "(" + join<Is...>(reg) + ") -> (" + join<Os...>(reg) + ")";
+    }
+  };
+
+  template <class Handle>
+  struct interface_helper {
+    static std::vector<std::string> make(const message_registry&) {
+      return {};
+    }
+  };
+
+  template <class... Sigs>
+  struct interface_helper<caf::typed_actor<Sigs...>> {
+    static std::vector<std::string> make(const message_registry& reg) {
+      return {signature_label<Sigs>::make(reg)...};
+    }
+  };
+
+  caf::error publish_impl(caf::strong_actor_ptr handle, std::string name,
+                          std::vector<std::string> interface);
+
+  caf::expected<caf::strong_actor_ptr>
+  lookup_impl(const std::string& uri, const std::string& name,
+              std::vector<std::string> interface);
+
+  std::unique_ptr<node_impl> impl_;
+};
+
+} // namespace relay

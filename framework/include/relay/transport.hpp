@@ -1,0 +1,160 @@
+#pragma once
+
+// The transport contract. A transport moves whole frames (see frame.hpp)
+// between two endpoints of one URI scheme; it knows nothing about actors,
+// messages or the handshake. Transports register by scheme in a
+// transport_registry; nothing in the framework names a concrete transport.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "relay/frame.hpp"
+
+namespace relay {
+
+/// A parsed endpoint URI: `scheme` is the part before the first ':', `rest`
+/// everything after it (e.g. "///run/a.sock", "@name", "//127.0.0.1:4000").
+struct endpoint {
+  std::string scheme;
+  std::string rest;
+  /// The URI exactly as given, for messages and logs.
+  std::string text;
+
+  /// Splits `uri` at its scheme. Errors: empty or missing scheme, characters
+  /// outside [a-z0-9+.-] in the scheme, empty remainder.
+  static caf::expected<endpoint> parse(const std::string& uri);
+};
+
+/// Options every transport honours. Set by the node from its configuration.
+struct transport_options {
+  /// Largest frame body accepted from a peer; larger frames close the
+  /// connection. The sender side refuses to send larger frames.
+  uint32_t max_frame_body = frame_header::default_max_body;
+  /// Accept peers running under another uid (uds, shm). Off by default.
+  bool allow_other_uids = false;
+  /// Bound on connect().
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
+/// An owned, complete frame: header followed by body.
+using frame_buffer = std::vector<std::byte>;
+
+class connection;
+
+/// Receives the events of one connection.
+///
+/// Thread rules: all calls for one connection come from one transport I/O
+/// thread, one at a time, never after on_closed. The handler must not block.
+class connection_handler {
+public:
+  virtual ~connection_handler();
+
+  /// A complete frame arrived. `header` passed check_framing(); `body` points
+  /// at `header.length` bytes that stay valid only during the call.
+  virtual void on_frame(connection& conn, const frame_header& header,
+                        const std::byte* body) = 0;
+
+  /// The connection ended: closed by us, by the peer, or broken. `reason`
+  /// says which (never empty). Called exactly once, after start().
+  virtual void on_closed(connection& conn, const caf::error& reason) = 0;
+};
+
+/// One established, reliable, ordered frame stream to a peer.
+///
+/// Ownership: shared; the transport keeps its own reference until on_closed
+/// has returned, so a connection outlives every callback into its handler.
+class connection {
+public:
+  virtual ~connection();
+
+  /// Starts delivering events to `handler`. Call exactly once; frames that
+  /// arrived before are delivered after this call. Thread-safe.
+  virtual void start(std::shared_ptr<connection_handler> handler) = 0;
+
+  /// Sends one complete frame (header included). Thread-safe; frames passed
+  /// by one thread leave in call order, and frames are never interleaved.
+  /// May write on the calling thread when nothing is queued, so a caller
+  /// pays no thread hop. Errors: the connection is closed or closing
+  /// (sec::connection_closed style error naming the peer). Never blocks on
+  /// the peer: excess data is queued.
+  virtual caf::error send(frame_buffer frame) = 0;
+
+  /// Closes the connection. Queued frames are flushed first when `flush` is
+  /// true (bounded by the transport). on_closed follows with `reason`.
+  /// Thread-safe and idempotent.
+  virtual void close(const caf::error& reason, bool flush = false) = 0;
+
+  /// Human-readable description of the peer for logs and errors, e.g.
+  /// "uds:///run/a.sock (pid 42, uid 1000)". Thread-safe, never empty.
+  virtual std::string peer_name() const = 0;
+};
+
+using connection_ptr = std::shared_ptr<connection>;
+
+/// A listening endpoint. Destroying it stops listening and removes any file
+/// it created (e.g. a socket file).
+class acceptor {
+public:
+  virtual ~acceptor();
+
+  /// The endpoint peers can connect to, with anything chosen at listen time
+  /// filled in (e.g. the real port for port 0). Thread-safe.
+  virtual std::string uri() const = 0;
+};
+
+/// Called on an I/O thread for each accepted connection (not yet started).
+using accept_callback = std::function<void(connection_ptr)>;
+
+/// A factory for listeners and connections of one URI scheme.
+///
+/// Thread rules: listen and connect may be called from any thread,
+/// concurrently. Errors name the endpoint and the cause.
+class transport {
+public:
+  virtual ~transport();
+
+  /// The URI scheme this transport serves, e.g. "uds".
+  virtual std::string scheme() const = 0;
+
+  /// Starts listening on `ep`. Accepted connections go to `on_accept`.
+  /// Errors: malformed address, address in use by a live listener,
+  /// permissions.
+  virtual caf::expected<std::unique_ptr<acceptor>>
+  listen(const endpoint& ep, accept_callback on_accept) = 0;
+
+  /// Connects to `ep`, blocking the caller at most options().connect_timeout.
+  /// The connection is returned not yet started. Errors: malformed address,
+  /// nobody listening, peer refused, timeout.
+  virtual caf::expected<connection_ptr> connect(const endpoint& ep) = 0;
+};
+
+/// Maps URI schemes to transports. Owned by the node.
+class transport_registry {
+public:
+  /// Adds `t` for its scheme. Error if the scheme is taken.
+  caf::error add(std::unique_ptr<transport> t);
+
+  /// Returns the transport for `scheme`, or nullptr. Thread-safe after setup.
+  transport* find(const std::string& scheme) const;
+
+  /// Lists registered schemes (for error messages).
+  std::vector<std::string> schemes() const;
+
+private:
+  std::vector<std::unique_ptr<transport>> transports_;
+};
+
+/// Registers every transport built into this library. Defined by the
+/// transports library (transports/builtin.cpp), one line per transport.
+void register_builtin_transports(transport_registry& registry,
+                                 const transport_options& options);
+
+} // namespace relay

@@ -1,0 +1,75 @@
+#include "remote_proxy.hpp"
+
+#include <caf/default_attachable.hpp>
+#include <caf/system_messages.hpp>
+
+#include "peer.hpp"
+#include "relay/error.hpp"
+
+namespace relay {
+
+remote_proxy::remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route)
+  : caf::actor_proxy(cfg), route_(std::move(route)) {
+  // nop
+}
+
+remote_proxy::~remote_proxy() = default;
+
+bool remote_proxy::is_link_exit(const caf::mailbox_element& what) {
+  const auto& content = what.content();
+  if (content.size() != 1 || !content.match_element<caf::exit_msg>(0))
+    return false;
+  const auto& em = content.get_as<caf::exit_msg>(0);
+  // Link exits carry the terminating actor as sender; an explicit
+  // send_exit comes from an actor that is still running.
+  const auto& sender = what.sender;
+  if (!sender || sender->get() == nullptr)
+    return false;
+  if (caf::actor_cast<caf::actor_control_block*>(em.source) != sender.get())
+    return false;
+  if (!sender->get()->getf(caf::abstract_actor::is_terminated_flag))
+    return false;
+  caf::default_attachable::observe_token tk{em.source,
+                                            caf::default_attachable::link};
+  return detach(caf::attachable::token{caf::attachable::token::observer, &tk})
+         > 0;
+}
+
+void remote_proxy::enqueue(caf::mailbox_element_ptr what,
+                           caf::execution_unit* ctx) {
+  if (!what)
+    return;
+  if (is_link_exit(*what))
+    return;
+  auto target = route_ ? route_->current() : nullptr;
+  if (!target) {
+    peer::bounce(*what, make_error(errc::node_unreachable,
+                                   "no connection to node "
+                                     + caf::to_string(node())),
+                 ctx);
+    return;
+  }
+  target->send_message(id(), *what, ctx);
+}
+
+bool remote_proxy::add_backlink(caf::abstract_actor* x) {
+  if (!caf::monitorable_actor::add_backlink(x))
+    return false;
+  if (auto target = route_ ? route_->current() : nullptr)
+    target->send_link(frame_kind::link, x->ctrl(), id());
+  return true;
+}
+
+bool remote_proxy::remove_backlink(caf::abstract_actor* x) {
+  if (!caf::monitorable_actor::remove_backlink(x))
+    return false;
+  if (auto target = route_ ? route_->current() : nullptr)
+    target->send_link(frame_kind::unlink, x->ctrl(), id());
+  return true;
+}
+
+void remote_proxy::kill_proxy(caf::execution_unit* ctx, caf::error reason) {
+  cleanup(std::move(reason), ctx);
+}
+
+} // namespace relay

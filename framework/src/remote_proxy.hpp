@@ -1,0 +1,51 @@
+#pragma once
+
+#include <memory>
+
+#include <caf/actor_proxy.hpp>
+#include <caf/mailbox_element.hpp>
+
+namespace relay {
+
+class route;
+
+/// Stands in for an actor on another node. Messages enqueued to it are
+/// serialized on the sender's thread and handed to the peer's connection as
+/// a ready frame: no broker actor, no thread hop.
+///
+/// Lifetime: owned by the node's caf::proxy_registry; killed (kill_proxy)
+/// when the remote actor ends (with its exit reason) or the connection to
+/// its node is lost (exit_reason::remote_link_unreachable).
+class remote_proxy final : public caf::actor_proxy {
+public:
+  /// `route` is null for actors of nodes this node has no connection to;
+  /// such proxies are killed right after creation.
+  remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route);
+
+  ~remote_proxy() override;
+
+  /// Thread-safe; called by any sender.
+  void enqueue(caf::mailbox_element_ptr what, caf::execution_unit* ctx) override;
+
+  /// A local actor links to us: remember it and tell the remote node.
+  bool add_backlink(caf::abstract_actor* x) override;
+
+  /// A local actor unlinks from us: forget it and tell the remote node.
+  bool remove_backlink(caf::abstract_actor* x) override;
+
+  void kill_proxy(caf::execution_unit* ctx, caf::error reason) override;
+
+  const char* name() const override {
+    return "relay.remote_proxy";
+  }
+
+private:
+  /// True if `what` is the exit message a linked local actor sends us while
+  /// it terminates. The remote node learns of that exit through its monitor
+  /// of the local actor, so forwarding it would deliver the EXIT twice.
+  bool is_link_exit(const caf::mailbox_element& what);
+
+  std::shared_ptr<route> route_;
+};
+
+} // namespace relay

@@ -1,0 +1,384 @@
+// What a misbehaving peer can do to a node: each case closes that one
+// connection with a log line naming the peer and the reason (or, for a
+// well-formed but undeliverable message, answers with an error), and the
+// node then still serves a good peer.
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+#include <cereal/types/array.hpp>
+
+#include "relay/node.hpp"
+#include "test_support.hpp"
+#include "wire.hpp"
+
+using namespace relay;
+using namespace relay::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+caf::behavior echo() {
+  return {[](ping& x) { return pong{x.seq, std::move(x.payload)}; }};
+}
+
+struct raw_frame {
+  frame_header header;
+  std::vector<std::byte> body;
+};
+
+/// A hand-driven Unix socket client that speaks (or breaks) the protocol.
+class raw_client {
+public:
+  explicit raw_client(const std::string& path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr),
+                           sizeof(addr)) == 0;
+  }
+
+  ~raw_client() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  bool connected() const {
+    return connected_;
+  }
+
+  void write(const std::vector<std::byte>& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      auto n = ::send(fd_, bytes.data() + done, bytes.size() - done,
+                      MSG_NOSIGNAL);
+      if (n <= 0)
+        return;
+      done += static_cast<size_t>(n);
+    }
+  }
+
+  void shutdown_write() {
+    ::shutdown(fd_, SHUT_WR);
+  }
+
+  /// Reads exactly `n` bytes within `timeout`; false on EOF or timeout.
+  bool read_exactly(std::byte* out, size_t n, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    size_t done = 0;
+    while (done < n) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return false;
+      auto r = ::read(fd_, out + done, n - done);
+      if (r <= 0)
+        return false;
+      done += static_cast<size_t>(r);
+    }
+    return true;
+  }
+
+  std::optional<raw_frame> read_frame(std::chrono::milliseconds timeout = 5s) {
+    std::byte hdr[frame_header::size];
+    if (!read_exactly(hdr, sizeof(hdr), timeout))
+      return std::nullopt;
+    raw_frame f;
+    f.header = frame_header::read(hdr);
+    f.body.resize(f.header.length);
+    if (f.header.length > 0 && !read_exactly(f.body.data(), f.body.size(), timeout))
+      return std::nullopt;
+    return f;
+  }
+
+  /// True once the node closed the connection (EOF) within `timeout`.
+  bool closed_by_peer(std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::byte buf[4096];
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return false;
+      auto r = ::read(fd_, buf, sizeof(buf));
+      if (r <= 0)
+        return true;
+    }
+  }
+
+private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+std::vector<std::byte> frame(frame_kind kind, std::vector<std::byte> body,
+                             uint8_t version = frame_header::current_version) {
+  std::vector<std::byte> buf(frame_header::size);
+  frame_header h;
+  h.kind = kind;
+  h.version = version;
+  h.length = static_cast<uint32_t>(body.size());
+  h.write(buf.data());
+  buf.insert(buf.end(), body.begin(), body.end());
+  return buf;
+}
+
+std::vector<std::byte> hello_body() {
+  wire::hello h;
+  h.pid = 4242;
+  for (size_t i = 0; i < h.incarnation.size(); ++i)
+    h.incarnation[i] = static_cast<uint8_t>(i + 1);
+  h.node_name = "raw";
+  h.serial = 1;
+  std::vector<std::byte> body;
+  wire_writer out{body};
+  out(h);
+  return body;
+}
+
+} // namespace
+
+class bad_input : public ::testing::Test {
+protected:
+  void SetUp() override {
+    for (auto* cfg : {&server_cfg, &client_cfg})
+      cfg->add_message_type<ping>().add_message_type<pong>();
+    server_cfg.node_name = "server";
+    server_cfg.max_frame_size = 1024 * 1024;
+    server_cfg.handshake_timeout = 300ms;
+    client_cfg.node_name = "good-client";
+    server = std::make_unique<node>(server_cfg);
+    client = std::make_unique<node>(client_cfg);
+    path = dir.path() + "/server.sock";
+    auto real = server->listen("uds://" + path);
+    ASSERT_TRUE(real) << describe(real.error());
+    uri = *real;
+    echo_actor = server->system().spawn(echo);
+    ASSERT_FALSE(server->publish(echo_actor, "echo"));
+  }
+
+  void TearDown() override {
+    caf::anon_send_exit(echo_actor, caf::exit_reason::user_shutdown);
+    client.reset();
+    server.reset();
+  }
+
+  /// A raw client that completed the handshake.
+  std::unique_ptr<raw_client> handshaken() {
+    auto c = std::make_unique<raw_client>(path);
+    EXPECT_TRUE(c->connected());
+    auto hello = c->read_frame();
+    EXPECT_TRUE(hello && hello->header.kind == frame_kind::hello);
+    c->write(frame(frame_kind::hello, hello_body()));
+    return c;
+  }
+
+  /// Resolves "echo" by hand; returns its actor id.
+  uint64_t raw_lookup(raw_client& c) {
+    std::vector<std::byte> body;
+    wire_writer out{body};
+    out(uint64_t{1}, std::string{"echo"});
+    c.write(frame(frame_kind::lookup, body));
+    auto reply = c.read_frame();
+    EXPECT_TRUE(reply && reply->header.kind == frame_kind::lookup_reply);
+    if (!reply)
+      return 0;
+    wire_reader in{reply->body.data(), reply->body.size()};
+    uint64_t req = 0, aid = 0;
+    uint8_t status = 0, tag = 0;
+    in(req, status, tag, aid);
+    EXPECT_EQ(status, 0);
+    return aid;
+  }
+
+  /// A message frame from actor 77 of the raw client to `receiver`.
+  std::vector<std::byte> request_frame(uint64_t receiver, uint64_t type_id) {
+    std::vector<std::byte> body;
+    wire_writer out{body};
+    uint64_t request_mid = caf::message_id::default_async_value | 5;
+    out(receiver, uint8_t{1}, uint64_t{77}, request_mid,
+        cereal::make_size_tag(uint64_t{0}), cereal::make_size_tag(uint64_t{1}),
+        type_id, int32_t{1});
+    return frame(frame_kind::message, body);
+  }
+
+  /// Reads the error response the node sends back to actor 77.
+  caf::error read_error_response(raw_client& c) {
+    auto f = c.read_frame();
+    EXPECT_TRUE(f && f->header.kind == frame_kind::message);
+    if (!f)
+      return caf::error{};
+    wire_reader in{f->body.data(), f->body.size()};
+    uint64_t receiver = 0, mid = 0, type_id = 0;
+    uint8_t sender_tag = 0;
+    in(receiver, sender_tag, mid);
+    EXPECT_EQ(receiver, 77u);
+    EXPECT_TRUE(caf::message_id{mid}.is_response());
+    uint64_t stages = 0, count = 0;
+    in(cereal::make_size_tag(stages), cereal::make_size_tag(count), type_id);
+    EXPECT_EQ(type_id, message_registry::id_of("error"));
+    uint8_t code = 0;
+    uint64_t category = 0;
+    std::string text;
+    in(code, category, text);
+    return caf::error{code, static_cast<caf::atom_value>(category),
+                      caf::make_message(text)};
+  }
+
+  /// The node still serves a well-behaved peer.
+  void expect_good_round_trip() {
+    auto remote = client->lookup(uri, "echo");
+    ASSERT_TRUE(remote) << describe(remote.error());
+    caf::scoped_actor self{client->system()};
+    bool ok = false;
+    self->request(*remote, 5s, ping{1, "still here"})
+      .receive([&](const pong& x) { ok = x.payload == "still here"; },
+               [](caf::error& err) { ADD_FAILURE() << describe(err); });
+    EXPECT_TRUE(ok);
+  }
+
+  temp_dir dir;
+  node_config server_cfg;
+  node_config client_cfg;
+  std::unique_ptr<node> server;
+  std::unique_ptr<node> client;
+  std::string path;
+  std::string uri;
+  caf::actor echo_actor;
+};
+
+TEST_F(bad_input, garbage_bytes) {
+  log_capture logs;
+  raw_client c{path};
+  c.write(std::vector<std::byte>(64, std::byte{0xab}));
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({path, "bad magic"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, truncated_frame_then_close) {
+  log_capture logs;
+  auto c = handshaken();
+  auto partial = frame(frame_kind::message, std::vector<std::byte>(100));
+  partial.resize(frame_header::size + 10);
+  c->write(partial);
+  c->shutdown_write();
+  EXPECT_TRUE(c->closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({path, "mid-frame"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, length_over_the_bound) {
+  log_capture logs;
+  auto c = handshaken();
+  std::vector<std::byte> hdr(frame_header::size);
+  frame_header h;
+  h.length = 2 * 1024 * 1024;
+  h.write(hdr.data());
+  c->write(hdr);
+  EXPECT_TRUE(c->closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({path, "exceeds the bound of 1048576"})) << logs.dump();
+  EXPECT_GE(server->stats().protocol_errors, 1u);
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, wrong_magic) {
+  log_capture logs;
+  raw_client c{path};
+  std::vector<std::byte> hdr(frame_header::size);
+  frame_header h;
+  h.magic = 0x12345678;
+  h.write(hdr.data());
+  c.write(hdr);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({path, "bad magic 0x12345678"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, wrong_version_is_rejected_clearly) {
+  log_capture logs;
+  raw_client c{path};
+  ASSERT_TRUE(c.read_frame()); // the node's hello
+  c.write(frame(frame_kind::hello, hello_body(), 2));
+  auto rej = c.read_frame();
+  ASSERT_TRUE(rej);
+  EXPECT_EQ(rej->header.kind, frame_kind::reject);
+  wire_reader in{rej->body.data(), rej->body.size()};
+  wire::reject body;
+  in(body);
+  EXPECT_EQ(body.code, static_cast<uint8_t>(errc::version_mismatch));
+  EXPECT_NE(body.reason.find("speaks protocol version 2"), std::string::npos);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({path, "version_mismatch"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, unknown_frame_kind) {
+  log_capture logs;
+  auto c = handshaken();
+  c->write(frame(static_cast<frame_kind>(99), {}));
+  EXPECT_TRUE(c->closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({"'raw'", "unknown frame kind 99"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, unknown_message_type_id_gets_an_error_response) {
+  auto c = handshaken();
+  auto aid = raw_lookup(*c);
+  c->write(request_frame(aid, 0x0123456789abcdefull));
+  auto err = read_error_response(*c);
+  EXPECT_EQ(err.code(), static_cast<uint8_t>(errc::unknown_type_id));
+  EXPECT_EQ(server->stats().unknown_type_ids, 1u);
+  // That connection still works, and so does everyone else's.
+  EXPECT_NE(raw_lookup(*c), 0u);
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, message_to_an_actor_that_does_not_exist) {
+  auto c = handshaken();
+  c->write(request_frame(999999, message_registry::id_of("i32")));
+  auto err = read_error_response(*c);
+  EXPECT_EQ(err.code(), static_cast<uint8_t>(errc::no_such_actor));
+  EXPECT_NE(raw_lookup(*c), 0u);
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, handshake_that_never_completes_times_out) {
+  log_capture logs;
+  raw_client c{path};
+  ASSERT_TRUE(c.connected());
+  // Send nothing: the node closes the connection after its 300 ms bound.
+  EXPECT_TRUE(c.closed_by_peer(5s));
+  EXPECT_TRUE(logs.wait_for({path, "did not complete the handshake"}))
+    << logs.dump();
+  EXPECT_GE(server->stats().rejected_peers, 1u);
+  expect_good_round_trip();
+}
+
+TEST_F(bad_input, malformed_hello_is_rejected) {
+  log_capture logs;
+  raw_client c{path};
+  ASSERT_TRUE(c.read_frame());
+  c.write(frame(frame_kind::hello, std::vector<std::byte>(3)));
+  auto rej = c.read_frame();
+  ASSERT_TRUE(rej);
+  EXPECT_EQ(rej->header.kind, frame_kind::reject);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({path, "malformed hello"})) << logs.dump();
+  expect_good_round_trip();
+}

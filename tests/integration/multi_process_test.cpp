@@ -1,0 +1,209 @@
+// Real processes: the ping_pong sample serves in a child process; this
+// process and a second child talk to it over uds. Synchronised on lines
+// read from the children, bounded in time, and every child is killed and
+// reaped (socket files removed with the temp dir) also when a test fails.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+
+#include "relay/node.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+using namespace relay;
+using namespace relay::test;
+using namespace std::chrono_literals;
+
+namespace ping_pong {
+// Same layout and names as samples/ping_pong/messages.hpp.
+struct ping {
+  uint64_t seq = 0;
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(seq, payload);
+  }
+};
+struct pong {
+  uint64_t seq = 0;
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(seq, payload);
+  }
+};
+} // namespace ping_pong
+
+RELAY_MESSAGE_TYPE(ping_pong::ping, "ping_pong.ping")
+RELAY_MESSAGE_TYPE(ping_pong::pong, "ping_pong.pong")
+
+namespace {
+
+/// A child process with its stdout on a pipe; killed and reaped on
+/// destruction.
+class child {
+public:
+  explicit child(std::vector<std::string> args) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+      return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ)
+        != 0)
+      pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    out_ = fds[0];
+  }
+
+  ~child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0)
+      ::close(out_);
+  }
+
+  bool running() const {
+    return pid_ > 0;
+  }
+
+  /// Reads one line of the child's stdout within `timeout`.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (auto pos = buf_.find('\n'); pos != std::string::npos) {
+        auto line = buf_.substr(0, pos);
+        buf_.erase(0, pos + 1);
+        return line;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return std::nullopt;
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return std::nullopt;
+      char tmp[512];
+      auto n = ::read(out_, tmp, sizeof(tmp));
+      if (n <= 0)
+        return std::nullopt;
+      buf_.append(tmp, static_cast<size_t>(n));
+    }
+  }
+
+  /// Sends `sig` and waits up to `timeout` for the exit status.
+  std::optional<int> stop(int sig, std::chrono::milliseconds timeout = 10s) {
+    if (sig != 0)
+      ::kill(pid_, sig);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Bounded wait for the child: its stdout closes when it exits.
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      auto r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      pollfd p{out_, POLLIN, 0};
+      poll(&p, 1, 50);
+      char tmp[512];
+      if (p.revents & POLLIN) {
+        auto n = ::read(out_, tmp, sizeof(tmp));
+        if (n > 0)
+          buf_.append(tmp, static_cast<size_t>(n));
+      }
+    }
+    return std::nullopt;
+  }
+
+private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buf_;
+};
+
+} // namespace
+
+class multi_process : public ::testing::Test {
+protected:
+  void SetUp() override {
+    socket_path = dir.path() + "/pp.sock";
+    server = std::make_unique<child>(
+      std::vector<std::string>{RELAY_PING_PONG, "serve", "uds://" + socket_path});
+    ASSERT_TRUE(server->running());
+    auto line = server->read_line();
+    ASSERT_TRUE(line) << "ping_pong serve printed nothing";
+    ASSERT_EQ(*line, "listening on uds://" + socket_path);
+  }
+
+  temp_dir dir;
+  std::string socket_path;
+  std::unique_ptr<child> server;
+};
+
+TEST_F(multi_process, socket_file_is_private_and_removed_on_sigterm) {
+  struct stat st {};
+  ASSERT_EQ(stat(socket_path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto status = server->stop(SIGTERM);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, 0);
+  EXPECT_FALSE(std::filesystem::exists(socket_path));
+}
+
+TEST_F(multi_process, ping_process_completes_round_trips) {
+  child pinger{{RELAY_PING_PONG, "ping", "uds://" + socket_path, "--count",
+                "200", "--size", "256"}};
+  std::string last;
+  while (auto line = pinger.read_line())
+    last = *line;
+  auto status = pinger.stop(0);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, 0);
+  EXPECT_NE(last.find("\"count\": 200"), std::string::npos) << last;
+  EXPECT_NE(last.find("\"p50_us\""), std::string::npos) << last;
+  EXPECT_NE(last.find("\"p99_us\""), std::string::npos) << last;
+}
+
+TEST_F(multi_process, killed_peer_process_reports_down_and_fails_requests) {
+  node_config cfg;
+  cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
+  node n{cfg};
+  auto remote = n.lookup("uds://" + socket_path, "pong");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{n.system()};
+  self->request(*remote, 5s, ping_pong::ping{1, "across processes"})
+    .receive([](const ping_pong::pong& x) { EXPECT_EQ(x.payload, "across processes"); },
+             [](caf::error& err) { ADD_FAILURE() << describe(err); });
+  self->monitor(*remote);
+  server->stop(SIGKILL);
+  self->receive(
+    [](const caf::down_msg& dm) {
+      EXPECT_EQ(dm.reason, caf::exit_reason::remote_link_unreachable);
+    },
+    caf::after(10s) >> [] { ADD_FAILURE() << "no DOWN after kill -9"; });
+  self->request(*remote, 60s, ping_pong::ping{2, "too late"})
+    .receive([](const ping_pong::pong&) { ADD_FAILURE() << "reply from the dead"; },
+             [](caf::error& err) { EXPECT_TRUE(err); });
+}

@@ -1,0 +1,409 @@
+#include "common/stream_connection.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "relay/error.hpp"
+
+namespace relay {
+
+std::shared_ptr<stream_connection>
+stream_connection::make(std::shared_ptr<reactor> io, unique_fd fd,
+                        std::string peer_name,
+                        const transport_options& options) {
+  return std::make_shared<stream_connection>(std::move(io), std::move(fd),
+                                             std::move(peer_name), options);
+}
+
+stream_connection::stream_connection(std::shared_ptr<reactor> io, unique_fd fd,
+                                     std::string peer_name,
+                                     const transport_options& options)
+  : io_(std::move(io)),
+    peer_name_(peer_name.empty() ? "unnamed peer" : std::move(peer_name)),
+    options_(options),
+    fd_(std::move(fd)) {
+  // nop
+}
+
+// A started connection is referenced by its reactor registration until
+// finalize(), so only a never-started one can still own its fd here;
+// unique_fd closes it.
+stream_connection::~stream_connection() = default;
+
+// -- connection interface -----------------------------------------------------
+
+void stream_connection::start(std::shared_ptr<connection_handler> handler) {
+  if (!handler)
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (started_)
+    return;
+  started_ = true;
+  handler_ = std::move(handler);
+  // Queued under mtx_ so that any finalize() a later close() queues runs
+  // after activate().
+  io_->dispatch([self = shared_from_this()] { self->activate(); });
+}
+
+caf::error stream_connection::send(frame_buffer frame) {
+  if (frame.size() < frame_header::size)
+    return make_error(errc::invalid_argument,
+                      peer_name_ + ": cannot send a frame of "
+                        + std::to_string(frame.size())
+                        + " bytes, shorter than its header");
+  auto header = frame_header::read(frame.data());
+  if (header.magic != frame_header::magic_value)
+    return make_error(errc::invalid_argument,
+                      peer_name_ + ": cannot send a frame with "
+                        + header.check_framing(header.length));
+  if (header.length != frame.size() - frame_header::size)
+    return make_error(errc::invalid_argument,
+                      peer_name_ + ": cannot send a frame whose header says "
+                        + std::to_string(header.length) + " body bytes but has "
+                        + std::to_string(frame.size() - frame_header::size));
+  if (auto why = header.check_framing(options_.max_frame_body); !why.empty())
+    return make_error(errc::frame_too_large,
+                      peer_name_ + ": cannot send: " + why);
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (closing_ || finalized_)
+    return closed_error();
+  if (out_.empty()) {
+    // Nothing queued: write on the caller's thread, no hop to the reactor.
+    size_t written = 0;
+    while (written < frame.size()) {
+      auto n = ::send(fd_.get(), frame.data() + written, frame.size() - written,
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        written += static_cast<size_t>(n);
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      } else if (errno != EINTR) {
+        auto reason = make_errno_error(errc::connection_closed, peer_name_,
+                                       errno, "write failed");
+        fail_locked(reason);
+        return reason;
+      }
+    }
+    if (written == frame.size())
+      return caf::none;
+    out_offset_ = written;
+  }
+  out_.push_back(std::move(frame));
+  update_interest_locked();
+  return caf::none;
+}
+
+void stream_connection::close(const caf::error& reason, bool flush) {
+  auto why = reason ? reason
+                    : make_error(errc::connection_closed,
+                                 peer_name_ + ": closed locally");
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (closing_ || finalized_)
+    return;
+  closing_ = true;
+  flush_ = flush;
+  close_reason_ = std::move(why);
+  read_stopped_ = true;
+  // Before activation, activate() (already queued if started) finishes the
+  // close; before start(), start() does.
+  if (!registered_)
+    return;
+  if (flush && !out_.empty()) {
+    update_interest_locked(); // drops EPOLLIN: reading stops now
+    std::weak_ptr<stream_connection> weak = shared_from_this();
+    io_->dispatch_after(close_flush_timeout, [weak] {
+      if (auto self = weak.lock())
+        self->finalize(caf::none);
+    });
+    return;
+  }
+  io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
+}
+
+std::string stream_connection::peer_name() const {
+  return peer_name_;
+}
+
+// -- reactor thread -----------------------------------------------------------
+
+void stream_connection::activate() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  if (finalized_)
+    return;
+  if (closing_ && !(flush_ && !out_.empty())) {
+    lock.unlock();
+    finalize(caf::none);
+    return;
+  }
+  auto self = shared_from_this();
+  auto events = interest_locked();
+  auto id = io_->add(fd_.get(), events,
+                     [self](uint32_t ev) { self->handle_events(ev); });
+  if (!id) {
+    auto reason = make_error(errc::connection_closed,
+                             peer_name_ + ": cannot watch the socket: "
+                               + describe(id.error()));
+    lock.unlock();
+    finalize(std::move(reason));
+    return;
+  }
+  token_ = *id;
+  registered_ = true;
+  interest_ = events;
+  if (closing_) {
+    std::weak_ptr<stream_connection> weak = self;
+    io_->dispatch_after(close_flush_timeout, [weak] {
+      if (auto conn = weak.lock())
+        conn->finalize(caf::none);
+    });
+  }
+}
+
+void stream_connection::handle_events(uint32_t events) {
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_)
+    read_some();
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0)
+    flush_queue();
+}
+
+void stream_connection::read_some() {
+  // Read at least what the frame being assembled still lacks, so that a
+  // large frame needs few read calls.
+  auto avail = rend_ - rbeg_;
+  size_t frame_total = frame_header::size;
+  if (avail >= frame_header::size)
+    frame_total += frame_header::read(rbuf_.get() + rbeg_).length;
+  auto missing = frame_total > avail ? frame_total - avail : size_t{0};
+  ensure_read_space(std::max(read_chunk, missing));
+  // fd_ changes only in finalize(), on this thread.
+  auto fd = fd_.get();
+  ssize_t n;
+  do {
+    n = ::read(fd, rbuf_.get() + rend_, rcap_ - rend_);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    rend_ += static_cast<size_t>(n);
+    deliver_frames();
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return;
+    close_now(errc::connection_closed, "read failed: " + errno_text(errno));
+    return;
+  }
+  if (avail == 0)
+    close_now(errc::connection_closed, "peer closed the connection");
+  else if (avail < frame_header::size)
+    close_now(errc::connection_closed,
+              "peer closed mid-frame (got " + std::to_string(avail) + " of "
+                + std::to_string(frame_header::size) + " header bytes)");
+  else
+    close_now(errc::connection_closed,
+              "peer closed mid-frame (got " + std::to_string(avail) + " of "
+                + std::to_string(frame_total) + " bytes)");
+}
+
+void stream_connection::deliver_frames() {
+  while (!read_stopped_) {
+    auto avail = rend_ - rbeg_;
+    if (avail < frame_header::size)
+      break;
+    auto header = frame_header::read(rbuf_.get() + rbeg_);
+    // Checked as soon as the header is in, before buffering any body.
+    if (auto why = header.check_framing(options_.max_frame_body);
+        !why.empty()) {
+      close_now(header.magic != frame_header::magic_value
+                  ? errc::protocol_error
+                  : errc::frame_too_large,
+                why);
+      return;
+    }
+    auto total = frame_header::size + size_t{header.length};
+    if (avail < total)
+      break;
+    handler_->on_frame(*this, header,
+                       rbuf_.get() + rbeg_ + frame_header::size);
+    rbeg_ += total;
+  }
+  if (rbeg_ == rend_) {
+    rbeg_ = rend_ = 0;
+    // Give back the memory of a large frame once it is delivered.
+    if (rcap_ > 4 * read_chunk) {
+      rbuf_.reset(new std::byte[read_chunk]);
+      rcap_ = read_chunk;
+    }
+  }
+}
+
+void stream_connection::ensure_read_space(size_t wanted) {
+  if (rcap_ - rend_ >= wanted)
+    return;
+  auto avail = rend_ - rbeg_;
+  if (rcap_ - avail >= wanted) {
+    std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, avail);
+  } else {
+    auto cap = avail + wanted;
+    // Default-initialized: no point zeroing what read() overwrites.
+    std::unique_ptr<std::byte[]> fresh{new std::byte[cap]};
+    if (avail > 0)
+      std::memcpy(fresh.get(), rbuf_.get() + rbeg_, avail);
+    rbuf_ = std::move(fresh);
+    rcap_ = cap;
+  }
+  rbeg_ = 0;
+  rend_ = avail;
+}
+
+void stream_connection::flush_queue() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  if (finalized_ || !registered_)
+    return;
+  if (auto err = write_queue_locked(); err != 0) {
+    auto reason = make_errno_error(errc::connection_closed, peer_name_, err,
+                                   "write failed");
+    lock.unlock();
+    finalize(std::move(reason));
+    return;
+  }
+  if (closing_ && out_.empty()) {
+    lock.unlock();
+    finalize(caf::none);
+    return;
+  }
+  update_interest_locked();
+}
+
+void stream_connection::close_now(errc code, const std::string& what) {
+  finalize(make_error(code, peer_name_ + ": " + what));
+}
+
+void stream_connection::finalize(caf::error fallback) {
+  std::shared_ptr<connection_handler> handler;
+  caf::error reason;
+  unique_fd fd;
+  bool registered;
+  reactor::token token;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (finalized_)
+      return;
+    finalized_ = true;
+    if (!closing_) {
+      closing_ = true;
+      close_reason_ = fallback ? std::move(fallback)
+                               : make_error(errc::connection_closed,
+                                            peer_name_ + ": closed locally");
+    }
+    reason = close_reason_;
+    read_stopped_ = true;
+    registered = registered_;
+    registered_ = false;
+    token = token_;
+    fd = std::move(fd_);
+    handler = std::move(handler_);
+    out_.clear();
+    out_offset_ = 0;
+  }
+  // On the loop thread remove() is immediate; the registration's reference
+  // to us lives on in whoever called us until we return.
+  if (registered)
+    io_->remove(token);
+  fd.reset();
+  rbuf_.reset();
+  rcap_ = rbeg_ = rend_ = 0;
+  if (handler)
+    handler->on_closed(*this, reason);
+}
+
+// -- requires mtx_ -------------------------------------------------------------
+
+int stream_connection::write_queue_locked() {
+  auto fd = fd_.get();
+  while (!out_.empty()) {
+    iovec iov[max_iov];
+    size_t count = 0;
+    for (auto i = out_.begin(); i != out_.end() && count < max_iov; ++i) {
+      auto skip = count == 0 ? out_offset_ : size_t{0};
+      iov[count].iov_base = i->data() + skip;
+      iov[count].iov_len = i->size() - skip;
+      ++count;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+      return errno;
+    }
+    auto left = static_cast<size_t>(n);
+    while (left > 0) {
+      auto rest = out_.front().size() - out_offset_;
+      if (left < rest) {
+        out_offset_ += left;
+        break;
+      }
+      left -= rest;
+      out_.pop_front();
+      out_offset_ = 0;
+    }
+  }
+  return 0;
+}
+
+uint32_t stream_connection::interest_locked() const {
+  uint32_t events = closing_ ? 0u : uint32_t{EPOLLIN};
+  if (!out_.empty())
+    events |= EPOLLOUT;
+  return events;
+}
+
+void stream_connection::update_interest_locked() {
+  if (!registered_)
+    return;
+  auto wanted = interest_locked();
+  if (wanted == interest_)
+    return;
+  if (auto err = io_->modify(token_, wanted)) {
+    fail_locked(make_error(errc::connection_closed,
+                           peer_name_ + ": cannot watch the socket: "
+                             + describe(err)));
+    return;
+  }
+  interest_ = wanted;
+}
+
+void stream_connection::fail_locked(caf::error reason) {
+  if (finalized_)
+    return;
+  if (!closing_) {
+    closing_ = true;
+    close_reason_ = std::move(reason);
+  }
+  flush_ = false; // nothing more can be written
+  read_stopped_ = true;
+  out_.clear();
+  out_offset_ = 0;
+  // Before activation, activate() finalizes. A second queued finalize() is
+  // harmless: it is idempotent.
+  if (registered_)
+    io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
+}
+
+caf::error stream_connection::closed_error() const {
+  return make_error(errc::connection_closed,
+                    peer_name_ + ": connection is closed");
+}
+
+} // namespace relay

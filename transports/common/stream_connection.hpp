@@ -1,0 +1,148 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <caf/error.hpp>
+
+#include "common/reactor.hpp"
+#include "common/socket_util.hpp"
+#include "relay/transport.hpp"
+
+namespace relay {
+
+/// A relay::connection over any connected stream socket (Unix domain now,
+/// TCP later), driven by a shared reactor.
+///
+/// Reading happens on the reactor thread: up to read_chunk bytes per
+/// readiness event (more when the frame being assembled needs more), cut
+/// into frames with frame_header::read and check_framing. Every complete
+/// frame is passed to the handler with a body pointer into the read buffer,
+/// without a copy. A bad magic closes the connection with
+/// errc::protocol_error, a frame over options.max_frame_body with
+/// errc::frame_too_large.
+///
+/// Writing: send() writes on the calling thread when nothing is queued and
+/// queues the rest; the reactor flushes the queue when the socket is
+/// writable. A per-connection mutex keeps frames whole and in order.
+///
+/// Closing: close(), a framing error, EOF or a socket error lead to exactly
+/// one on_closed on the reactor thread; the fd is closed right before it and
+/// no callback follows it. Until then the reactor registration holds a
+/// reference to the connection.
+class stream_connection
+  : public connection,
+    public std::enable_shared_from_this<stream_connection> {
+public:
+  /// Bytes requested per read() when no large frame is being assembled.
+  static constexpr size_t read_chunk = 64 * 1024;
+
+  /// Bound on close(reason, true): frames still queued after this long are
+  /// dropped and the connection closes anyway.
+  static constexpr std::chrono::seconds close_flush_timeout{5};
+
+  /// Frames gathered into one sendmsg() by the reactor.
+  static constexpr size_t max_iov = 64;
+
+  /// Makes a connection that owns `fd`, a connected stream socket in
+  /// non-blocking mode. Nothing is read and no callback occurs before
+  /// start(). `peer_name` describes the peer in every error and must not be
+  /// empty. Thread-safe; never fails (errors surface as on_closed).
+  static std::shared_ptr<stream_connection>
+  make(std::shared_ptr<reactor> io, unique_fd fd, std::string peer_name,
+       const transport_options& options);
+
+  /// Closes the fd if the connection was never started.
+  ~stream_connection() override;
+
+  /// Registers with the reactor and starts delivering events to `handler`.
+  /// Frames that arrived before are delivered after this call; a close()
+  /// that came before is reported to `handler` now. Thread-safe. Calls after
+  /// the first, and calls with a null handler, are ignored.
+  void start(std::shared_ptr<connection_handler> handler) override;
+
+  /// Sends one complete frame. Thread-safe; see connection::send. Errors:
+  /// errc::invalid_argument for a frame whose header is malformed or does not
+  /// match its size, errc::frame_too_large above options.max_frame_body,
+  /// errc::connection_closed once close() was called or the socket broke.
+  /// The queue of unsent frames is unbounded.
+  caf::error send(frame_buffer frame) override;
+
+  /// Closes the connection; on_closed follows with `reason` (an empty reason
+  /// becomes errc::connection_closed "closed locally"). Reading stops at once.
+  /// With `flush`, queued frames are written first, for at most
+  /// close_flush_timeout. Thread-safe and idempotent: the first reason wins.
+  void close(const caf::error& reason, bool flush = false) override;
+
+  /// The description given to make(). Thread-safe.
+  std::string peer_name() const override;
+
+  /// Use make().
+  stream_connection(std::shared_ptr<reactor> io, unique_fd fd,
+                    std::string peer_name, const transport_options& options);
+
+private:
+  // -- reactor thread only ----------------------------------------------------
+
+  void activate();
+  void handle_events(uint32_t events);
+  void read_some();
+  void deliver_frames();
+  void flush_queue();
+  // Reports on_closed once; `fallback` is the reason unless one was recorded.
+  void finalize(caf::error fallback);
+  void close_now(errc code, const std::string& what);
+  void ensure_read_space(size_t wanted);
+
+  // -- requires mtx_ ----------------------------------------------------------
+
+  // Writes queued bytes until done or EAGAIN; returns the errno that broke
+  // the socket, or 0.
+  int write_queue_locked();
+  uint32_t interest_locked() const;
+  void update_interest_locked();
+  // Marks the connection broken and has the reactor finalize it.
+  void fail_locked(caf::error reason);
+
+  caf::error closed_error() const;
+
+  // -- immutable after construction -------------------------------------------
+
+  const std::shared_ptr<reactor> io_;
+  const std::string peer_name_;
+  const transport_options options_;
+
+  // -- guarded by mtx_ --------------------------------------------------------
+
+  mutable std::mutex mtx_;
+  unique_fd fd_;
+  reactor::token token_ = 0;
+  bool registered_ = false;
+  bool started_ = false;
+  bool closing_ = false;  // close() was called or the socket broke
+  bool flush_ = false;    // closing_ with flush requested
+  bool finalized_ = false;
+  uint32_t interest_ = 0; // epoll events currently registered
+  caf::error close_reason_;
+  std::deque<frame_buffer> out_;
+  size_t out_offset_ = 0; // bytes of out_.front() already written
+  std::shared_ptr<connection_handler> handler_; // set once by start()
+
+  // -- set by any thread, read by the reactor thread ---------------------------
+
+  std::atomic<bool> read_stopped_{false};
+
+  // -- reactor thread only ----------------------------------------------------
+
+  std::unique_ptr<std::byte[]> rbuf_;
+  size_t rcap_ = 0;
+  size_t rbeg_ = 0; // first unconsumed byte
+  size_t rend_ = 0; // one past the last received byte
+};
+
+} // namespace relay

@@ -1,0 +1,39 @@
+#include "uds/uds_transport.hpp"
+
+#include <utility>
+
+#include "uds/uds_address.hpp"
+#include "uds/uds_connector.hpp"
+#include "uds/uds_listener.hpp"
+
+namespace relay {
+
+uds_transport::uds_transport(std::shared_ptr<reactor> io,
+                             transport_options options)
+  : io_(std::move(io)), options_(options) {
+  // nop
+}
+
+std::string uds_transport::scheme() const {
+  return scheme_name;
+}
+
+caf::expected<std::unique_ptr<acceptor>>
+uds_transport::listen(const endpoint& ep, accept_callback on_accept) {
+  auto addr = uds_address::parse(ep);
+  if (!addr)
+    return addr.error();
+  auto listener = uds_listener::make(io_, *addr, options_, std::move(on_accept));
+  if (!listener)
+    return listener.error();
+  return std::unique_ptr<acceptor>{std::move(*listener)};
+}
+
+caf::expected<connection_ptr> uds_transport::connect(const endpoint& ep) {
+  auto addr = uds_address::parse(ep);
+  if (!addr)
+    return addr.error();
+  return uds_connect(io_, *addr, options_);
+}
+
+} // namespace relay
