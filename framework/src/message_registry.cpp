@@ -22,6 +22,10 @@ codec_context::~codec_context() = default;
 // context, as Relay's errors carry, crosses unchanged; any other context is
 // rendered to text, since its element types may not be registered).
 void CEREAL_SAVE_FUNCTION_NAME(wire_writer& ar, const caf::error& x) {
+  if (!x) {
+    ar(uint8_t{0}, uint64_t{0}, std::string{});
+    return;
+  }
   uint8_t code = x.code();
   auto category = static_cast<uint64_t>(x.category());
   std::string text;

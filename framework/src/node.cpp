@@ -19,6 +19,17 @@
 
 namespace relay {
 
+/// Work handed to the node's service actor (see node_impl::defer).
+struct deferred_task {
+  std::function<void()> run;
+};
+
+} // namespace relay
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::deferred_task)
+
+namespace relay {
+
 namespace {
 
 std::string ms_string(caf::timespan x) {
@@ -50,6 +61,7 @@ caf::behavior handshake_timer(caf::event_based_actor* self, node_impl* node,
       self->delayed_send(self, timeout, check_atom::value, serial);
     },
     [=](check_atom, uint64_t serial) { check(serial); },
+    [=](deferred_task& task) { task.run(); },
   };
 }
 
@@ -463,6 +475,10 @@ node_impl::lookup(const std::string& uri, const std::string& name,
     }
     return proxies_.get_or_put((*p)->remote_id(), result->aid);
   }
+}
+
+void node_impl::defer(std::function<void()> task) {
+  caf::anon_send(timer_actor_, deferred_task{std::move(task)});
 }
 
 void node_impl::export_actor(const caf::actor_control_block* x) {

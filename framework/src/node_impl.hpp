@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -92,6 +93,10 @@ public:
   /// Returns the published actor `name` and its interface.
   std::optional<std::pair<caf::strong_actor_ptr, std::vector<std::string>>>
   find_published(const std::string& name) const;
+
+  /// Runs `task` soon on an actor of the node. For work that must not run
+  /// where it is requested, e.g. inside an actor's critical section.
+  void defer(std::function<void()> task);
 
   /// Puts local actor `x` into the actor registry so that peers can refer
   /// to it by id; the node removes it again when it shuts down.

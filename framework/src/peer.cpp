@@ -260,6 +260,16 @@ void peer::send_down(caf::actor_id aid, const caf::error& reason) {
 
 void peer::send_link(frame_kind kind, caf::actor_control_block* local,
                      caf::actor_id remote) {
+  // Called inside the critical section of both actors (add_backlink), where
+  // exporting `local` (which attaches to it) would deadlock: send later.
+  caf::strong_actor_ptr ptr{local};
+  node_.defer([self = shared_from_this(), kind, ptr, remote] {
+    self->send_link_now(kind, ptr.get(), remote);
+  });
+}
+
+void peer::send_link_now(frame_kind kind, caf::actor_control_block* local,
+                         caf::actor_id remote) {
   auto buf = wire::begin_frame(32);
   wire_writer out{buf, this};
   write_actor(out, local);

@@ -219,7 +219,10 @@ protected:
 
   /// Reads the error response the node sends back to actor 77.
   caf::error read_error_response(raw_client& c) {
+    // The node first asks to monitor our actor 77 (it made a proxy for it).
     auto f = c.read_frame();
+    while (f && f->header.kind == frame_kind::monitor)
+      f = c.read_frame();
     EXPECT_TRUE(f && f->header.kind == frame_kind::message);
     if (!f)
       return caf::error{};

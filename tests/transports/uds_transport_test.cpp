@@ -28,6 +28,7 @@
 
 #include "common/reactor.hpp"
 #include "common/socket_util.hpp"
+#include "common/stream_connection.hpp"
 #include "relay/error.hpp"
 #include "uds/uds_address.hpp"
 
@@ -558,6 +559,40 @@ TEST_F(uds_transport_test, close_with_flush_sends_queued_frames_first) {
   EXPECT_EQ(client_rec->reason(), why);
   ASSERT_TRUE(server_rec->wait_closed());
   EXPECT_TRUE(is(server_rec->reason(), errc::connection_closed));
+}
+
+TEST_F(uds_transport_test, close_with_flush_is_bounded_when_the_peer_never_reads) {
+  auto listener = transport_->listen(ep(uri("stuck.sock")), accepted_.callback());
+  ASSERT_TRUE(listener) << str(listener.error());
+  auto client = transport_->connect(ep(uri("stuck.sock")));
+  ASSERT_TRUE(client) << str(client.error());
+  auto server = accepted_.pop(); // never started: never reads
+  ASSERT_NE(server, nullptr);
+  auto client_rec = std::make_shared<recorder>(io_);
+  (*client)->start(client_rec);
+  ASSERT_FALSE((*client)->send(make_frame(std::string(8 * 1024 * 1024, 's'))));
+  auto why = make_error(errc::connection_closed, "giving up");
+  auto begin = std::chrono::steady_clock::now();
+  (*client)->close(why, /*flush=*/true);
+  ASSERT_TRUE(client_rec->wait_closed());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin,
+            stream_connection::close_flush_timeout - 100ms);
+  EXPECT_EQ(client_rec->reason(), why);
+}
+
+TEST_F(uds_transport_test, peer_vanishing_while_we_write_is_reported) {
+  auto listener = transport_->listen(ep(uri("vanish.sock")), accepted_.callback());
+  ASSERT_TRUE(listener) << str(listener.error());
+  auto client = transport_->connect(ep(uri("vanish.sock")));
+  ASSERT_TRUE(client) << str(client.error());
+  auto client_rec = std::make_shared<recorder>(io_);
+  (*client)->start(client_rec);
+  ASSERT_FALSE((*client)->send(make_frame(std::string(8 * 1024 * 1024, 'v'))));
+  accepted_.pop().reset(); // the server drops the connection unread
+  ASSERT_TRUE(client_rec->wait_closed());
+  EXPECT_TRUE(is(client_rec->reason(), errc::connection_closed))
+    << str(client_rec->reason());
+  EXPECT_TRUE(contains(str(client_rec->reason()), uri("vanish.sock")));
 }
 
 TEST_F(uds_transport_test, send_rejects_malformed_frames) {
