@@ -18,11 +18,10 @@ enum class frame_kind : uint8_t {
   unlink = 7,        ///< remove such a link
   lookup = 8,        ///< resolve a published name
   lookup_reply = 9,  ///< answer to lookup
-  demonitor = 10,    ///< "I no longer hold a proxy for actor X"
 };
 
 /// Highest frame kind this version understands.
-constexpr uint8_t max_frame_kind = 10;
+constexpr uint8_t max_frame_kind = 9;
 
 /// Fixed 12-byte header in front of every frame, little endian:
 ///
