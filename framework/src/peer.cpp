@@ -649,16 +649,17 @@ void peer::handle_lookup_reply(wire_reader& in) {
 
 void peer::on_closed(connection&, const caf::error& reason) {
   auto was = state_.exchange(state::closed);
+  // Count before logging, so that whoever sees the line sees the count.
+  if (is(reason, errc::protocol_error) || is(reason, errc::frame_too_large))
+    ++node_.protocol_errors;
+  if (was == state::handshaking)
+    ++node_.rejected_peers;
   if (is_quiet_close(reason) || duplicate_)
     log(log_level::info, "connection to " + display_name() + " closed: "
                            + describe(reason));
   else
     log(log_level::warning, "closed connection to " + display_name() + ": "
                               + describe(reason));
-  if (is(reason, errc::protocol_error) || is(reason, errc::frame_too_large))
-    ++node_.protocol_errors;
-  if (was == state::handshaking)
-    ++node_.rejected_peers;
   finish_handshake(reason, nullptr);
   // Stop reporting downs for local actors to this peer.
   std::unordered_set<caf::actor_id> monitored;
