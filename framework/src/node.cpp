@@ -158,20 +158,25 @@ node_impl::~node_impl() {
 
 // -- node_impl: listening and connecting -----------------------------------------
 
+caf::expected<transport*> node_impl::find_transport(const endpoint& ep) {
+  if (auto t = transports_.find(ep.scheme))
+    return t;
+  std::string known;
+  for (auto& s : transports_.schemes())
+    known += (known.empty() ? "" : ", ") + s;
+  return make_error(errc::unknown_scheme, "no transport for scheme '"
+                                            + ep.scheme + "' in '" + ep.text
+                                            + "' (known: " + known + ")");
+}
+
 caf::expected<std::string> node_impl::listen(const std::string& uri) {
   auto ep = endpoint::parse(uri);
   if (!ep)
     return std::move(ep.error());
-  auto t = transports_.find(ep->scheme);
-  if (t == nullptr) {
-    std::string known;
-    for (auto& s : transports_.schemes())
-      known += (known.empty() ? "" : ", ") + s;
-    return make_error(errc::unknown_scheme, "no transport for scheme '"
-                                              + ep->scheme + "' in '" + uri
-                                              + "' (known: " + known + ")");
-  }
-  auto acc = t->listen(*ep, [this](connection_ptr conn) {
+  auto t = find_transport(*ep);
+  if (!t)
+    return std::move(t.error());
+  auto acc = (*t)->listen(*ep, [this](connection_ptr conn) {
     start_peer(std::move(conn), false);
   });
   if (!acc)
@@ -252,16 +257,10 @@ node_impl::connect(const std::string& uri) {
         if (auto p = j->second->current())
           return p;
   }
-  auto t = transports_.find(ep->scheme);
-  if (t == nullptr) {
-    std::string known;
-    for (auto& s : transports_.schemes())
-      known += (known.empty() ? "" : ", ") + s;
-    return make_error(errc::unknown_scheme, "no transport for scheme '"
-                                              + ep->scheme + "' in '" + uri
-                                              + "' (known: " + known + ")");
-  }
-  auto conn = t->connect(*ep);
+  auto t = find_transport(*ep);
+  if (!t)
+    return std::move(t.error());
+  auto conn = (*t)->connect(*ep);
   if (!conn)
     return std::move(conn.error());
   auto p = start_peer(std::move(*conn), true);

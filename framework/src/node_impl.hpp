@@ -127,6 +127,10 @@ private:
     std::optional<caf::expected<lookup_result>> result;
   };
 
+  /// The transport for `ep`'s scheme. Errors: unknown_scheme, listing the
+  /// known ones.
+  caf::expected<transport*> find_transport(const endpoint& ep);
+
   /// Starts a peer on `conn` and arms its handshake timer.
   std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator);
 
