@@ -143,10 +143,11 @@ node_impl::~node_impl() {
   }
   proxies_.clear();
   {
-    std::lock_guard<std::mutex> guard{exported_mtx_};
-    for (auto aid : exported_)
-      system_.registry().erase(aid);
-    exported_.clear();
+    // Released outside the lock: a last reference runs the actor's cleanup,
+    // which comes back to the table.
+    decltype(exports_->actors) released;
+    std::unique_lock<std::shared_mutex> guard{exports_->mtx};
+    released.swap(exports_->actors);
   }
   caf::scoped_actor self{system_};
   for (auto* hdl : {&timer_actor_, &lookup_actor_}) {
@@ -481,13 +482,38 @@ void node_impl::defer(std::function<void()> task) {
 }
 
 void node_impl::export_actor(const caf::actor_control_block* x) {
-  auto& reg = system_.registry();
-  if (reg.get(x->id()))
-    return;
-  reg.put(x->id(),
-          caf::strong_actor_ptr{const_cast<caf::actor_control_block*>(x)});
-  std::lock_guard<std::mutex> guard{exported_mtx_};
-  exported_.push_back(x->id());
+  auto aid = x->id();
+  {
+    std::shared_lock<std::shared_mutex> guard{exports_->mtx};
+    if (exports_->actors.count(aid) > 0)
+      return;
+  }
+  caf::strong_actor_ptr ptr{const_cast<caf::actor_control_block*>(x)};
+  {
+    std::unique_lock<std::shared_mutex> guard{exports_->mtx};
+    if (!exports_->actors.emplace(aid, ptr).second)
+      return;
+  }
+  // Attaching takes x's lock, which the caller may hold. If x terminates
+  // first, attach runs the functor at once.
+  defer([ptr, weak = std::weak_ptr<export_table>{exports_}] {
+    ptr->get()->attach_functor([aid = ptr->id(), weak] {
+      caf::strong_actor_ptr released; // dropped outside the lock
+      if (auto table = weak.lock()) {
+        std::unique_lock<std::shared_mutex> guard{table->mtx};
+        if (auto i = table->actors.find(aid); i != table->actors.end()) {
+          released.swap(i->second);
+          table->actors.erase(i);
+        }
+      }
+    });
+  });
+}
+
+caf::strong_actor_ptr node_impl::find_exported(caf::actor_id aid) const {
+  std::shared_lock<std::shared_mutex> guard{exports_->mtx};
+  auto i = exports_->actors.find(aid);
+  return i != exports_->actors.end() ? i->second : nullptr;
 }
 
 bool node_impl::disconnect(const caf::node_id& peer_id) {

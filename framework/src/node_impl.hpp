@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -98,9 +99,15 @@ public:
   /// where it is requested, e.g. inside an actor's critical section.
   void defer(std::function<void()> task);
 
-  /// Puts local actor `x` into the actor registry so that peers can refer
-  /// to it by id; the node removes it again when it shuts down.
+  /// Makes local actor `x` reachable by id for peers, because a reference
+  /// to it goes on the wire. It stays exported until it terminates or the
+  /// node shuts down. Safe inside `x`'s critical section (e.g. while CAF
+  /// links it): the cleanup attached to `x` is deferred.
   void export_actor(const caf::actor_control_block* x);
+
+  /// The exported local actor `aid`, or null. Peers reach local actors only
+  /// through this: an id never sent out cannot be addressed.
+  caf::strong_actor_ptr find_exported(caf::actor_id aid) const;
 
   /// Delivers the reply to lookup request `request_id`.
   void complete_lookup(uint64_t request_id,
@@ -151,8 +158,13 @@ private:
   std::mutex acceptors_mtx_;
   std::vector<std::unique_ptr<acceptor>> acceptors_;
 
-  std::mutex exported_mtx_;
-  std::vector<caf::actor_id> exported_;
+  /// Shared with the cleanup functors attached to exported actors, which
+  /// may outlive the node.
+  struct export_table {
+    mutable std::shared_mutex mtx;
+    std::unordered_map<caf::actor_id, caf::strong_actor_ptr> actors;
+  };
+  std::shared_ptr<export_table> exports_ = std::make_shared<export_table>();
 
   mutable std::mutex names_mtx_;
   std::map<std::string, published_actor> names_;

@@ -260,16 +260,9 @@ void peer::send_down(caf::actor_id aid, const caf::error& reason) {
 
 void peer::send_link(frame_kind kind, caf::actor_control_block* local,
                      caf::actor_id remote) {
-  // Called inside the critical section of both actors (add_backlink), where
-  // exporting `local` (which attaches to it) would deadlock: send later.
-  caf::strong_actor_ptr ptr{local};
-  node_.defer([self = shared_from_this(), kind, ptr, remote] {
-    self->send_link_now(kind, ptr.get(), remote);
-  });
-}
-
-void peer::send_link_now(frame_kind kind, caf::actor_control_block* local,
-                         caf::actor_id remote) {
+  // Runs inside the critical sections of both actors (add_backlink); the
+  // frame goes out now, so it precedes anything `local` sends or reports
+  // afterwards (a DOWN frame included).
   auto buf = wire::begin_frame(32);
   wire_writer out{buf, this};
   write_actor(out, local);
@@ -332,14 +325,14 @@ caf::strong_actor_ptr peer::read_actor(wire_reader& ar) {
       return node_.proxies().get_or_put(remote_id_, aid);
     case wire::ref_tag::receiver_node:
       ar(aid);
-      return sys.registry().get(aid);
+      return node_.find_exported(aid);
     case wire::ref_tag::other_node: {
       uint32_t pid = 0;
       caf::node_id::default_data::host_id_type host;
       ar(pid, host, aid);
       auto nid = caf::make_node_id(pid, host);
       if (nid == sys.node())
-        return sys.registry().get(aid);
+        return node_.find_exported(aid);
       if (nid == remote_id_)
         return node_.proxies().get_or_put(remote_id_, aid);
       return node_.proxies().get_or_put(nid, aid);
@@ -543,7 +536,7 @@ void peer::handle_message(wire_reader& in) {
                      + " trailing bytes after message");
   if (mid.is_response())
     route_->erase_pending(receiver, mid_value);
-  auto dest = node_.system().registry().get(receiver);
+  auto dest = node_.find_exported(receiver);
   if (!dest) {
     auto reason = make_error(errc::no_such_actor,
                              "actor " + std::to_string(receiver)
@@ -566,7 +559,7 @@ void peer::handle_message(wire_reader& in) {
 void peer::handle_monitor(wire_reader& in) {
   uint64_t aid = 0;
   in(aid);
-  auto target = node_.system().registry().get(aid);
+  auto target = node_.find_exported(aid);
   if (!target) {
     send_down(aid, caf::exit_reason::unknown);
     return;
@@ -592,7 +585,7 @@ void peer::handle_link(frame_kind kind, wire_reader& in) {
   auto remote = read_actor(in);
   uint64_t aid = 0;
   in(aid);
-  auto local = node_.system().registry().get(aid);
+  auto local = node_.find_exported(aid);
   if (!remote || !local)
     return; // A dead party: the monitor of each side reports it.
   auto proxy = static_cast<caf::actor_proxy*>(remote->get());
@@ -668,7 +661,7 @@ void peer::on_closed(connection&, const caf::error& reason) {
     monitored.swap(monitored_);
   }
   for (auto aid : monitored)
-    if (auto target = node_.system().registry().get(aid))
+    if (auto target = node_.find_exported(aid))
       target->get()->detach(
         caf::attachable::token{caf::attachable::token::anonymous, this});
   node_.on_peer_closed(*this, reason);

@@ -122,10 +122,6 @@ public:
   void send_link(frame_kind kind, caf::actor_control_block* local,
                  caf::actor_id remote);
 
-  /// Sends a link frame from the calling thread.
-  void send_link_now(frame_kind kind, caf::actor_control_block* local,
-                     caf::actor_id remote);
-
   /// Sends a lookup request for `name` with id `request_id`.
   caf::error send_lookup(uint64_t request_id, const std::string& name);
 

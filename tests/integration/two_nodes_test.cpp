@@ -269,8 +269,9 @@ TEST_F(two_nodes, monitor_reports_the_remote_exit_reason) {
 
 // Disabled: the EXIT for a local actor linked to a remote one does not arrive
 // yet (the remote-to-local direction below works). Tracked in the issue note.
-TEST_F(two_nodes, DISABLED_link_to_remote_actor_delivers_its_exit) {
-  // Remote exits: the local linked actor gets EXIT with the reason.
+TEST_F(two_nodes, link_to_remote_actor_delivers_its_exit) {
+  // Remote exits: the local linked actor gets EXIT with the reason. (Not
+  // exit_reason::kill: CAF makes that one fatal, bypassing exit handlers.)
   auto srv = keep(server->system().spawn(dynamic_pong));
   ASSERT_FALSE(server->publish(srv, "pong"));
   auto remote = client->lookup(uri, "pong");
@@ -292,10 +293,10 @@ TEST_F(two_nodes, DISABLED_link_to_remote_actor_delivers_its_exit) {
                                                        [](caf::error&) {});
   self->request(*remote, 5s, ping{0, ""}).receive([](const pong&) {},
                                                   [](caf::error&) {});
-  caf::anon_send_exit(srv, caf::exit_reason::kill);
+  caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
   self->receive(
     [](const std::string&, const caf::error& reason) {
-      EXPECT_EQ(reason, caf::exit_reason::kill);
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no EXIT"; });
 }
@@ -330,6 +331,110 @@ TEST_F(two_nodes, link_from_remote_side_sees_local_exit) {
       EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no EXIT on the server side"; });
+}
+
+// A client actor that traps exits and monitors `target`: it reports
+// ("exit", reason) for an EXIT and ("down", reason) for a DOWN. Answers
+// get_atom once its monitor is in place.
+caf::behavior exit_watcher(caf::event_based_actor* me, caf::actor target,
+                           caf::actor report) {
+  me->set_exit_handler([=](caf::exit_msg& em) {
+    me->send(report, std::string{"exit"}, em.reason);
+  });
+  me->set_down_handler([=](caf::down_msg& dm) {
+    me->send(report, std::string{"down"}, dm.reason);
+  });
+  me->monitor(target);
+  return {[](get_atom) { return true; }};
+}
+
+// A server actor that, given a handle, runs `op` on it and then quits.
+template <class Op>
+caf::actor spawn_link_then_quit(caf::actor_system& sys, Op op) {
+  return sys.spawn([op](caf::event_based_actor* me) -> caf::behavior {
+    return {[=](const handle_msg& m) {
+      op(me, m.who);
+      me->quit(caf::exit_reason::user_shutdown);
+    }};
+  });
+}
+
+TEST_F(two_nodes, link_then_exit_delivers_the_real_reason) {
+  // The link frame leaves before the DOWN frame of an actor that links and
+  // exits at once, so the peer reports the real exit reason, not "unknown".
+  auto linker = spawn_link_then_quit(
+    server->system(),
+    [](caf::event_based_actor* me, const caf::actor& x) { me->link_to(x); });
+  ASSERT_FALSE(server->publish(linker, "linker"));
+  auto remote = client->lookup(uri, "linker");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{client->system()};
+  auto watcher = keep(
+    client->system().spawn(exit_watcher, *remote, caf::actor{self}));
+  self->request(watcher, 5s, get_atom::value).receive([](bool) {}, [](caf::error& err) {
+    ADD_FAILURE() << describe(err);
+  });
+  self->send(*remote, handle_msg{watcher});
+  // Link attachables run before the (earlier attached) monitor: EXIT first.
+  for (auto expected : {"exit", "down"})
+    self->receive(
+      [&](const std::string& what, const caf::error& reason) {
+        EXPECT_EQ(what, expected);
+        EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << what;
+      },
+      caf::after(10s) >> [&] { ADD_FAILURE() << "no " << expected; });
+}
+
+TEST_F(two_nodes, unlink_from_the_remote_side_stops_the_exit) {
+  auto linker = spawn_link_then_quit(
+    server->system(), [](caf::event_based_actor* me, const caf::actor& x) {
+      me->link_to(x);
+      me->unlink_from(x);
+    });
+  ASSERT_FALSE(server->publish(linker, "linker"));
+  auto remote = client->lookup(uri, "linker");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{client->system()};
+  auto watcher = keep(
+    client->system().spawn(exit_watcher, *remote, caf::actor{self}));
+  self->request(watcher, 5s, get_atom::value).receive([](bool) {}, [](caf::error& err) {
+    ADD_FAILURE() << describe(err);
+  });
+  self->send(*remote, handle_msg{watcher});
+  // Had the unlink not arrived, an EXIT would come before the DOWN.
+  self->receive(
+    [&](const std::string& what, const caf::error& reason) {
+      EXPECT_EQ(what, "down");
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+    },
+    caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
+}
+
+TEST_F(two_nodes, unlink_from_a_remote_actor_stops_its_exit) {
+  auto srv = keep(server->system().spawn(dynamic_pong));
+  ASSERT_FALSE(server->publish(srv, "pong"));
+  auto remote = client->lookup(uri, "pong");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{client->system()};
+  auto watcher = keep(client->system().spawn(
+    [](caf::event_based_actor* me, caf::actor target,
+       caf::actor report) -> caf::behavior {
+      auto b = exit_watcher(me, target, report);
+      me->link_to(target);
+      me->unlink_from(target);
+      return b;
+    },
+    *remote, caf::actor{self}));
+  self->request(watcher, 5s, get_atom::value).receive([](bool) {}, [](caf::error& err) {
+    ADD_FAILURE() << describe(err);
+  });
+  caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
+  self->receive(
+    [&](const std::string& what, const caf::error& reason) {
+      EXPECT_EQ(what, "down");
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+    },
+    caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
 }
 
 TEST_F(two_nodes, handles_inside_messages_work_both_ways) {
