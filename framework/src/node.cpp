@@ -16,17 +16,7 @@
 #include "peer.hpp"
 #include "relay/log.hpp"
 #include "remote_proxy.hpp"
-
-namespace relay {
-
-/// Work handed to the node's service actor (see node_impl::defer).
-struct deferred_task {
-  std::function<void()> run;
-};
-
-} // namespace relay
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::deferred_task)
+#include "service_actor.hpp"
 
 namespace relay {
 
@@ -38,9 +28,6 @@ std::string ms_string(caf::timespan x) {
          + " ms";
 }
 
-using arm_atom = caf::atom_constant<caf::atom("rarm")>;
-using check_atom = caf::atom_constant<caf::atom("rcheck")>;
-
 node_config& prepare(node_config& cfg) {
   cfg.load<caf::net::middleman>();
   return cfg;
@@ -50,19 +37,6 @@ std::string default_name(const node_config& cfg) {
   if (!cfg.node_name.empty())
     return cfg.node_name;
   return "node-" + std::to_string(getpid());
-}
-
-// Closes peers whose handshake does not complete in time. Runs on CAF's
-// clock, so deterministic tests can drive it.
-caf::behavior handshake_timer(caf::event_based_actor* self, node_impl* node,
-                              std::function<void(uint64_t)> check) {
-  return {
-    [=](arm_atom, uint64_t serial, caf::timespan timeout) {
-      self->delayed_send(self, timeout, check_atom::value, serial);
-    },
-    [=](check_atom, uint64_t serial) { check(serial); },
-    [=](deferred_task& task) { task.run(); },
-  };
 }
 
 bool is_subset(const std::vector<std::string>& expected,
@@ -89,8 +63,8 @@ node_impl::node_impl(node_config& cfg)
   opts.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
     cfg.connect_timeout);
   register_builtin_transports(transports_, opts);
-  timer_actor_ = system_.spawn<caf::lazy_init + caf::hidden>(
-    handshake_timer, this, [this](uint64_t serial) { check_handshake(serial); });
+  service_actor_ = system_.spawn<caf::lazy_init + caf::hidden>(
+    service_actor, [this](uint64_t serial) { check_handshake(serial); });
   lookup_actor_ = system_.spawn<caf::detached + caf::hidden>(
     [this](caf::event_based_actor*) -> caf::behavior {
       auto run = [this](const std::string& uri, const std::string& name,
@@ -150,7 +124,7 @@ node_impl::~node_impl() {
     released.swap(exports_->actors);
   }
   caf::scoped_actor self{system_};
-  for (auto* hdl : {&timer_actor_, &lookup_actor_}) {
+  for (auto* hdl : {&service_actor_, &lookup_actor_}) {
     self->send_exit(*hdl, caf::exit_reason::user_shutdown);
     self->wait_for(*hdl);
     *hdl = nullptr;
@@ -201,7 +175,7 @@ std::shared_ptr<peer> node_impl::start_peer(connection_ptr conn,
     p = std::make_shared<peer>(*this, std::move(conn), initiator, serial);
     live_.emplace(serial, p);
   }
-  caf::anon_send(timer_actor_, arm_atom::value, p->serial(),
+  caf::anon_send(service_actor_, arm_atom::value, p->serial(),
                  cfg_.handshake_timeout);
   p->start();
   return p;
@@ -478,7 +452,7 @@ node_impl::lookup(const std::string& uri, const std::string& name,
 }
 
 void node_impl::defer(std::function<void()> task) {
-  caf::anon_send(timer_actor_, deferred_task{std::move(task)});
+  caf::anon_send(service_actor_, deferred_task{std::move(task)});
 }
 
 void node_impl::export_actor(const caf::actor_control_block* x) {

@@ -152,7 +152,7 @@ private:
   std::string name_;
   caf::proxy_registry proxies_;
   transport_registry transports_;
-  caf::actor timer_actor_;
+  caf::actor service_actor_;
   caf::actor lookup_actor_;
 
   std::mutex acceptors_mtx_;

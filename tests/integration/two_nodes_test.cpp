@@ -437,6 +437,28 @@ TEST_F(two_nodes, unlink_from_a_remote_actor_stops_its_exit) {
     caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
 }
 
+TEST_F(two_nodes, demonitor_of_a_remote_actor_stops_its_down) {
+  auto srv = keep(server->system().spawn(dynamic_pong));
+  ASSERT_FALSE(server->publish(srv, "pong"));
+  auto remote = client->lookup(uri, "pong");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor witness{client->system()};
+  caf::scoped_actor self{client->system()};
+  // Attached later, so it would run first: had it stayed, its DOWN would be
+  // in self's mailbox by the time the witness gets its own.
+  witness->monitor(*remote);
+  self->monitor(*remote);
+  self->demonitor(*remote);
+  caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
+  witness->receive(
+    [](const caf::down_msg& dm) {
+      EXPECT_EQ(dm.reason, caf::exit_reason::user_shutdown);
+    },
+    caf::after(10s) >> [] { ADD_FAILURE() << "no DOWN for the witness"; });
+  self->receive([](const caf::down_msg&) { ADD_FAILURE() << "DOWN after demonitor"; },
+                caf::after(0s) >> [] {});
+}
+
 TEST_F(two_nodes, handles_inside_messages_work_both_ways) {
   // The server keeps a handle it received and later sends to it and
   // monitors it.
