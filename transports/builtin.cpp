@@ -3,6 +3,7 @@
 #include "relay/transport.hpp"
 
 #include "common/reactor.hpp"
+#include "tcp/tcp_transport.hpp"
 #include "uds/uds_transport.hpp"
 
 namespace relay {
@@ -11,6 +12,7 @@ void register_builtin_transports(transport_registry& registry,
                                  const transport_options& options) {
   auto io = std::make_shared<reactor>();
   registry.add(std::make_unique<uds_transport>(io, options));
+  registry.add(std::make_unique<tcp_transport>(io, options));
 }
 
 } // namespace relay

@@ -27,6 +27,8 @@ const char* to_string(errc x) {
     case errc::already_registered: return "already_registered";
     case errc::lookup_timeout: return "lookup_timeout";
     case errc::invalid_argument: return "invalid_argument";
+    case errc::authentication_failed: return "authentication_failed";
+    case errc::insecure_configuration: return "insecure_configuration";
   }
   return "unknown";
 }

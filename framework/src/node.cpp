@@ -62,6 +62,11 @@ node_impl::node_impl(node_config& cfg)
   opts.allow_other_uids = cfg.allow_other_uids;
   opts.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
     cfg.connect_timeout);
+  opts.handshake_timeout
+    = std::chrono::duration_cast<std::chrono::milliseconds>(
+      cfg.handshake_timeout);
+  opts.secret = cfg.load_secret();
+  opts.allow_insecure = cfg.tcp_insecure;
   register_builtin_transports(transports_, opts);
   service_actor_ = system_.spawn<caf::lazy_init + caf::hidden>(
     service_actor, [this](uint64_t serial) { check_handshake(serial); });
@@ -508,7 +513,7 @@ node_stats node_impl::stats() const {
   result.dropped_messages = dropped_messages.load();
   result.unknown_type_ids = unknown_type_ids.load();
   result.protocol_errors = protocol_errors.load();
-  result.rejected_peers = rejected_peers.load();
+  result.rejected_peers = rejected_peers.load() + transports_.rejected_peers();
   std::lock_guard<std::mutex> guard{peers_mtx_};
   result.connected_peers = routes_.size();
   return result;

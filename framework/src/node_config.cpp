@@ -1,8 +1,30 @@
 #include "relay/node_config.hpp"
 
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <caf/config_option_adder.hpp>
 
 namespace relay {
+
+namespace {
+
+struct unique_file {
+  int fd;
+  ~unique_file() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+} // namespace
 
 node_config::node_config() {
   opt_group{custom_options_, "relay"}
@@ -12,7 +34,61 @@ node_config::node_config() {
     .add(connect_timeout, "connect-timeout", "bound on connecting to a peer")
     .add(lookup_timeout, "lookup-timeout", "bound on a blocking lookup")
     .add(allow_other_uids, "allow-other-uids",
-         "accept uds peers running as another user");
+         "accept uds peers running as another user")
+    .add(cookie_file, "cookie-file",
+         "file with the secret that authenticates tcp peers (mode 0600)")
+    .add(tcp_insecure, "tcp-insecure",
+         "run tcp without authentication (trusted networks only)");
+}
+
+std::string node_config::load_secret() const {
+  std::string secret;
+  std::string origin;
+  if (!cookie_file.empty()) {
+    origin = "relay.cookie-file " + cookie_file;
+    unique_file f{::open(cookie_file.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (f.fd < 0)
+      throw config_error(origin + ": cannot open: " + std::strerror(errno));
+    struct stat st{};
+    if (::fstat(f.fd, &st) < 0)
+      throw config_error(origin + ": cannot stat: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+      throw config_error(origin + ": not a regular file");
+    if ((st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o",
+                    static_cast<unsigned>(st.st_mode & 07777));
+      throw config_error(origin + ": readable or writable by group or others "
+                         "(mode " + mode + "); refusing to use it as a "
+                         "secret. Fix: chmod 600 " + cookie_file);
+    }
+    char buf[4096];
+    for (;;) {
+      auto n = ::read(f.fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        throw config_error(origin + ": cannot read: " + std::strerror(errno));
+      if (n == 0)
+        break;
+      secret.append(buf, static_cast<size_t>(n));
+      if (secret.size() > 65536)
+        throw config_error(origin + ": larger than 64 KiB; not a cookie");
+    }
+  } else if (auto env = std::getenv(cookie_env); env != nullptr) {
+    origin = std::string{"environment variable "} + cookie_env;
+    secret = env;
+  } else {
+    return {};
+  }
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back())))
+    secret.pop_back();
+  if (secret.size() < min_secret_size)
+    throw config_error(origin + ": the secret has " + std::to_string(secret.size())
+                       + " bytes; at least " + std::to_string(min_secret_size)
+                       + " are required (e.g. head -c 32 /dev/urandom | "
+                         "base64 > FILE)");
+  return secret;
 }
 
 } // namespace relay

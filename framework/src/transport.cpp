@@ -11,6 +11,10 @@ connection::~connection() = default;
 acceptor::~acceptor() = default;
 transport::~transport() = default;
 
+uint64_t transport::rejected_peers() const noexcept {
+  return 0;
+}
+
 caf::expected<endpoint> endpoint::parse(const std::string& uri) {
   auto colon = uri.find(':');
   if (colon == std::string::npos || colon == 0)
@@ -58,6 +62,13 @@ transport* transport_registry::find(const std::string& scheme) const {
     if (t->scheme() == scheme)
       return t.get();
   return nullptr;
+}
+
+uint64_t transport_registry::rejected_peers() const noexcept {
+  uint64_t result = 0;
+  for (auto& t : transports_)
+    result += t->rejected_peers();
+  return result;
 }
 
 std::vector<std::string> transport_registry::schemes() const {

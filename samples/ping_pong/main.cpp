@@ -1,9 +1,11 @@
 // ping_pong: request/response round trips between two processes.
 //
-//   ping_pong serve URI              serve until SIGINT/SIGTERM
-//   ping_pong ping URI [--count N] [--size BYTES]
+//   ping_pong serve URI [--cookie-file F]   serve until SIGINT/SIGTERM
+//   ping_pong ping URI [--count N] [--size BYTES] [--cookie-file F]
 //
-// Any --relay.* option is passed to the node configuration.
+// --cookie-file F is the secret that authenticates tcp peers (mode 0600;
+// same as --relay.cookie-file=F). Any --relay.* option is passed to the
+// node configuration.
 
 #include <signal.h>
 
@@ -32,8 +34,9 @@ pong_actor::behavior_type pong_server() {
 }
 
 int usage() {
-  std::cerr << "usage: ping_pong serve URI\n"
-               "       ping_pong ping URI [--count N] [--size BYTES]\n";
+  std::cerr << "usage: ping_pong serve URI [--cookie-file F]\n"
+               "       ping_pong ping URI [--count N] [--size BYTES] "
+               "[--cookie-file F]\n";
   return 2;
 }
 
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
   size_t count = 1000;
   size_t size = 64;
   std::vector<char*> relay_args{argv[0]};
+  std::string cookie_file;
   for (int i = 3; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> const char* {
@@ -136,6 +140,11 @@ int main(int argc, char** argv) {
       if (!v)
         return usage();
       size = std::stoul(v);
+    } else if (arg == "--cookie-file") {
+      auto v = value();
+      if (!v)
+        return usage();
+      cookie_file = v;
     } else if (arg.rfind("--relay.", 0) == 0) {
       relay_args.push_back(argv[i]);
     } else {
@@ -158,7 +167,16 @@ int main(int argc, char** argv) {
   }
   if (cfg.cli_helptext_printed)
     return 0;
-  relay::node node{cfg};
+  if (!cookie_file.empty())
+    cfg.cookie_file = cookie_file;
+  std::unique_ptr<relay::node> node_ptr;
+  try {
+    node_ptr = std::make_unique<relay::node>(cfg);
+  } catch (relay::config_error& ex) {
+    std::cerr << "ping_pong: " << ex.what() << "\n";
+    return 2;
+  }
+  auto& node = *node_ptr;
   if (mode == "serve")
     return run_server(node, uri);
   if (mode == "ping")

@@ -800,11 +800,12 @@ TEST_F(uds_transport_test, peer_of_another_uid_is_rejected_by_the_listener) {
   auto log = testing::internal::GetCapturedStderr();
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
-  EXPECT_TRUE(contains(log, "relay: " + where + ": rejected peer pid "
+  EXPECT_TRUE(contains(log, "relay: warning: " + where + ": rejected peer pid "
                               + std::to_string(child)
                               + " uid 65534: uid differs from 0"))
     << log;
   EXPECT_EQ(accepted_.total(), 0u);
+  EXPECT_EQ(transport_->rejected_peers(), 1u);
 }
 
 TEST_F(uds_transport_test, listener_of_another_uid_is_rejected_by_the_connector) {

@@ -180,7 +180,7 @@ struct reactor::state {
         if (errno == EINTR)
           continue;
         // Only EBADF, EFAULT or EINVAL are possible: a bug, not a condition.
-        transport_log("relay: reactor: epoll_wait failed: "
+        transport_log("reactor: epoll_wait failed: "
                       + errno_text(errno));
         std::abort();
       }

@@ -1,15 +1,12 @@
 #include "common/transport_log.hpp"
 
-#include <iostream>
-#include <mutex>
+#include "relay/log.hpp"
 
 namespace relay {
 
 void transport_log(const std::string& line) noexcept {
-  static std::mutex mtx;
   try {
-    std::lock_guard<std::mutex> guard{mtx};
-    std::cerr << line << '\n' << std::flush;
+    log(log_level::warning, line);
   } catch (...) {
     // Logging must never take a transport down.
   }

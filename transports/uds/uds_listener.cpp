@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/accept_util.hpp"
 #include "common/socket_util.hpp"
 #include "common/stream_connection.hpp"
 #include "common/transport_log.hpp"
@@ -24,6 +25,7 @@ struct uds_listener::state {
   std::string uri;
   transport_options options;
   accept_callback on_accept;
+  rejection_counter rejected;
   unique_fd fd;
   // The socket file we created, to remove only that one.
   bool owns_file = false;
@@ -33,7 +35,6 @@ struct uds_listener::state {
   std::atomic<bool> stopped{false};
 
   void on_readable();
-  void pause_accepting(int err);
   void remove_file();
 };
 
@@ -83,7 +84,8 @@ caf::error clear_stale_socket(const uds_address& addr, const std::string& uri) {
 
 caf::expected<std::unique_ptr<uds_listener>>
 uds_listener::make(std::shared_ptr<reactor> io, const uds_address& addr,
-                   const transport_options& options, accept_callback on_accept) {
+                   const transport_options& options, accept_callback on_accept,
+                   rejection_counter rejected) {
   auto uri = addr.uri();
   if (!on_accept)
     return make_error(errc::invalid_argument,
@@ -94,6 +96,7 @@ uds_listener::make(std::shared_ptr<reactor> io, const uds_address& addr,
   st->uri = uri;
   st->options = options;
   st->on_accept = std::move(on_accept);
+  st->rejected = std::move(rejected);
   st->fd.reset(
     ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!st->fd)
@@ -171,57 +174,21 @@ void uds_listener::state::on_readable() {
   auto io_ptr = io.lock();
   if (!io_ptr)
     return;
-  for (int i = 0; i < max_accepts_per_event && !stopped; ++i) {
-    unique_fd conn_fd{::accept4(fd.get(), nullptr, nullptr,
-                                SOCK_NONBLOCK | SOCK_CLOEXEC)};
-    if (!conn_fd) {
-      auto err = errno;
-      switch (err) {
-        case EINTR:
-        case ECONNABORTED: // the peer gave up; try the next one
-        case EPROTO:
-        case EPERM:
-          continue;
-        case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-        case EWOULDBLOCK:
-#endif
-          return;
-        default:
-          pause_accepting(err);
-          return;
-      }
-    }
-    auto peer = uds_peer::of(conn_fd.get(), errc::peer_rejected, uri);
+  accept_pending(io_ptr, fd.get(), token, stopped, uri, [&](unique_fd conn) {
+    auto peer = uds_peer::of(conn.get(), errc::peer_rejected, uri);
     if (!peer) {
-      transport_log("relay: " + uri + ": rejected a peer: "
-                    + describe(peer.error()));
-      continue;
+      ++*rejected;
+      transport_log(uri + ": rejected a peer: " + describe(peer.error()));
+      return;
     }
     if (auto why = peer->check_uid(options); !why.empty()) {
-      transport_log("relay: " + uri + ": rejected peer pid "
-                    + std::to_string(peer->pid) + " uid "
-                    + std::to_string(peer->uid) + ": " + why);
-      continue;
+      ++*rejected;
+      transport_log(uri + ": rejected peer pid " + std::to_string(peer->pid)
+                    + " uid " + std::to_string(peer->uid) + ": " + why);
+      return;
     }
-    on_accept(stream_connection::make(io_ptr, std::move(conn_fd),
+    on_accept(stream_connection::make(io_ptr, std::move(conn),
                                       peer->describe(uri), options));
-  }
-}
-
-void uds_listener::state::pause_accepting(int err) {
-  transport_log("relay: " + uri + ": accept failed: " + errno_text(err)
-                + "; pausing accepts for "
-                + std::to_string(accept_retry_delay.count()) + " ms");
-  auto io_ptr = io.lock();
-  if (!io_ptr || io_ptr->modify(token, 0))
-    return;
-  // Tokens are never reused: once the listener is gone, modify() fails
-  // harmlessly.
-  std::weak_ptr<reactor> weak_io = io_ptr;
-  io_ptr->dispatch_after(accept_retry_delay, [weak_io, tok = token.load()] {
-    if (auto r = weak_io.lock())
-      r->modify(tok, EPOLLIN);
   });
 }
 

@@ -7,6 +7,7 @@
 #include <caf/expected.hpp>
 
 #include "common/reactor.hpp"
+#include "common/transport_log.hpp"
 #include "relay/transport.hpp"
 #include "uds/uds_address.hpp"
 
@@ -22,13 +23,6 @@ public:
   /// Backlog passed to listen(2).
   static constexpr int backlog = 128;
 
-  /// Connections accepted per readiness event before other fds get a turn.
-  static constexpr int max_accepts_per_event = 64;
-
-  /// How long accepting pauses after accept4 fails for lack of resources
-  /// (EMFILE, ENFILE, ENOBUFS, ENOMEM), so that the loop does not spin.
-  static constexpr std::chrono::milliseconds accept_retry_delay{100};
-
   /// Socket files are created with exactly these permission bits.
   static constexpr unsigned socket_file_mode = 0600;
 
@@ -40,7 +34,8 @@ public:
   /// socket", errno text); errc::invalid_argument for an empty callback.
   static caf::expected<std::unique_ptr<uds_listener>>
   make(std::shared_ptr<reactor> io, const uds_address& addr,
-       const transport_options& options, accept_callback on_accept);
+       const transport_options& options, accept_callback on_accept,
+       rejection_counter rejected);
 
   /// Stops listening: after the destructor returns, the accept callback is
   /// not running and never runs again (when called from inside the callback,

@@ -23,10 +23,15 @@ uds_transport::listen(const endpoint& ep, accept_callback on_accept) {
   auto addr = uds_address::parse(ep);
   if (!addr)
     return addr.error();
-  auto listener = uds_listener::make(io_, *addr, options_, std::move(on_accept));
+  auto listener = uds_listener::make(io_, *addr, options_, std::move(on_accept),
+                                    rejected_);
   if (!listener)
     return listener.error();
   return std::unique_ptr<acceptor>{std::move(*listener)};
+}
+
+uint64_t uds_transport::rejected_peers() const noexcept {
+  return *rejected_;
 }
 
 caf::expected<connection_ptr> uds_transport::connect(const endpoint& ep) {

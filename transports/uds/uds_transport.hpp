@@ -6,6 +6,7 @@
 #include <caf/expected.hpp>
 
 #include "common/reactor.hpp"
+#include "common/transport_log.hpp"
 #include "relay/transport.hpp"
 
 namespace relay {
@@ -45,9 +46,13 @@ public:
     return options_;
   }
 
+  /// Peers of another uid refused by this transport's listeners.
+  uint64_t rejected_peers() const noexcept override;
+
 private:
   std::shared_ptr<reactor> io_;
   transport_options options_;
+  rejection_counter rejected_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 } // namespace relay

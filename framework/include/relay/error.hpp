@@ -34,6 +34,8 @@ enum class errc : uint8_t {
   already_registered,     ///< message type name or id clash
   lookup_timeout,         ///< lookup reply did not arrive in time
   invalid_argument,       ///< a caller passed something unusable
+  authentication_failed,  ///< peer failed the shared-secret check, or we did
+  insecure_configuration, ///< a setting would weaken security (see message)
 };
 
 /// Name of the category for relay::errc in caf::error.

@@ -35,7 +35,8 @@ struct node_stats {
   uint64_t unknown_type_ids = 0;
   /// Connections closed because the peer broke the protocol.
   uint64_t protocol_errors = 0;
-  /// Connections refused before or during the handshake.
+  /// Connections refused before or during the handshake, by the node or by
+  /// a transport (wrong uid, failed authentication).
   uint64_t rejected_peers = 0;
   /// Peers currently connected (handshake complete).
   uint64_t connected_peers = 0;

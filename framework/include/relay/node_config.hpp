@@ -14,6 +14,14 @@
 namespace relay {
 
 /// Thrown by node_config::add_message_type when a registration clashes.
+/// Thrown by relay::node when its configuration is unsafe or unusable, e.g.
+/// a cookie file that group or others can read. The text says what and how
+/// to fix it.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 class registration_error : public std::logic_error {
 public:
   using std::logic_error::logic_error;
@@ -64,6 +72,25 @@ public:
   caf::timespan connect_timeout = std::chrono::seconds{5};
   caf::timespan lookup_timeout = std::chrono::seconds{10};
   bool allow_other_uids = false;
+  /// File holding the shared secret that authenticates tcp peers. Must not
+  /// be readable by group or others. Unset: the RELAY_COOKIE environment
+  /// variable, if set, is the secret.
+  std::string cookie_file;
+  /// Run tcp without authentication. Off by default, and only for trusted
+  /// networks: anyone who can reach the port can then talk to the node.
+  bool tcp_insecure = false;
+
+  /// The environment variable read when cookie_file is unset.
+  static constexpr const char* cookie_env = "RELAY_COOKIE";
+
+  /// Shortest secret accepted, in bytes.
+  static constexpr size_t min_secret_size = 16;
+
+  /// Reads the secret: from cookie_file, else from $RELAY_COOKIE, else "".
+  /// Trailing whitespace (a final newline) is not part of it. Throws
+  /// config_error if the file cannot be read, is readable by group or
+  /// others, or the secret is shorter than 16 bytes.
+  std::string load_secret() const;
 
 private:
   message_registry messages_;

@@ -42,6 +42,15 @@ struct transport_options {
   bool allow_other_uids = false;
   /// Bound on connect().
   std::chrono::milliseconds connect_timeout{5000};
+  /// Bound on a transport-level handshake (tcp authentication), both sides.
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// Shared secret for transports that authenticate peers (tcp). Empty: no
+  /// secret; such a transport then refuses to listen or connect unless
+  /// `allow_insecure` is set. Never sent over the wire.
+  std::string secret;
+  /// Run authenticating transports without authentication. Off by default;
+  /// anyone who can reach the port can then talk to the node.
+  bool allow_insecure = false;
 };
 
 /// An owned, complete frame: header followed by body.
@@ -134,6 +143,11 @@ public:
   /// The connection is returned not yet started. Errors: malformed address,
   /// nobody listening, peer refused, timeout.
   virtual caf::expected<connection_ptr> connect(const endpoint& ep) = 0;
+
+  /// Peers this transport refused before handing them to the node (wrong
+  /// uid, failed authentication, ...). Each refusal is also logged with the
+  /// peer's address and the reason. Thread-safe.
+  virtual uint64_t rejected_peers() const noexcept;
 };
 
 /// Maps URI schemes to transports. Owned by the node.
@@ -144,6 +158,9 @@ public:
 
   /// Returns the transport for `scheme`, or nullptr. Thread-safe after setup.
   transport* find(const std::string& scheme) const;
+
+  /// Sum of transport::rejected_peers over all transports.
+  uint64_t rejected_peers() const noexcept;
 
   /// Lists registered schemes (for error messages).
   std::vector<std::string> schemes() const;

@@ -1,0 +1,108 @@
+#include "tcp/tcp_connector.hpp"
+
+#include <cerrno>
+#include <chrono>
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "common/socket_util.hpp"
+#include "common/stream_connection.hpp"
+#include "relay/error.hpp"
+#include "tcp/tcp_auth.hpp"
+#include "tcp/tcp_socket.hpp"
+
+namespace relay {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+caf::error connect_error(const std::string& who, int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return make_errno_error(errc::connect_failed, who, err,
+                              "connection refused");
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+      return make_errno_error(errc::connect_failed, who, err,
+                              "host unreachable");
+    default:
+      return make_errno_error(errc::connect_failed, who, err, "connect");
+  }
+}
+
+// Connects non-blocking socket `fd` to `sa` by `deadline`.
+caf::error connect_one(int fd, const tcp_sockaddr& sa,
+                       clock_type::time_point deadline, const std::string& who,
+                       std::chrono::milliseconds timeout) {
+  using namespace std::chrono;
+  if (::connect(fd, sa.get(), sa.length) == 0)
+    return caf::none;
+  if (errno != EINPROGRESS && errno != EINTR)
+    return connect_error(who, errno);
+  for (;;) {
+    auto left = duration_cast<milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0)
+      return make_error(errc::connect_timeout,
+                        who + ": no answer within "
+                          + std::to_string(timeout.count()) + " ms");
+    pollfd p{fd, POLLOUT, 0};
+    auto rc = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc < 0)
+      return make_errno_error(errc::connect_failed, who, errno, "poll");
+    if (rc == 0)
+      continue; // the loop head reports the timeout
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+      return make_errno_error(errc::connect_failed, who, errno,
+                              "getsockopt(SO_ERROR)");
+    return err == 0 ? caf::none : connect_error(who, err);
+  }
+}
+
+} // namespace
+
+caf::expected<connection_ptr> tcp_connect(const std::shared_ptr<reactor>& io,
+                                          const tcp_address& addr,
+                                          const transport_options& options) {
+  auto uri = addr.uri();
+  auto secret = tcp_secret(options, uri);
+  if (!secret)
+    return secret.error();
+  auto targets = resolve(addr, false, errc::connect_failed);
+  if (!targets)
+    return targets.error();
+  auto deadline = clock_type::now() + options.connect_timeout;
+  caf::error last;
+  for (auto& target : *targets) {
+    auto who = uri + " (" + target.to_string() + ")";
+    unique_fd fd{::socket(target.family, SOCK_STREAM | SOCK_NONBLOCK
+                                           | SOCK_CLOEXEC, 0)};
+    if (!fd) {
+      last = make_errno_error(errc::connect_failed, who, errno, "socket");
+      continue;
+    }
+    if (auto err = connect_one(fd.get(), target, deadline, who,
+                               options.connect_timeout)) {
+      last = std::move(err);
+      if (is(last, errc::connect_timeout))
+        break; // no time left for the other addresses
+      continue;
+    }
+    if (auto err = set_tcp_options(fd.get(), errc::connect_failed, who))
+      return err;
+    tcp_auth::handshake hs{tcp_auth::role::client, *secret, who};
+    if (auto err = run_handshake(fd.get(), hs,
+                                 clock_type::now() + options.handshake_timeout,
+                                 who))
+      return err;
+    return stream_connection::make(io, std::move(fd), who, options);
+  }
+  return last;
+}
+
+} // namespace relay

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "common/reactor.hpp"
+#include "common/transport_log.hpp"
+#include "relay/transport.hpp"
+#include "tcp/tcp_address.hpp"
+
+namespace relay {
+
+/// A listening TCP socket: the relay::acceptor of tcp_transport.
+///
+/// Accepts on the reactor thread and authenticates each peer there, without
+/// blocking (see tcp_auth.hpp), bounded by options.handshake_timeout. A peer
+/// that fails or stalls is closed, logged with its address and the reason,
+/// and counted; only authenticated connections, not yet started, reach the
+/// accept callback.
+class tcp_listener : public acceptor {
+public:
+  /// Backlog passed to listen(2).
+  static constexpr int backlog = 128;
+
+  /// Connections authenticating at once; more are closed (and logged)
+  /// right away, so that a flood of silent peers cannot exhaust fds.
+  static constexpr size_t max_authenticating = 1024;
+
+  /// Binds `addr` (no host: 127.0.0.1; port 0: a free port) and listens.
+  /// Thread-safe. Errors: errc::insecure_configuration (no secret and
+  /// insecure mode not allowed), errc::listen_failed naming the URI and the
+  /// cause ("host not found", "address in use", errno text),
+  /// errc::invalid_argument for an empty callback.
+  static caf::expected<std::unique_ptr<tcp_listener>>
+  make(std::shared_ptr<reactor> io, const tcp_address& addr,
+       const transport_options& options, accept_callback on_accept,
+       rejection_counter rejected);
+
+  /// Stops listening and drops connections still authenticating: after the
+  /// destructor returns, the accept callback is not running and never runs
+  /// again. Must not be called while holding a lock the callback takes.
+  ~tcp_listener() override;
+
+  /// "tcp://<bound address>:<bound port>", with the real port. Thread-safe.
+  std::string uri() const override;
+
+  struct state;
+
+  /// Use make().
+  tcp_listener(std::shared_ptr<reactor> io, std::shared_ptr<state> st);
+
+private:
+  std::shared_ptr<reactor> io_;
+  std::shared_ptr<state> state_;
+};
+
+} // namespace relay

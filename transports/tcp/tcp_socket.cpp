@@ -1,0 +1,115 @@
+#include "tcp/tcp_socket.hpp"
+
+#include <cerrno>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "relay/error.hpp"
+
+namespace relay {
+
+caf::error set_tcp_options(int fd, errc code, const std::string& who) {
+  auto set = [&](int level, int name, int value, const char* what) {
+    if (::setsockopt(fd, level, name, &value, sizeof(value)) < 0)
+      return make_errno_error(code, who, errno, what);
+    return caf::error{};
+  };
+  if (auto err = set(IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)"))
+    return err;
+  if (auto err = set(SOL_SOCKET, SO_KEEPALIVE, 1, "setsockopt(SO_KEEPALIVE)"))
+    return err;
+  if (auto err = set(IPPROTO_TCP, TCP_KEEPIDLE, keepalive_idle_s,
+                     "setsockopt(TCP_KEEPIDLE)"))
+    return err;
+  if (auto err = set(IPPROTO_TCP, TCP_KEEPINTVL, keepalive_interval_s,
+                     "setsockopt(TCP_KEEPINTVL)"))
+    return err;
+  return set(IPPROTO_TCP, TCP_KEEPCNT, keepalive_count,
+             "setsockopt(TCP_KEEPCNT)");
+}
+
+caf::expected<std::string> tcp_secret(const transport_options& options,
+                                      const std::string& uri) {
+  if (!options.secret.empty())
+    return options.secret;
+  if (options.allow_insecure)
+    return std::string{};
+  return make_error(errc::insecure_configuration,
+                    uri + ": no secret configured for tcp: set "
+                          "relay.cookie-file (a file only its owner can read) "
+                          "or the RELAY_COOKIE environment variable, or set "
+                          "relay.tcp-insecure to run without authentication");
+}
+
+int send_output(int fd, tcp_auth::handshake& hs) {
+  auto& out = hs.output();
+  while (!out.empty()) {
+    auto n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      out.erase(out.begin(), out.begin() + n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return 0;
+    } else {
+      return n < 0 ? errno : EPIPE;
+    }
+  }
+  return 0;
+}
+
+caf::error run_handshake(int fd, tcp_auth::handshake& hs,
+                         std::chrono::steady_clock::time_point deadline,
+                         const std::string& who) {
+  using namespace std::chrono;
+  using status = tcp_auth::handshake::status;
+  auto wait = [&](short events) -> caf::error {
+    for (;;) {
+      auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+      if (left.count() <= 0)
+        return make_error(errc::handshake_timeout,
+                          who + ": the peer did not complete authentication "
+                                "in time");
+      pollfd p{fd, events, 0};
+      auto rc = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+      if (rc > 0)
+        return caf::none;
+      if (rc < 0 && errno != EINTR)
+        return make_errno_error(errc::connection_closed, who, errno, "poll");
+    }
+  };
+  for (;;) {
+    while (!hs.output().empty()) {
+      if (auto err = send_output(fd, hs))
+        return hs.state() == status::failed
+                 ? hs.error()
+                 : make_errno_error(errc::connection_closed, who, err,
+                                    "sending the authentication handshake");
+      if (!hs.output().empty())
+        if (auto err = wait(POLLOUT))
+          return err;
+    }
+    if (hs.state() == status::succeeded)
+      return caf::none;
+    if (hs.state() == status::failed)
+      return hs.error();
+    if (auto err = wait(POLLIN))
+      return err;
+    uint8_t buf[64];
+    auto n = ::recv(fd, buf, std::min(hs.wanted(), sizeof(buf)), MSG_DONTWAIT);
+    if (n > 0)
+      hs.feed(buf, static_cast<size_t>(n));
+    else if (n == 0)
+      return make_error(errc::connection_closed,
+                        who + ": the peer closed the connection during "
+                              "authentication");
+    else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+      return make_errno_error(errc::connection_closed, who, errno,
+                              "reading the authentication handshake");
+  }
+}
+
+} // namespace relay

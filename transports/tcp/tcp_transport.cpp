@@ -1,0 +1,44 @@
+#include "tcp/tcp_transport.hpp"
+
+#include <utility>
+
+#include "tcp/tcp_address.hpp"
+#include "tcp/tcp_connector.hpp"
+#include "tcp/tcp_listener.hpp"
+
+namespace relay {
+
+tcp_transport::tcp_transport(std::shared_ptr<reactor> io,
+                             transport_options options)
+  : io_(std::move(io)), options_(std::move(options)) {
+  // nop
+}
+
+std::string tcp_transport::scheme() const {
+  return scheme_name;
+}
+
+caf::expected<std::unique_ptr<acceptor>>
+tcp_transport::listen(const endpoint& ep, accept_callback on_accept) {
+  auto addr = tcp_address::parse(ep);
+  if (!addr)
+    return addr.error();
+  auto listener = tcp_listener::make(io_, *addr, options_, std::move(on_accept),
+                                     rejected_);
+  if (!listener)
+    return listener.error();
+  return std::unique_ptr<acceptor>{std::move(*listener)};
+}
+
+caf::expected<connection_ptr> tcp_transport::connect(const endpoint& ep) {
+  auto addr = tcp_address::parse(ep);
+  if (!addr)
+    return addr.error();
+  return tcp_connect(io_, *addr, options_);
+}
+
+uint64_t tcp_transport::rejected_peers() const noexcept {
+  return *rejected_;
+}
+
+} // namespace relay
