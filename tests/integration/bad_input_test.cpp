@@ -8,7 +8,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <fstream>
 #include <optional>
 
 #include <gtest/gtest.h>
@@ -18,6 +21,7 @@
 
 #include "relay/node.hpp"
 #include "test_support.hpp"
+#include "transport_cases.hpp"
 #include "wire.hpp"
 
 using namespace relay;
@@ -35,16 +39,15 @@ struct raw_frame {
   std::vector<std::byte> body;
 };
 
-/// A hand-driven Unix socket client that speaks (or breaks) the protocol.
+/// A hand-driven client that speaks (or breaks) the protocol on a raw socket
+/// of the transport under test.
 class raw_client {
 public:
-  explicit raw_client(const std::string& path) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr),
-                           sizeof(addr)) == 0;
+  /// Takes a socket connected past any transport handshake (see
+  /// transport_case::raw_connect).
+  explicit raw_client(unique_fd fd)
+    : fd_(fd.release()), connected_(fd_ >= 0) {
+    // nop
   }
 
   ~raw_client() {
@@ -153,19 +156,26 @@ std::vector<std::byte> hello_body() {
 
 } // namespace
 
-class bad_input : public ::testing::Test {
+class bad_input : public ::testing::TestWithParam<transport_case> {
 protected:
   void SetUp() override {
-    for (auto* cfg : {&server_cfg, &client_cfg})
+    auto cookie = dir.path() + "/cookie";
+    {
+      std::ofstream out{cookie};
+      out << test_secret << '\n';
+    }
+    ::chmod(cookie.c_str(), 0600);
+    for (auto* cfg : {&server_cfg, &client_cfg}) {
       cfg->add_message_type<ping>().add_message_type<pong>();
+      cfg->cookie_file = cookie;
+    }
     server_cfg.node_name = "server";
     server_cfg.max_frame_size = 1024 * 1024;
     server_cfg.handshake_timeout = 300ms;
     client_cfg.node_name = "good-client";
     server = std::make_unique<node>(server_cfg);
     client = std::make_unique<node>(client_cfg);
-    path = dir.path() + "/server.sock";
-    auto real = server->listen("uds://" + path);
+    auto real = server->listen(GetParam().listen_uri(dir.path(), "server"));
     ASSERT_TRUE(real) << describe(real.error());
     uri = *real;
     echo_actor = server->system().spawn(echo);
@@ -180,7 +190,7 @@ protected:
 
   /// A raw client that completed the handshake.
   std::unique_ptr<raw_client> handshaken() {
-    auto c = std::make_unique<raw_client>(path);
+    auto c = std::make_unique<raw_client>(GetParam().raw_connect(uri));
     EXPECT_TRUE(c->connected());
     auto hello = c->read_frame();
     EXPECT_TRUE(hello && hello->header.kind == frame_kind::hello);
@@ -260,21 +270,20 @@ protected:
   node_config client_cfg;
   std::unique_ptr<node> server;
   std::unique_ptr<node> client;
-  std::string path;
   std::string uri;
   caf::actor echo_actor;
 };
 
-TEST_F(bad_input, garbage_bytes) {
+TEST_P(bad_input, garbage_bytes) {
   log_capture logs;
-  raw_client c{path};
+  raw_client c{GetParam().raw_connect(uri)};
   c.write(std::vector<std::byte>(64, std::byte{0xab}));
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({path, "bad magic"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "bad magic"})) << logs.dump();
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, truncated_frame_then_close) {
+TEST_P(bad_input, truncated_frame_then_close) {
   log_capture logs;
   auto c = handshaken();
   auto partial = frame(frame_kind::message, std::vector<std::byte>(100));
@@ -282,11 +291,11 @@ TEST_F(bad_input, truncated_frame_then_close) {
   c->write(partial);
   c->shutdown_write();
   EXPECT_TRUE(c->closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({path, "mid-frame"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "mid-frame"})) << logs.dump();
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, length_over_the_bound) {
+TEST_P(bad_input, length_over_the_bound) {
   log_capture logs;
   auto c = handshaken();
   std::vector<std::byte> hdr(frame_header::size);
@@ -295,27 +304,27 @@ TEST_F(bad_input, length_over_the_bound) {
   h.write(hdr.data());
   c->write(hdr);
   EXPECT_TRUE(c->closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({path, "exceeds the bound of 1048576"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "exceeds the bound of 1048576"})) << logs.dump();
   EXPECT_GE(server->stats().protocol_errors, 1u);
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, wrong_magic) {
+TEST_P(bad_input, wrong_magic) {
   log_capture logs;
-  raw_client c{path};
+  raw_client c{GetParam().raw_connect(uri)};
   std::vector<std::byte> hdr(frame_header::size);
   frame_header h;
   h.magic = 0x12345678;
   h.write(hdr.data());
   c.write(hdr);
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({path, "bad magic 0x12345678"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "bad magic 0x12345678"})) << logs.dump();
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, wrong_version_is_rejected_clearly) {
+TEST_P(bad_input, wrong_version_is_rejected_clearly) {
   log_capture logs;
-  raw_client c{path};
+  raw_client c{GetParam().raw_connect(uri)};
   ASSERT_TRUE(c.read_frame()); // the node's hello
   c.write(frame(frame_kind::hello, hello_body(), 2));
   auto rej = c.read_frame();
@@ -327,11 +336,11 @@ TEST_F(bad_input, wrong_version_is_rejected_clearly) {
   EXPECT_EQ(body.code, static_cast<uint8_t>(errc::version_mismatch));
   EXPECT_NE(body.reason.find("speaks protocol version 2"), std::string::npos);
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({path, "version_mismatch"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "version_mismatch"})) << logs.dump();
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, unknown_frame_kind) {
+TEST_P(bad_input, unknown_frame_kind) {
   log_capture logs;
   auto c = handshaken();
   c->write(frame(static_cast<frame_kind>(99), {}));
@@ -340,7 +349,7 @@ TEST_F(bad_input, unknown_frame_kind) {
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, unknown_message_type_id_gets_an_error_response) {
+TEST_P(bad_input, unknown_message_type_id_gets_an_error_response) {
   auto c = handshaken();
   auto aid = raw_lookup(*c);
   c->write(request_frame(aid, 0x0123456789abcdefull));
@@ -352,7 +361,7 @@ TEST_F(bad_input, unknown_message_type_id_gets_an_error_response) {
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, message_to_an_actor_that_does_not_exist) {
+TEST_P(bad_input, message_to_an_actor_that_does_not_exist) {
   auto c = handshaken();
   c->write(request_frame(999999, message_registry::id_of("i32")));
   auto err = read_error_response(*c);
@@ -361,27 +370,33 @@ TEST_F(bad_input, message_to_an_actor_that_does_not_exist) {
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, handshake_that_never_completes_times_out) {
+TEST_P(bad_input, handshake_that_never_completes_times_out) {
   log_capture logs;
-  raw_client c{path};
+  raw_client c{GetParam().raw_connect(uri)};
   ASSERT_TRUE(c.connected());
   // Send nothing: the node closes the connection after its 300 ms bound.
   EXPECT_TRUE(c.closed_by_peer(5s));
-  EXPECT_TRUE(logs.wait_for({path, "did not complete the handshake"}))
+  EXPECT_TRUE(logs.wait_for({uri, "did not complete the handshake"}))
     << logs.dump();
   EXPECT_GE(server->stats().rejected_peers, 1u);
   expect_good_round_trip();
 }
 
-TEST_F(bad_input, malformed_hello_is_rejected) {
+TEST_P(bad_input, malformed_hello_is_rejected) {
   log_capture logs;
-  raw_client c{path};
+  raw_client c{GetParam().raw_connect(uri)};
   ASSERT_TRUE(c.read_frame());
   c.write(frame(frame_kind::hello, std::vector<std::byte>(3)));
   auto rej = c.read_frame();
   ASSERT_TRUE(rej);
   EXPECT_EQ(rej->header.kind, frame_kind::reject);
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({path, "malformed hello"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "malformed hello"})) << logs.dump();
   expect_good_round_trip();
 }
+
+INSTANTIATE_TEST_SUITE_P(every_transport, bad_input,
+                         ::testing::ValuesIn(all_transport_cases()),
+                         [](const ::testing::TestParamInfo<transport_case>& info) {
+                           return info.param.name;
+                         });
