@@ -1,5 +1,5 @@
 // Real processes: the ping_pong sample serves in a child process; this
-// process and a second child talk to it over uds. Synchronised on lines
+// process and a second child talk to it over uds and over tcp. Synchronised on lines
 // read from the children, bounded in time, and every child is killed and
 // reaped (socket files removed with the temp dir) also when a test fails.
 
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -55,13 +56,17 @@ namespace {
 /// destruction.
 class child {
 public:
-  explicit child(std::vector<std::string> args) {
+  /// Runs `args`; its stdout (and stderr too with `merge_stderr`) is read
+  /// with read_line.
+  explicit child(std::vector<std::string> args, bool merge_stderr = false) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
       return;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    if (merge_stderr)
+      posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -144,24 +149,48 @@ private:
 
 } // namespace
 
-class multi_process : public ::testing::Test {
+/// Parameter: the transport scheme, "uds" or "tcp".
+class multi_process : public ::testing::TestWithParam<std::string> {
 protected:
   void SetUp() override {
+    cookie = write_cookie("cookie", "multi-process-test-secret-0123456789");
     socket_path = dir.path() + "/pp.sock";
-    server = std::make_unique<child>(
-      std::vector<std::string>{RELAY_PING_PONG, "serve", "uds://" + socket_path});
+    auto where = GetParam() == "uds" ? "uds://" + socket_path
+                                     : std::string{"tcp://127.0.0.1:0"};
+    server = std::make_unique<child>(std::vector<std::string>{
+      RELAY_PING_PONG, "serve", where, "--cookie-file", cookie});
     ASSERT_TRUE(server->running());
     auto line = server->read_line();
     ASSERT_TRUE(line) << "ping_pong serve printed nothing";
-    ASSERT_EQ(*line, "listening on uds://" + socket_path);
+    std::string prefix = "listening on ";
+    ASSERT_EQ(line->rfind(prefix, 0), 0u) << *line;
+    uri = line->substr(prefix.size());
+    if (GetParam() == "uds") {
+      ASSERT_EQ(uri, where);
+    } else {
+      ASSERT_EQ(uri.rfind("tcp://127.0.0.1:", 0), 0u) << uri;
+      ASSERT_NE(uri, where) << "port 0 must be replaced by the real port";
+    }
+  }
+
+  /// A 0600 file holding `secret`.
+  std::string write_cookie(const std::string& name, const std::string& secret) {
+    auto path = dir.path() + "/" + name;
+    std::ofstream{path} << secret << "\n";
+    ::chmod(path.c_str(), 0600);
+    return path;
   }
 
   temp_dir dir;
+  std::string cookie;
   std::string socket_path;
+  std::string uri;
   std::unique_ptr<child> server;
 };
 
-TEST_F(multi_process, socket_file_is_private_and_removed_on_sigterm) {
+TEST_P(multi_process, socket_file_is_private_and_removed_on_sigterm) {
+  if (GetParam() != "uds")
+    GTEST_SKIP() << "no socket file";
   struct stat st {};
   ASSERT_EQ(stat(socket_path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
@@ -172,9 +201,9 @@ TEST_F(multi_process, socket_file_is_private_and_removed_on_sigterm) {
   EXPECT_FALSE(std::filesystem::exists(socket_path));
 }
 
-TEST_F(multi_process, ping_process_completes_round_trips) {
-  child pinger{{RELAY_PING_PONG, "ping", "uds://" + socket_path, "--count",
-                "200", "--size", "256"}};
+TEST_P(multi_process, ping_process_completes_round_trips) {
+  child pinger{{RELAY_PING_PONG, "ping", uri, "--count", "200", "--size",
+                "256", "--cookie-file", cookie}};
   std::string last;
   while (auto line = pinger.read_line())
     last = *line;
@@ -186,11 +215,12 @@ TEST_F(multi_process, ping_process_completes_round_trips) {
   EXPECT_NE(last.find("\"p99_us\""), std::string::npos) << last;
 }
 
-TEST_F(multi_process, killed_peer_process_reports_down_and_fails_requests) {
+TEST_P(multi_process, killed_peer_process_reports_down_and_fails_requests) {
   node_config cfg;
   cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
+  cfg.cookie_file = cookie;
   node n{cfg};
-  auto remote = n.lookup("uds://" + socket_path, "pong");
+  auto remote = n.lookup(uri, "pong");
   ASSERT_TRUE(remote) << describe(remote.error());
   caf::scoped_actor self{n.system()};
   self->request(*remote, 5s, ping_pong::ping{1, "across processes"})
@@ -207,3 +237,48 @@ TEST_F(multi_process, killed_peer_process_reports_down_and_fails_requests) {
     .receive([](const ping_pong::pong&) { ADD_FAILURE() << "reply from the dead"; },
              [](caf::error& err) { EXPECT_TRUE(err); });
 }
+
+TEST_P(multi_process, ping_with_a_wrong_cookie_fails_clearly) {
+  if (GetParam() != "tcp")
+    GTEST_SKIP() << "uds authenticates by uid, not by cookie";
+  auto wrong = write_cookie("wrong", "not-the-right-secret-at-all-0123");
+  child pinger{{RELAY_PING_PONG, "ping", uri, "--count", "3", "--cookie-file",
+                wrong},
+               /*merge_stderr=*/true};
+  std::string all;
+  while (auto line = pinger.read_line())
+    all += *line + "\n";
+  auto status = pinger.stop(0);
+  ASSERT_TRUE(status);
+  EXPECT_NE(*status, 0) << all;
+  EXPECT_NE(all.find("authentication failed"), std::string::npos) << all;
+  EXPECT_NE(all.find(uri), std::string::npos) << all;
+  // The server goes on serving the right cookie.
+  child good{{RELAY_PING_PONG, "ping", uri, "--count", "3", "--cookie-file",
+              cookie}};
+  while (good.read_line()) {
+  }
+  auto good_status = good.stop(0);
+  ASSERT_TRUE(good_status);
+  EXPECT_EQ(*good_status, 0);
+}
+
+TEST_P(multi_process, cookie_file_readable_by_others_is_refused) {
+  auto loose = write_cookie("loose", "multi-process-test-secret-0123456789");
+  ::chmod(loose.c_str(), 0644);
+  child pinger{{RELAY_PING_PONG, "ping", uri, "--cookie-file", loose},
+               /*merge_stderr=*/true};
+  std::string all;
+  while (auto line = pinger.read_line())
+    all += *line + "\n";
+  auto status = pinger.stop(0);
+  ASSERT_TRUE(status);
+  EXPECT_NE(*status, 0) << all;
+  EXPECT_NE(all.find("mode 0644"), std::string::npos) << all;
+  EXPECT_NE(all.find("chmod 600"), std::string::npos) << all;
+}
+
+INSTANTIATE_TEST_SUITE_P(over, multi_process, ::testing::Values("uds", "tcp"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
