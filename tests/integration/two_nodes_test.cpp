@@ -1,6 +1,9 @@
 // Two nodes in one test process, connected over a real Unix domain socket.
 
+#include <fstream>
 #include <future>
+
+#include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
@@ -56,9 +59,13 @@ RELAY_MESSAGE_TYPE(handle_msg, "relay.test.handle_msg")
 class two_nodes : public ::testing::Test {
 protected:
   void SetUp() override {
+    auto cookie = dir.path() + "/cookie";
+    std::ofstream{cookie} << "two-nodes-test-secret-0123456789\n";
+    ::chmod(cookie.c_str(), 0600);
     for (auto* cfg : {&server_cfg, &client_cfg}) {
       cfg->add_message_type<ping>().add_message_type<pong>();
       cfg->add_message_type<handle_msg>();
+      cfg->cookie_file = cookie;
     }
     server_cfg.node_name = "server";
     client_cfg.node_name = "client";
@@ -107,6 +114,30 @@ TEST_F(two_nodes, request_response_round_trip) {
     EXPECT_TRUE(ok);
   }
   EXPECT_EQ(client->stats().connected_peers, 1u);
+}
+
+TEST_F(two_nodes, one_node_serves_uds_and_tcp_at_once) {
+  auto tcp = server->listen("tcp://127.0.0.1:0");
+  ASSERT_TRUE(tcp) << describe(tcp.error());
+  EXPECT_EQ(tcp->rfind("tcp://127.0.0.1:", 0), 0u) << *tcp;
+  auto srv = keep(server->system().spawn(typed_pong));
+  ASSERT_FALSE(server->publish(srv, "typed"));
+  // The URI picks the transport; a third node reaches the server over tcp
+  // while the client uses uds.
+  node_config third_cfg;
+  third_cfg.add_message_type<ping>().add_message_type<pong>();
+  third_cfg.cookie_file = client_cfg.cookie_file;
+  node third{third_cfg};
+  for (auto* n : {client.get(), &third}) {
+    auto where = n == client.get() ? uri : *tcp;
+    auto remote = n->lookup<pong_actor>(where, "typed");
+    ASSERT_TRUE(remote) << where << ": " << describe(remote.error());
+    caf::scoped_actor me{n->system()};
+    me->request(*remote, 5s, ping{3, where})
+      .receive([&](const pong& x) { EXPECT_EQ(x.payload, where); },
+               [](caf::error& err) { ADD_FAILURE() << describe(err); });
+  }
+  EXPECT_EQ(server->stats().connected_peers, 2u);
 }
 
 TEST_F(two_nodes, typed_lookup_checks_the_interface) {
