@@ -133,8 +133,11 @@ void peer::on_ready(ready_callback f) {
     return;
   }
   auto err = handshake_result_;
-  auto use = handshake_use_;
+  auto use = handshake_use_.lock();
   guard.unlock();
+  if (!err && !use)
+    err = make_error(errc::connection_closed,
+                     "connection to " + display_name() + " is closed");
   f(err, use);
 }
 

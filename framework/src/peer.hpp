@@ -228,7 +228,8 @@ private:
   std::vector<ready_callback> ready_callbacks_;
   caf::error handshake_result_;
   bool handshake_done_ = false;
-  std::shared_ptr<peer> handshake_use_;
+  // Weak: usually this peer itself, which must not keep itself alive.
+  std::weak_ptr<peer> handshake_use_;
   // Local actors this peer monitors on behalf of the remote node.
   std::unordered_set<caf::actor_id> monitored_;
 };
