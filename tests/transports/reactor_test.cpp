@@ -105,15 +105,17 @@ TEST(reactor_test, callback_can_remove_itself) {
   std::promise<void> called;
   reactor::token self = 0;
   std::mutex mtx;
-  auto id = io.add(fd.get(), EPOLLIN, [&](uint32_t) {
-    ++calls;
-    std::lock_guard<std::mutex> guard{mtx};
-    io.remove(self); // level-triggered: without this it would fire again
-    called.set_value();
-  });
-  ASSERT_TRUE(id);
   {
+    // Held across add(): the callback may fire before add() returns, and
+    // must not read `self` before it is set.
     std::lock_guard<std::mutex> guard{mtx};
+    auto id = io.add(fd.get(), EPOLLIN, [&](uint32_t) {
+      ++calls;
+      std::lock_guard<std::mutex> guard{mtx};
+      io.remove(self); // level-triggered: without this it would fire again
+      called.set_value();
+    });
+    ASSERT_TRUE(id);
     self = *id;
   }
   auto f = called.get_future();
