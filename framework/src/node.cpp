@@ -476,7 +476,7 @@ void node_impl::export_actor(const caf::actor_control_block* x) {
   // Attaching takes x's lock, which the caller may hold. If x terminates
   // first, attach runs the functor at once.
   defer([ptr, weak = std::weak_ptr<export_table>{exports_}] {
-    ptr->get()->attach_functor([aid = ptr->id(), weak] {
+    ptr->get()->attach_functor([aid = ptr->id(), weak](const caf::error& why) {
       caf::strong_actor_ptr released; // dropped outside the lock
       if (auto table = weak.lock()) {
         std::unique_lock<std::shared_mutex> guard{table->mtx};
@@ -484,9 +484,23 @@ void node_impl::export_actor(const caf::actor_control_block* x) {
           released.swap(i->second);
           table->actors.erase(i);
         }
+        if (table->exited.emplace(aid, why).second) {
+          table->exit_order.push_back(aid);
+          if (table->exit_order.size() > export_table::max_exited) {
+            table->exited.erase(table->exit_order.front());
+            table->exit_order.pop_front();
+          }
+        }
       }
     });
   });
+}
+
+caf::error node_impl::exit_reason_of(caf::actor_id aid) const {
+  std::shared_lock<std::shared_mutex> guard{exports_->mtx};
+  auto i = exports_->exited.find(aid);
+  return i != exports_->exited.end() ? i->second
+                                     : caf::error{caf::exit_reason::unknown};
 }
 
 caf::strong_actor_ptr node_impl::find_exported(caf::actor_id aid) const {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <cstdint>
 #include <map>
@@ -109,6 +110,11 @@ public:
   /// through this: an id never sent out cannot be addressed.
   caf::strong_actor_ptr find_exported(caf::actor_id aid) const;
 
+  /// Why exported actor `aid` terminated, if it did recently (the last
+  /// export_table::max_exited exits are kept); else exit_reason::unknown.
+  /// For a monitor request that arrives after the exit.
+  caf::error exit_reason_of(caf::actor_id aid) const;
+
   /// Delivers the reply to lookup request `request_id`.
   void complete_lookup(uint64_t request_id,
                        caf::expected<lookup_result> result);
@@ -161,8 +167,11 @@ private:
   /// Shared with the cleanup functors attached to exported actors, which
   /// may outlive the node.
   struct export_table {
+    static constexpr size_t max_exited = 4096;
     mutable std::shared_mutex mtx;
     std::unordered_map<caf::actor_id, caf::strong_actor_ptr> actors;
+    std::unordered_map<caf::actor_id, caf::error> exited;
+    std::deque<caf::actor_id> exit_order; // oldest first
   };
   std::shared_ptr<export_table> exports_ = std::make_shared<export_table>();
 

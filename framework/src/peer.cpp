@@ -564,7 +564,7 @@ void peer::handle_monitor(wire_reader& in) {
   in(aid);
   auto target = node_.find_exported(aid);
   if (!target) {
-    send_down(aid, caf::exit_reason::unknown);
+    send_down(aid, node_.exit_reason_of(aid));
     return;
   }
   {

@@ -20,19 +20,18 @@ bool remote_proxy::is_link_exit(const caf::mailbox_element& what) {
   if (content.size() != 1 || !content.match_element<caf::exit_msg>(0))
     return false;
   const auto& em = content.get_as<caf::exit_msg>(0);
-  // Link exits carry the terminating actor as sender; an explicit
-  // send_exit comes from an actor that is still running.
-  const auto& sender = what.sender;
-  if (!sender || sender->get() == nullptr)
+  if (!em.source)
     return false;
-  if (caf::actor_cast<caf::actor_control_block*>(em.source) != sender.get())
+  // An explicit send_exit comes from an actor that is still running (or
+  // from the anonymous sender, as this proxy's own address).
+  auto source = caf::actor_cast<caf::strong_actor_ptr>(em.source);
+  if (source && !source->get()->getf(caf::abstract_actor::is_terminated_flag))
     return false;
-  if (!sender->get()->getf(caf::abstract_actor::is_terminated_flag))
-    return false;
+  // Drop our half of the link, if it is still there.
   caf::default_attachable::observe_token tk{em.source,
                                             caf::default_attachable::link};
-  return detach(caf::attachable::token{caf::attachable::token::observer, &tk})
-         > 0;
+  detach(caf::attachable::token{caf::attachable::token::observer, &tk});
+  return true;
 }
 
 void remote_proxy::enqueue(caf::mailbox_element_ptr what,

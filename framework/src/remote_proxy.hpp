@@ -40,9 +40,12 @@ public:
   }
 
 private:
-  /// True if `what` is the exit message a linked local actor sends us while
-  /// it terminates. The remote node learns of that exit through its monitor
-  /// of the local actor, so forwarding it would deliver the EXIT twice.
+  /// True if `what` is an exit message from a local actor that has
+  /// terminated: CAF's link machinery sends those (a linked actor ending, or
+  /// a link to an actor that ended already). Links across nodes are settled
+  /// on each side instead: the remote node learns of the exit through its
+  /// monitor and its own proxy delivers EXIT to the actors still linked
+  /// there, so forwarding would deliver the EXIT twice, or after an unlink.
   bool is_link_exit(const caf::mailbox_element& what);
 
   std::shared_ptr<route> route_;

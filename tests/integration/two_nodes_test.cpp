@@ -291,7 +291,7 @@ TEST_F(two_nodes, monitor_reports_the_remote_exit_reason) {
   self->receive(
     [&](const caf::down_msg& dm) {
       got = true;
-      EXPECT_EQ(dm.reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(dm.reason, caf::exit_reason::user_shutdown) << describe(dm.reason);
       EXPECT_EQ(dm.source, caf::actor_cast<caf::actor_addr>(*remote));
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no DOWN"; });
@@ -327,7 +327,7 @@ TEST_F(two_nodes, link_to_remote_actor_delivers_its_exit) {
   caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
   self->receive(
     [](const std::string&, const caf::error& reason) {
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no EXIT"; });
 }
@@ -359,7 +359,7 @@ TEST_F(two_nodes, link_from_remote_side_sees_local_exit) {
   caf::anon_send_exit(victim, caf::exit_reason::user_shutdown);
   server_self->receive(
     [](const std::string&, const caf::error& reason) {
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no EXIT on the server side"; });
 }
@@ -436,7 +436,7 @@ TEST_F(two_nodes, unlink_from_the_remote_side_stops_the_exit) {
   self->receive(
     [&](const std::string& what, const caf::error& reason) {
       EXPECT_EQ(what, "down");
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
     },
     caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
 }
@@ -463,7 +463,7 @@ TEST_F(two_nodes, unlink_from_a_remote_actor_stops_its_exit) {
   self->receive(
     [&](const std::string& what, const caf::error& reason) {
       EXPECT_EQ(what, "down");
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
     },
     caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
 }
@@ -483,7 +483,7 @@ TEST_F(two_nodes, demonitor_of_a_remote_actor_stops_its_down) {
   caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
   witness->receive(
     [](const caf::down_msg& dm) {
-      EXPECT_EQ(dm.reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(dm.reason, caf::exit_reason::user_shutdown) << describe(dm.reason);
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no DOWN for the witness"; });
   self->receive([](const caf::down_msg&) { ADD_FAILURE() << "DOWN after demonitor"; },
@@ -523,7 +523,7 @@ TEST_F(two_nodes, handles_inside_messages_work_both_ways) {
   server_self->receive(
     [](const std::string& what, const caf::error& reason) {
       EXPECT_EQ(what, "down");
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown);
+      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
     },
     caf::after(10s) >> [] { ADD_FAILURE() << "no DOWN for the client actor"; });
 }
