@@ -18,23 +18,32 @@ std::shared_ptr<stream_connection>
 stream_connection::make(std::shared_ptr<reactor> io, unique_fd fd,
                         std::string peer_name,
                         const transport_options& options) {
-  return std::make_shared<stream_connection>(std::move(io), std::move(fd),
+  return make(std::move(io), std::make_unique<socket_channel>(std::move(fd)),
+              std::move(peer_name), options);
+}
+
+std::shared_ptr<stream_connection>
+stream_connection::make(std::shared_ptr<reactor> io,
+                        std::unique_ptr<byte_channel> channel,
+                        std::string peer_name,
+                        const transport_options& options) {
+  return std::make_shared<stream_connection>(std::move(io), std::move(channel),
                                              std::move(peer_name), options);
 }
 
-stream_connection::stream_connection(std::shared_ptr<reactor> io, unique_fd fd,
+stream_connection::stream_connection(std::shared_ptr<reactor> io,
+                                     std::unique_ptr<byte_channel> channel,
                                      std::string peer_name,
                                      const transport_options& options)
   : io_(std::move(io)),
     peer_name_(peer_name.empty() ? "unnamed peer" : std::move(peer_name)),
     options_(options),
-    fd_(std::move(fd)) {
+    chan_(std::move(channel)) {
   // nop
 }
 
 // A started connection is referenced by its reactor registration until
-// finalize(), so only a never-started one can still own its fd here;
-// unique_fd closes it.
+// finalize(), so only a never-started one can still own its channel here.
 stream_connection::~stream_connection() = default;
 
 // -- connection interface -----------------------------------------------------
@@ -78,8 +87,8 @@ caf::error stream_connection::send(frame_buffer frame) {
     // Nothing queued: write on the caller's thread, no hop to the reactor.
     size_t written = 0;
     while (written < frame.size()) {
-      auto n = ::send(fd_.get(), frame.data() + written, frame.size() - written,
-                      MSG_NOSIGNAL | MSG_DONTWAIT);
+      iovec iov{frame.data() + written, frame.size() - written};
+      auto n = chan_->write(&iov, 1);
       if (n >= 0) {
         written += static_cast<size_t>(n);
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -144,7 +153,7 @@ void stream_connection::activate() {
   }
   auto self = shared_from_this();
   auto events = interest_locked();
-  auto id = io_->add(fd_.get(), events,
+  auto id = io_->add(chan_->fd(), chan_->watch(events),
                      [self](uint32_t ev) { self->handle_events(ev); });
   if (!id) {
     auto reason = make_error(errc::connection_closed,
@@ -167,6 +176,7 @@ void stream_connection::activate() {
 }
 
 void stream_connection::handle_events(uint32_t events) {
+  events = chan_->on_ready(events);
   if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_)
     read_some();
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0)
@@ -182,11 +192,10 @@ void stream_connection::read_some() {
     frame_total += frame_header::read(rbuf_.get() + rbeg_).length;
   auto missing = frame_total > avail ? frame_total - avail : size_t{0};
   ensure_read_space(std::max(read_chunk, missing));
-  // fd_ changes only in finalize(), on this thread.
-  auto fd = fd_.get();
+  // chan_ changes only in finalize(), on this thread.
   ssize_t n;
   do {
-    n = ::read(fd, rbuf_.get() + rend_, rcap_ - rend_);
+    n = chan_->read(rbuf_.get() + rend_, rcap_ - rend_);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     rend_ += static_cast<size_t>(n);
@@ -288,7 +297,7 @@ void stream_connection::close_now(errc code, const std::string& what) {
 void stream_connection::finalize(caf::error fallback) {
   std::shared_ptr<connection_handler> handler;
   caf::error reason;
-  unique_fd fd;
+  std::unique_ptr<byte_channel> chan;
   bool registered;
   reactor::token token;
   {
@@ -307,7 +316,7 @@ void stream_connection::finalize(caf::error fallback) {
     registered = registered_;
     registered_ = false;
     token = token_;
-    fd = std::move(fd_);
+    chan = std::move(chan_);
     handler = std::move(handler_);
     out_.clear();
     out_offset_ = 0;
@@ -316,7 +325,7 @@ void stream_connection::finalize(caf::error fallback) {
   // to us lives on in whoever called us until we return.
   if (registered)
     io_->remove(token);
-  fd.reset();
+  chan.reset();
   rbuf_.reset();
   rcap_ = rbeg_ = rend_ = 0;
   if (handler)
@@ -326,7 +335,6 @@ void stream_connection::finalize(caf::error fallback) {
 // -- requires mtx_ -------------------------------------------------------------
 
 int stream_connection::write_queue_locked() {
-  auto fd = fd_.get();
   while (!out_.empty()) {
     iovec iov[max_iov];
     size_t count = 0;
@@ -336,10 +344,7 @@ int stream_connection::write_queue_locked() {
       iov[count].iov_len = i->size() - skip;
       ++count;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    auto n = chan_->write(iov, count);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -375,7 +380,7 @@ void stream_connection::update_interest_locked() {
   auto wanted = interest_locked();
   if (wanted == interest_)
     return;
-  if (auto err = io_->modify(token_, wanted)) {
+  if (auto err = io_->modify(token_, chan_->watch(wanted))) {
     fail_locked(make_error(errc::connection_closed,
                            peer_name_ + ": cannot watch the socket: "
                              + describe(err)));

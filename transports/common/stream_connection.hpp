@@ -10,14 +10,15 @@
 
 #include <caf/error.hpp>
 
+#include "common/byte_channel.hpp"
 #include "common/reactor.hpp"
 #include "common/socket_util.hpp"
 #include "relay/transport.hpp"
 
 namespace relay {
 
-/// A relay::connection over any connected stream socket (Unix domain now,
-/// TCP later), driven by a shared reactor.
+/// A relay::connection over a byte_channel: a connected stream socket (uds,
+/// tcp) or shared-memory rings (shm), driven by a shared reactor.
 ///
 /// Reading happens on the reactor thread: up to read_chunk bytes per
 /// readiness event (more when the frame being assembled needs more), cut
@@ -57,6 +58,11 @@ public:
   make(std::shared_ptr<reactor> io, unique_fd fd, std::string peer_name,
        const transport_options& options);
 
+  /// The same over any byte channel.
+  static std::shared_ptr<stream_connection>
+  make(std::shared_ptr<reactor> io, std::unique_ptr<byte_channel> channel,
+       std::string peer_name, const transport_options& options);
+
   /// Closes the fd if the connection was never started.
   ~stream_connection() override;
 
@@ -83,7 +89,8 @@ public:
   std::string peer_name() const override;
 
   /// Use make().
-  stream_connection(std::shared_ptr<reactor> io, unique_fd fd,
+  stream_connection(std::shared_ptr<reactor> io,
+                    std::unique_ptr<byte_channel> channel,
                     std::string peer_name, const transport_options& options);
 
 private:
@@ -120,7 +127,7 @@ private:
   // -- guarded by mtx_ --------------------------------------------------------
 
   mutable std::mutex mtx_;
-  unique_fd fd_;
+  std::unique_ptr<byte_channel> chan_;
   reactor::token token_ = 0;
   bool registered_ = false;
   bool started_ = false;

@@ -1,0 +1,21 @@
+#include "common/byte_channel.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace relay {
+
+byte_channel::~byte_channel() = default;
+
+ssize_t socket_channel::read(void* buf, size_t len) {
+  return ::read(fd_.get(), buf, len);
+}
+
+ssize_t socket_channel::write(const iovec* iov, size_t count) {
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = count;
+  return ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+} // namespace relay

@@ -1,0 +1,70 @@
+#pragma once
+
+// What stream_connection reads from and writes to: a socket, or a pair of
+// shared-memory rings with doorbells. Non-blocking, socket-like semantics.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include <sys/uio.h>
+#include <sys/types.h>
+
+#include "common/socket_util.hpp"
+
+namespace relay {
+
+/// A non-blocking, reliable, ordered byte stream to one peer.
+///
+/// Thread rules: read() and wake() run on the reactor thread only; write()
+/// runs under the owning connection's lock (one writer at a time) on any
+/// thread. fd() is constant.
+class byte_channel {
+public:
+  virtual ~byte_channel();
+
+  /// The descriptor the reactor watches for this channel.
+  virtual int fd() const noexcept = 0;
+
+  /// Like ::read: bytes read (> 0), 0 at the end of the stream, or -1 with
+  /// errno (EAGAIN: nothing now; the reactor reports readiness later).
+  virtual ssize_t read(void* buf, size_t len) = 0;
+
+  /// Like ::sendmsg on a non-blocking socket: bytes written (>= 0, maybe
+  /// fewer than offered), or -1 with errno (EAGAIN: no room now; the
+  /// reactor reports writability later).
+  virtual ssize_t write(const iovec* iov, size_t count) = 0;
+
+  /// The epoll events to watch for `wanted` (EPOLLIN, EPOLLOUT).
+  virtual uint32_t watch(uint32_t wanted) const noexcept {
+    return wanted;
+  }
+
+  /// Called first for every readiness event; returns the events to act on
+  /// (a channel whose one descriptor signals both directions turns any
+  /// event into EPOLLIN | EPOLLOUT).
+  virtual uint32_t on_ready(uint32_t events) noexcept {
+    return events;
+  }
+};
+
+/// A connected stream socket, owned.
+class socket_channel : public byte_channel {
+public:
+  explicit socket_channel(unique_fd fd) : fd_(std::move(fd)) {
+    // nop
+  }
+
+  int fd() const noexcept override {
+    return fd_.get();
+  }
+
+  ssize_t read(void* buf, size_t len) override;
+
+  ssize_t write(const iovec* iov, size_t count) override;
+
+private:
+  unique_fd fd_;
+};
+
+} // namespace relay
