@@ -3,6 +3,7 @@
 #include "relay/transport.hpp"
 
 #include "common/reactor.hpp"
+#include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
 #include "uds/uds_transport.hpp"
 
@@ -13,6 +14,7 @@ void register_builtin_transports(transport_registry& registry,
   auto io = std::make_shared<reactor>();
   registry.add(std::make_unique<uds_transport>(io, options));
   registry.add(std::make_unique<tcp_transport>(io, options));
+  registry.add(std::make_unique<shm_transport>(io, options));
 }
 
 } // namespace relay

@@ -4,7 +4,12 @@
 // run against. A new transport joins both with one entry in
 // all_transport_cases().
 
+#include <poll.h>
+#include <sys/epoll.h>
+
 #include <functional>
+#include <ostream>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +25,10 @@
 #include "tcp/tcp_auth.hpp"
 #include "tcp/tcp_socket.hpp"
 #include "tcp/tcp_transport.hpp"
+#include "shm/shm_channel.hpp"
+#include "shm/shm_setup.hpp"
+#include "shm/shm_transport.hpp"
+#include "uds/uds_connector.hpp"
 #include "uds/uds_address.hpp"
 #include "uds/uds_transport.hpp"
 
@@ -46,6 +55,11 @@ struct transport_case {
   /// Options the transport needs in tests (e.g. the secret).
   std::function<void(transport_options&)> configure = [](transport_options&) {};
 };
+
+/// GoogleTest prints a case by its name.
+inline void PrintTo(const transport_case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 inline unique_fd raw_uds_connect(const std::string& uri) {
   auto ep = endpoint::parse(uri);
@@ -87,6 +101,88 @@ inline unique_fd raw_tcp_connect(const std::string& uri,
   return fd;
 }
 
+/// Connects to an shm listener like a real client (region, doorbells), then
+/// returns one end of a socket pair; a pump thread moves bytes between the
+/// other end and the rings. Closing the returned end closes the connection;
+/// the listener closing it closes the returned end.
+inline unique_fd raw_shm_connect(const std::string& uri) {
+  auto ep = endpoint::parse(uri);
+  if (!ep)
+    return unique_fd{};
+  auto addr = uds_address::parse(endpoint{"uds", ep->rest, uri});
+  if (!addr)
+    return unique_fd{};
+  auto sock = uds_connect_socket(*addr, transport_options{});
+  if (!sock)
+    return unique_fd{};
+  auto setup = shm_setup::run_client(
+    sock->fd.get(), 64 * 1024,
+    std::chrono::steady_clock::now() + std::chrono::seconds{10}, uri);
+  if (!setup)
+    return unique_fd{};
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return unique_fd{};
+  unique_fd mine{sv[0]};
+  auto io = std::make_shared<reactor>();
+  auto chan = std::make_shared<shm_channel>(
+    io, std::move(setup->map), setup->capacity, 1, 0,
+    std::move(setup->own_bell), std::move(setup->peer_bell),
+    std::move(sock->fd), std::chrono::nanoseconds{0});
+  if (chan->watch_peer())
+    return unique_fd{};
+  std::thread{[io, chan, theirs = unique_fd{sv[1]}]() mutable {
+    std::vector<char> pending; // from the test, not yet in the ring
+    char buf[65536];
+    for (;;) {
+      pollfd p[2] = {{theirs.get(), POLLIN, 0}, {chan->fd(), POLLIN, 0}};
+      ::poll(p, 2, 1000);
+      if (p[1].revents != 0) {
+        chan->on_ready(EPOLLIN);
+        for (;;) { // ring -> test
+          auto n = chan->read(buf, sizeof(buf));
+          if (n > 0) {
+            for (ssize_t off = 0; off < n;) {
+              auto w = ::send(theirs.get(), buf + off, n - off, MSG_NOSIGNAL);
+              if (w <= 0)
+                return;
+              off += w;
+            }
+            continue;
+          }
+          if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            return; // the listener closed: so does the test's end
+          break;
+        }
+      }
+      if (p[0].revents != 0) { // test -> ring
+        auto n = ::recv(theirs.get(), buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+          // The test closed its end: flush what is left, then hang up.
+          while (!pending.empty()) {
+            iovec iov{pending.data(), pending.size()};
+            auto w = chan->write(&iov, 1);
+            if (w < 0)
+              return;
+            pending.erase(pending.begin(), pending.begin() + w);
+          }
+          return;
+        }
+        if (n > 0)
+          pending.insert(pending.end(), buf, buf + n);
+      }
+      while (!pending.empty()) {
+        iovec iov{pending.data(), pending.size()};
+        auto w = chan->write(&iov, 1);
+        if (w <= 0)
+          break; // full: the listener rings when it made room
+        pending.erase(pending.begin(), pending.begin() + w);
+      }
+    }
+  }}.detach();
+  return mine;
+}
+
 template <class Transport>
 std::unique_ptr<transport> make_transport(std::shared_ptr<reactor> io,
                                           transport_options options) {
@@ -106,6 +202,11 @@ inline std::vector<transport_case> all_transport_cases() {
      },
      [](const std::string& uri) { return raw_tcp_connect(uri); },
      [](transport_options& opts) { opts.secret = test_secret; }},
+    {"shm", make_transport<shm_transport>,
+     [](const std::string& dir, const std::string& tag) {
+       return "shm://" + dir + "/" + tag + ".sock";
+     },
+     raw_shm_connect},
   };
 }
 

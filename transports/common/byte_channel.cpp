@@ -7,6 +7,10 @@ namespace relay {
 
 byte_channel::~byte_channel() = default;
 
+std::string byte_channel::error_text(int err) const {
+  return errno_text(err);
+}
+
 ssize_t socket_channel::read(void* buf, size_t len) {
   return ::read(fd_.get(), buf, len);
 }

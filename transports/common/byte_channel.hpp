@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include <sys/uio.h>
 #include <sys/types.h>
@@ -46,6 +47,16 @@ public:
   virtual uint32_t on_ready(uint32_t events) noexcept {
     return events;
   }
+
+  /// Called after a read that delivered data, before the reactor waits
+  /// again: true if more may be read right away (the channel may watch for
+  /// it briefly). Sockets: false (the reactor reports more).
+  virtual bool poll_more() {
+    return false;
+  }
+
+  /// Text for error `err` of read() or write().
+  virtual std::string error_text(int err) const;
 };
 
 /// A connected stream socket, owned.

@@ -94,8 +94,10 @@ caf::error stream_connection::send(frame_buffer frame) {
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         break;
       } else if (errno != EINTR) {
-        auto reason = make_errno_error(errc::connection_closed, peer_name_,
-                                       errno, "write failed");
+        auto err = errno;
+        auto reason = make_error(errc::connection_closed,
+                                 peer_name_ + ": write failed: "
+                                   + chan_->error_text(err));
         fail_locked(reason);
         return reason;
       }
@@ -177,8 +179,11 @@ void stream_connection::activate() {
 
 void stream_connection::handle_events(uint32_t events) {
   events = chan_->on_ready(events);
-  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_)
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_) {
     read_some();
+    while (!read_stopped_ && chan_ && chan_->poll_more())
+      read_some();
+  }
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0)
     flush_queue();
 }
@@ -205,7 +210,9 @@ void stream_connection::read_some() {
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return;
-    close_now(errc::connection_closed, "read failed: " + errno_text(errno));
+    auto err = errno;
+    close_now(err == EPROTO ? errc::protocol_error : errc::connection_closed,
+              "read failed: " + chan_->error_text(err));
     return;
   }
   if (avail == 0)
@@ -276,8 +283,9 @@ void stream_connection::flush_queue() {
   if (finalized_ || !registered_)
     return;
   if (auto err = write_queue_locked(); err != 0) {
-    auto reason = make_errno_error(errc::connection_closed, peer_name_, err,
-                                   "write failed");
+    auto reason = make_error(errc::connection_closed,
+                             peer_name_ + ": write failed: "
+                               + chan_->error_text(err));
     lock.unlock();
     finalize(std::move(reason));
     return;

@@ -49,6 +49,15 @@ caf::error connect_error(const std::string& uri, int err) {
 caf::expected<connection_ptr> uds_connect(const std::shared_ptr<reactor>& io,
                                           const uds_address& addr,
                                           const transport_options& options) {
+  auto sock = uds_connect_socket(addr, options);
+  if (!sock)
+    return sock.error();
+  return stream_connection::make(io, std::move(sock->fd), std::move(sock->peer),
+                                 options);
+}
+
+caf::expected<uds_socket> uds_connect_socket(const uds_address& addr,
+                                             const transport_options& options) {
   using namespace std::chrono;
   auto uri = addr.uri();
   // Blocking on purpose: a Unix stream connect never reports EINPROGRESS.
@@ -92,8 +101,7 @@ caf::expected<connection_ptr> uds_connect(const std::shared_ptr<reactor>& io,
                       uri + ": listener pid " + std::to_string(peer->pid)
                         + " runs as uid " + std::to_string(peer->uid) + ": "
                         + why + " (allow_other_uids is off)");
-  return stream_connection::make(io, std::move(fd), peer->describe(uri),
-                                 options);
+  return uds_socket{std::move(fd), peer->describe(uri)};
 }
 
 } // namespace relay

@@ -5,6 +5,7 @@
 #include <caf/expected.hpp>
 
 #include "common/reactor.hpp"
+#include "common/socket_util.hpp"
 #include "relay/transport.hpp"
 #include "uds/uds_address.hpp"
 
@@ -22,5 +23,16 @@ namespace relay {
 caf::expected<connection_ptr> uds_connect(const std::shared_ptr<reactor>& io,
                                           const uds_address& addr,
                                           const transport_options& options);
+
+/// A connected uds socket (non-blocking) and the listener's description.
+struct uds_socket {
+  unique_fd fd;
+  std::string peer;
+};
+
+/// The socket part of uds_connect: connects and checks the listener's uid,
+/// with the same bound and errors.
+caf::expected<uds_socket> uds_connect_socket(const uds_address& addr,
+                                             const transport_options& options);
 
 } // namespace relay

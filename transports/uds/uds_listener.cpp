@@ -24,7 +24,7 @@ struct uds_listener::state {
   uds_address addr;
   std::string uri;
   transport_options options;
-  accept_callback on_accept;
+  uds_socket_callback on_socket;
   rejection_counter rejected;
   unique_fd fd;
   // The socket file we created, to remove only that one.
@@ -84,10 +84,10 @@ caf::error clear_stale_socket(const uds_address& addr, const std::string& uri) {
 
 caf::expected<std::unique_ptr<uds_listener>>
 uds_listener::make(std::shared_ptr<reactor> io, const uds_address& addr,
-                   const transport_options& options, accept_callback on_accept,
-                   rejection_counter rejected) {
+                   const transport_options& options,
+                   uds_socket_callback on_socket, rejection_counter rejected) {
   auto uri = addr.uri();
-  if (!on_accept)
+  if (!on_socket)
     return make_error(errc::invalid_argument,
                       uri + ": listen needs an accept callback");
   auto st = std::make_shared<state>();
@@ -95,7 +95,7 @@ uds_listener::make(std::shared_ptr<reactor> io, const uds_address& addr,
   st->addr = addr;
   st->uri = uri;
   st->options = options;
-  st->on_accept = std::move(on_accept);
+  st->on_socket = std::move(on_socket);
   st->rejected = std::move(rejected);
   st->fd.reset(
     ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -150,6 +150,24 @@ uds_listener::make(std::shared_ptr<reactor> io, const uds_address& addr,
   return std::make_unique<uds_listener>(std::move(io), std::move(st));
 }
 
+caf::expected<std::unique_ptr<uds_listener>>
+uds_listener::make_stream(std::shared_ptr<reactor> io, const uds_address& addr,
+                          const transport_options& options,
+                          accept_callback on_accept,
+                          rejection_counter rejected) {
+  if (!on_accept)
+    return make_error(errc::invalid_argument,
+                      addr.uri() + ": listen needs an accept callback");
+  std::weak_ptr<reactor> weak_io = io;
+  return make(std::move(io), addr, options,
+              [weak_io, options, on_accept](unique_fd fd, std::string peer) {
+                if (auto io = weak_io.lock())
+                  on_accept(stream_connection::make(io, std::move(fd),
+                                                    std::move(peer), options));
+              },
+              std::move(rejected));
+}
+
 uds_listener::uds_listener(std::shared_ptr<reactor> io,
                            std::shared_ptr<state> st)
   : io_(std::move(io)), state_(std::move(st)) {
@@ -187,8 +205,7 @@ void uds_listener::state::on_readable() {
                     + " uid " + std::to_string(peer->uid) + ": " + why);
       return;
     }
-    on_accept(stream_connection::make(io_ptr, std::move(conn),
-                                      peer->describe(uri), options));
+    on_socket(std::move(conn), peer->describe(uri));
   });
 }
 

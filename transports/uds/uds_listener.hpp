@@ -1,23 +1,30 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <caf/expected.hpp>
 
 #include "common/reactor.hpp"
+#include "common/socket_util.hpp"
 #include "common/transport_log.hpp"
 #include "relay/transport.hpp"
 #include "uds/uds_address.hpp"
 
 namespace relay {
 
-/// A listening Unix domain socket: the relay::acceptor of uds_transport.
+/// Receives an accepted socket that passed the uid check, and the peer's
+/// description (URI, pid, uid). Called on the reactor thread.
+using uds_socket_callback = std::function<void(unique_fd fd, std::string peer)>;
+
+/// A listening Unix domain socket: the relay::acceptor of uds_transport
+/// (and the rendezvous of shm_transport).
 ///
 /// Accepts on the reactor thread, checks each peer's SO_PEERCRED uid (peers
 /// of another uid are closed and logged unless options.allow_other_uids),
-/// and hands accepted connections, not yet started, to the accept callback.
+/// and hands accepted sockets to the socket callback.
 class uds_listener : public acceptor {
 public:
   /// Backlog passed to listen(2).
@@ -34,8 +41,15 @@ public:
   /// socket", errno text); errc::invalid_argument for an empty callback.
   static caf::expected<std::unique_ptr<uds_listener>>
   make(std::shared_ptr<reactor> io, const uds_address& addr,
-       const transport_options& options, accept_callback on_accept,
+       const transport_options& options, uds_socket_callback on_socket,
        rejection_counter rejected);
+
+  /// Listens like make() and turns each accepted socket into a
+  /// stream_connection, not yet started, for `on_accept`.
+  static caf::expected<std::unique_ptr<uds_listener>>
+  make_stream(std::shared_ptr<reactor> io, const uds_address& addr,
+              const transport_options& options, accept_callback on_accept,
+              rejection_counter rejected);
 
   /// Stops listening: after the destructor returns, the accept callback is
   /// not running and never runs again (when called from inside the callback,

@@ -23,8 +23,8 @@ uds_transport::listen(const endpoint& ep, accept_callback on_accept) {
   auto addr = uds_address::parse(ep);
   if (!addr)
     return addr.error();
-  auto listener = uds_listener::make(io_, *addr, options_, std::move(on_accept),
-                                    rejected_);
+  auto listener = uds_listener::make_stream(io_, *addr, options_,
+                                           std::move(on_accept), rejected_);
   if (!listener)
     return listener.error();
   return std::unique_ptr<acceptor>{std::move(*listener)};

@@ -51,6 +51,12 @@ struct transport_options {
   /// Run authenticating transports without authentication. Off by default;
   /// anyone who can reach the port can then talk to the node.
   bool allow_insecure = false;
+  /// shm: bytes of each ring (one per direction), a power of two from 4 KiB
+  /// to 256 MiB. Larger frames stream through in pieces.
+  size_t shm_ring_size = size_t{1} << 20;
+  /// shm: how long a reader spins on an empty ring before it sleeps on its
+  /// doorbell. Longer cuts latency and costs CPU; 0 never spins.
+  std::chrono::nanoseconds shm_spin{std::chrono::microseconds{20}};
 };
 
 /// An owned, complete frame: header followed by body.

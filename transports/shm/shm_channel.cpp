@@ -1,0 +1,279 @@
+#include "shm/shm_channel.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#  include <immintrin.h>
+#  define RELAY_CPU_RELAX() _mm_pause()
+#else
+#  define RELAY_CPU_RELAX() ((void) 0)
+#endif
+
+namespace relay {
+
+shm_channel::shm_channel(std::shared_ptr<reactor> io, shm_mapping map,
+                         size_t capacity, int rx, int tx, unique_fd own_bell,
+                         unique_fd peer_bell, unique_fd socket,
+                         std::chrono::nanoseconds spin)
+  : io_(std::move(io)),
+    map_(std::move(map)),
+    capacity_(capacity),
+    rx_header_(map_.ring_header(rx, capacity)),
+    rx_data_(map_.ring_data(rx, capacity)),
+    tx_header_(map_.ring_header(tx, capacity)),
+    tx_data_(map_.ring_data(tx, capacity)),
+    own_bell_(std::move(own_bell)),
+    peer_bell_(std::move(peer_bell)),
+    socket_(std::move(socket)),
+    spin_(spin) {
+  // Data may be in the ring already, written while we were not yet asleep
+  // on the bell: look once as soon as the reactor watches us.
+  ring(own_bell_.get());
+}
+
+shm_channel::~shm_channel() {
+  if (socket_token_ != 0)
+    io_->remove(socket_token_);
+}
+
+caf::error shm_channel::watch_peer() {
+  // One-shot: the socket carries nothing after the set-up, so readable
+  // means the peer is gone (EOF) or misbehaves (bytes).
+  auto id = io_->add(socket_.get(), EPOLLIN, [this](uint32_t) {
+    char c;
+    auto n = ::recv(socket_.get(), &c, 1, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    if (n > 0 && !is_corrupt_.exchange(true))
+      corrupt_ = "unexpected bytes on the rendezvous socket";
+    peer_gone_ = true;
+    io_->modify(socket_token_, 0);
+    ring(own_bell_.get()); // wake the reader to report it
+  });
+  if (!id)
+    return id.error();
+  socket_token_ = *id;
+  return caf::none;
+}
+
+// -- shared memory access ----------------------------------------------------
+
+uint64_t shm_channel::load(std::byte* header, size_t offset) const noexcept {
+  return __atomic_load_n(reinterpret_cast<uint64_t*>(header + offset),
+                         __ATOMIC_SEQ_CST);
+}
+
+void shm_channel::store(std::byte* header, size_t offset,
+                        uint64_t value) noexcept {
+  __atomic_store_n(reinterpret_cast<uint64_t*>(header + offset), value,
+                   __ATOMIC_SEQ_CST);
+}
+
+uint32_t shm_channel::load_flag(std::byte* header,
+                                size_t offset) const noexcept {
+  return __atomic_load_n(reinterpret_cast<uint32_t*>(header + offset),
+                         __ATOMIC_SEQ_CST);
+}
+
+void shm_channel::store_flag(std::byte* header, size_t offset,
+                             uint32_t value) noexcept {
+  __atomic_store_n(reinterpret_cast<uint32_t*>(header + offset), value,
+                   __ATOMIC_SEQ_CST);
+}
+
+void shm_channel::ring(int bell) noexcept {
+  uint64_t one = 1;
+  // EAGAIN: the counter is saturated, so the bell rings anyway.
+  while (::write(bell, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+ssize_t shm_channel::corrupt(std::string what) {
+  if (!is_corrupt_.exchange(true))
+    corrupt_ = std::move(what);
+  errno = EPROTO;
+  return -1;
+}
+
+std::string shm_channel::error_text(int err) const {
+  if (err == EPROTO && is_corrupt_)
+    return "shared memory ring is corrupt: " + corrupt_;
+  return byte_channel::error_text(err);
+}
+
+// -- reading (reactor thread) -------------------------------------------------
+
+int64_t shm_channel::rx_available() {
+  auto tail = load(rx_header_, shm_layout::tail_offset);
+  // Unsigned distance: a tail behind our head wraps to a huge value.
+  auto avail = tail - rx_head_;
+  if (avail > capacity_) {
+    corrupt("the peer's write position " + std::to_string(tail)
+            + " is not within " + std::to_string(capacity_)
+            + " bytes after our read position " + std::to_string(rx_head_));
+    return -1;
+  }
+  return static_cast<int64_t>(avail);
+}
+
+ssize_t shm_channel::read(void* buf, size_t len) {
+  if (is_corrupt_) {
+    errno = EPROTO;
+    return -1;
+  }
+  store_flag(rx_header_, shm_layout::sleeping_offset, 0);
+  auto avail = rx_available();
+  if (avail < 0)
+    return -1;
+  if (avail == 0) {
+    if (peer_gone_) {
+      if (is_corrupt_) {
+        errno = EPROTO;
+        return -1;
+      }
+      return 0;
+    }
+    if (arm_reader()) {
+      errno = EAGAIN;
+      return -1;
+    }
+    avail = rx_available();
+    if (avail <= 0)
+      return avail < 0 ? -1 : (errno = EAGAIN, -1);
+  }
+  auto n = std::min<size_t>(static_cast<size_t>(avail), len);
+  auto pos = rx_head_ & (capacity_ - 1);
+  auto first = std::min(n, capacity_ - pos);
+  std::memcpy(buf, rx_data_ + pos, first);
+  if (n > first)
+    std::memcpy(static_cast<std::byte*>(buf) + first, rx_data_, n - first);
+  rx_head_ += n;
+  store(rx_header_, shm_layout::head_offset, rx_head_);
+  if (load_flag(rx_header_, shm_layout::waiting_offset) != 0)
+    ring(peer_bell_.get()); // the writer waits for the room we just made
+  if (static_cast<size_t>(avail) > n)
+    ring(own_bell_.get()); // more than fit: come back for the rest
+  else
+    arm_reader();
+  return static_cast<ssize_t>(n);
+}
+
+bool shm_channel::arm_reader() {
+  store_flag(rx_header_, shm_layout::sleeping_offset, 1);
+  // Dekker with the writer (store tail, then load sleeping): one of us sees
+  // the other's store.
+  if (load(rx_header_, shm_layout::tail_offset) != rx_head_ || peer_gone_) {
+    store_flag(rx_header_, shm_layout::sleeping_offset, 0);
+    return false;
+  }
+  return true;
+}
+
+bool shm_channel::poll_more() {
+  if (is_corrupt_)
+    return false;
+  if (load(rx_header_, shm_layout::tail_offset) != rx_head_ || peer_gone_)
+    return true;
+  if (spin_.count() <= 0)
+    return false;
+  // Awake while spinning, so the writer need not ring.
+  store_flag(rx_header_, shm_layout::sleeping_offset, 0);
+  auto deadline = std::chrono::steady_clock::now() + spin_;
+  for (int i = 0;; ++i) {
+    if (__atomic_load_n(reinterpret_cast<uint64_t*>(rx_header_
+                                                    + shm_layout::tail_offset),
+                        __ATOMIC_ACQUIRE)
+          != rx_head_
+        || peer_gone_)
+      return true;
+    RELAY_CPU_RELAX();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline)
+      break;
+  }
+  return !arm_reader();
+}
+
+uint32_t shm_channel::watch(uint32_t wanted) const noexcept {
+  // Data and room both arrive as a ring of our eventfd.
+  return wanted != 0 ? uint32_t{EPOLLIN} : 0u;
+}
+
+uint32_t shm_channel::on_ready(uint32_t) noexcept {
+  uint64_t count;
+  // Reset the level-triggered bell before looking at the rings.
+  while (::read(own_bell_.get(), &count, sizeof(count)) < 0 && errno == EINTR) {
+  }
+  return EPOLLIN | EPOLLOUT;
+}
+
+// -- writing (under the connection's lock) --------------------------------------
+
+ssize_t shm_channel::write(const iovec* iov, size_t count) {
+  if (is_corrupt_) {
+    errno = EPROTO;
+    return -1;
+  }
+  if (peer_gone_) {
+    errno = EPIPE;
+    return -1;
+  }
+  store_flag(tx_header_, shm_layout::waiting_offset, 0);
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i)
+    total += iov[i].iov_len;
+  size_t written = 0;
+  size_t vec = 0;    // iovec being copied
+  size_t in_vec = 0; // bytes of it already copied
+  while (written < total) {
+    auto head = load(tx_header_, shm_layout::head_offset);
+    if (head < tx_head_seen_ || head > tx_tail_)
+      return corrupt("the peer's read position " + std::to_string(head)
+                     + " is outside [" + std::to_string(tx_head_seen_) + ", "
+                     + std::to_string(tx_tail_) + "]");
+    tx_head_seen_ = head;
+    auto room = capacity_ - (tx_tail_ - head);
+    if (room == 0) {
+      // Full: ask for a ring when room appears, then look once more.
+      store_flag(tx_header_, shm_layout::waiting_offset, 1);
+      if (load(tx_header_, shm_layout::head_offset) == tx_head_seen_)
+        break;
+      store_flag(tx_header_, shm_layout::waiting_offset, 0);
+      continue;
+    }
+    auto n = std::min(room, total - written);
+    for (size_t copied = 0; copied < n;) {
+      auto src = static_cast<const std::byte*>(iov[vec].iov_base) + in_vec;
+      auto chunk = std::min(iov[vec].iov_len - in_vec, n - copied);
+      auto pos = (tx_tail_ + copied) & (capacity_ - 1);
+      auto first = std::min(chunk, capacity_ - pos);
+      std::memcpy(tx_data_ + pos, src, first);
+      if (chunk > first)
+        std::memcpy(tx_data_, src + first, chunk - first);
+      copied += chunk;
+      in_vec += chunk;
+      if (in_vec == iov[vec].iov_len) {
+        ++vec;
+        in_vec = 0;
+      }
+    }
+    tx_tail_ += n;
+    written += n;
+    // Dekker with the reader (store sleeping, then load tail).
+    store(tx_header_, shm_layout::tail_offset, tx_tail_);
+    if (load_flag(tx_header_, shm_layout::sleeping_offset) != 0)
+      ring(peer_bell_.get());
+  }
+  if (written == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<ssize_t>(written);
+}
+
+} // namespace relay

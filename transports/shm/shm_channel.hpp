@@ -1,0 +1,95 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/byte_channel.hpp"
+#include "common/reactor.hpp"
+#include "shm/shm_region.hpp"
+
+namespace relay {
+
+/// A byte_channel over two shared-memory rings (see shm_region.hpp).
+///
+/// Writing copies into the tx ring and makes a system call only when the
+/// peer said it sleeps (it then rings the peer's eventfd). Reading copies
+/// out of the rx ring. Before the reactor goes back to sleep, poll_more()
+/// spins for at most `spin` watching the ring, then sets reader_sleeping and
+/// checks once more, so no doorbell is lost. Our eventfd is the one
+/// descriptor the reactor watches; it rings for data and for room alike.
+///
+/// The rendezvous socket stays open only to notice the peer going away: its
+/// end of stream (or any byte on it) is watched by a second reactor
+/// registration and ends the stream once the rx ring is drained.
+///
+/// Every position read from shared memory is checked against our own copy
+/// and the capacity; a violation fails read()/write() with EPROTO and
+/// error_text() says what was wrong.
+class shm_channel : public byte_channel {
+public:
+  /// `rx`/`tx` are ring indexes into `map`; `own_bell` is our eventfd,
+  /// `peer_bell` the peer's; `socket` is the rendezvous socket.
+  shm_channel(std::shared_ptr<reactor> io, shm_mapping map, size_t capacity,
+              int rx, int tx, unique_fd own_bell, unique_fd peer_bell,
+              unique_fd socket, std::chrono::nanoseconds spin);
+
+  ~shm_channel() override;
+
+  /// Starts watching the rendezvous socket. Call once, before use.
+  caf::error watch_peer();
+
+  int fd() const noexcept override {
+    return own_bell_.get();
+  }
+
+  ssize_t read(void* buf, size_t len) override;
+
+  ssize_t write(const iovec* iov, size_t count) override;
+
+  uint32_t watch(uint32_t wanted) const noexcept override;
+
+  uint32_t on_ready(uint32_t events) noexcept override;
+
+  bool poll_more() override;
+
+  std::string error_text(int err) const override;
+
+private:
+  uint64_t load(std::byte* header, size_t offset) const noexcept;
+  void store(std::byte* header, size_t offset, uint64_t value) noexcept;
+  uint32_t load_flag(std::byte* header, size_t offset) const noexcept;
+  void store_flag(std::byte* header, size_t offset, uint32_t value) noexcept;
+
+  // Available bytes in rx, or -1 (errno EPROTO) if the peer's tail is bad.
+  int64_t rx_available();
+  // Sets reader_sleeping, then checks again; false if data came meanwhile.
+  bool arm_reader();
+  void ring(int bell) noexcept;
+  ssize_t corrupt(std::string what);
+
+  std::shared_ptr<reactor> io_;
+  shm_mapping map_;
+  const size_t capacity_;
+  std::byte* rx_header_;
+  std::byte* rx_data_;
+  std::byte* tx_header_;
+  std::byte* tx_data_;
+  unique_fd own_bell_;
+  unique_fd peer_bell_;
+  unique_fd socket_;
+  const std::chrono::nanoseconds spin_;
+  reactor::token socket_token_ = 0;
+
+  // Our own positions: the truth, whatever shared memory says.
+  uint64_t rx_head_ = 0; // reactor thread
+  uint64_t tx_tail_ = 0; // writer (under the connection's lock)
+  uint64_t tx_head_seen_ = 0;
+
+  std::atomic<bool> peer_gone_{false};
+  std::string corrupt_; // set once, before EPROTO is returned
+  std::atomic<bool> is_corrupt_{false};
+};
+
+} // namespace relay

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "common/reactor.hpp"
+#include "common/transport_log.hpp"
+#include "relay/transport.hpp"
+
+namespace relay {
+
+/// Shared memory between processes of one machine: `shm:///path`.
+///
+/// The path is a Unix socket used as a rendezvous, with the rules of uds
+/// (0600, same uid, a live listener is never taken over, removed on
+/// shutdown). Each connection then gets its own sealed memfd with one ring
+/// per direction (options.shm_ring_size bytes each) and an eventfd doorbell
+/// per side, handed over with SCM_RIGHTS; frames travel through the rings
+/// (see shm_channel.hpp), and the socket only tells when the peer is gone.
+/// Nothing is left in /dev/shm or the file system.
+///
+/// Thread rules: all members are thread-safe. I/O runs on the shared
+/// reactor: each connection's eventfd is one more descriptor there.
+class shm_transport : public transport {
+public:
+  static constexpr const char* scheme_name = "shm";
+
+  shm_transport(std::shared_ptr<reactor> io, transport_options options);
+
+  /// Returns "shm".
+  std::string scheme() const override;
+
+  /// Listens on the rendezvous socket of `ep`. Errors: those of uds listen.
+  caf::expected<std::unique_ptr<acceptor>>
+  listen(const endpoint& ep, accept_callback on_accept) override;
+
+  /// Connects to the rendezvous socket, hands over a fresh region and
+  /// waits (at most options.handshake_timeout) for the listener to take
+  /// it. Errors: those of uds connect, errc::handshake_failed,
+  /// errc::handshake_timeout, errc::peer_rejected.
+  caf::expected<connection_ptr> connect(const endpoint& ep) override;
+
+  /// Peers of another uid, and set-ups that failed or stalled.
+  uint64_t rejected_peers() const noexcept override;
+
+private:
+  std::shared_ptr<reactor> io_;
+  transport_options options_;
+  rejection_counter rejected_ = std::make_shared<std::atomic<uint64_t>>(0);
+};
+
+} // namespace relay
