@@ -67,6 +67,8 @@ node_impl::node_impl(node_config& cfg)
       cfg.handshake_timeout);
   opts.secret = cfg.load_secret();
   opts.allow_insecure = cfg.tcp_insecure;
+  opts.shm_ring_size = cfg.shm_ring_size;
+  opts.shm_spin = cfg.shm_spin;
   register_builtin_transports(transports_, opts);
   service_actor_ = system_.spawn<caf::lazy_init + caf::hidden>(
     service_actor, [this](uint64_t serial) { check_handshake(serial); });

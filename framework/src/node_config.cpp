@@ -37,6 +37,10 @@ node_config::node_config() {
          "accept uds peers running as another user")
     .add(cookie_file, "cookie-file",
          "file with the secret that authenticates tcp peers (mode 0600)")
+    .add(shm_ring_size, "shm-ring-size",
+         "bytes of each shm ring (power of two, 4 KiB to 256 MiB)")
+    .add(shm_spin, "shm-spin",
+         "how long an shm reader spins before it sleeps")
     .add(tcp_insecure, "tcp-insecure",
          "run tcp without authentication (trusted networks only)");
 }

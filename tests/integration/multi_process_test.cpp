@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -155,8 +156,8 @@ protected:
   void SetUp() override {
     cookie = write_cookie("cookie", "multi-process-test-secret-0123456789");
     socket_path = dir.path() + "/pp.sock";
-    auto where = GetParam() == "uds" ? "uds://" + socket_path
-                                     : std::string{"tcp://127.0.0.1:0"};
+    auto where = GetParam() == "tcp" ? std::string{"tcp://127.0.0.1:0"}
+                                     : GetParam() + "://" + socket_path;
     server = std::make_unique<child>(std::vector<std::string>{
       RELAY_PING_PONG, "serve", where, "--cookie-file", cookie});
     ASSERT_TRUE(server->running());
@@ -165,13 +166,33 @@ protected:
     std::string prefix = "listening on ";
     ASSERT_EQ(line->rfind(prefix, 0), 0u) << *line;
     uri = line->substr(prefix.size());
-    if (GetParam() == "uds") {
+    if (GetParam() != "tcp") {
       ASSERT_EQ(uri, where);
     } else {
       ASSERT_EQ(uri.rfind("tcp://127.0.0.1:", 0), 0u) << uri;
       ASSERT_NE(uri, where) << "port 0 must be replaced by the real port";
     }
   }
+
+  /// Mappings of shm regions (memfd "relay-shm") in this process.
+  static int mapped_regions() {
+    std::ifstream maps{"/proc/self/maps"};
+    int count = 0;
+    for (std::string line; std::getline(maps, line);)
+      count += line.find("relay-shm") != std::string::npos;
+    return count;
+  }
+
+  static std::vector<std::string> dev_shm_entries() {
+    std::vector<std::string> result;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator{"/dev/shm", ec})
+      result.push_back(e.path().string());
+    std::sort(result.begin(), result.end());
+    return result;
+  }
+
+  std::vector<std::string> dev_shm_before = dev_shm_entries();
 
   /// A 0600 file holding `secret`.
   std::string write_cookie(const std::string& name, const std::string& secret) {
@@ -188,7 +209,8 @@ protected:
   std::unique_ptr<child> server;
 };
 
-// What only one transport does.
+// What only some transports do: socket files (uds, and the rendezvous of
+// shm), cookies (tcp).
 class multi_process_uds : public multi_process {};
 class multi_process_tcp : public multi_process {};
 
@@ -228,6 +250,7 @@ TEST_P(multi_process, killed_peer_process_reports_down_and_fails_requests) {
   self->request(*remote, 5s, ping_pong::ping{1, "across processes"})
     .receive([](const ping_pong::pong& x) { EXPECT_EQ(x.payload, "across processes"); },
              [](caf::error& err) { ADD_FAILURE() << describe(err); });
+  EXPECT_EQ(mapped_regions(), GetParam() == "shm" ? 1 : 0);
   self->monitor(*remote);
   server->stop(SIGKILL);
   self->receive(
@@ -238,6 +261,10 @@ TEST_P(multi_process, killed_peer_process_reports_down_and_fails_requests) {
   self->request(*remote, 60s, ping_pong::ping{2, "too late"})
     .receive([](const ping_pong::pong&) { ADD_FAILURE() << "reply from the dead"; },
              [](caf::error& err) { EXPECT_TRUE(err); });
+  // The connection is gone by the time of the DOWN: an shm region is
+  // unmapped, and shared memory never had a name in /dev/shm.
+  EXPECT_EQ(mapped_regions(), 0) << "an shm region is still mapped";
+  EXPECT_EQ(dev_shm_entries(), dev_shm_before);
 }
 
 TEST_P(multi_process_tcp, ping_with_a_wrong_cookie_fails_clearly) {
@@ -282,9 +309,9 @@ auto scheme_name(const ::testing::TestParamInfo<std::string>& info) {
   return info.param;
 }
 
-INSTANTIATE_TEST_SUITE_P(over, multi_process, ::testing::Values("uds", "tcp"),
-                         scheme_name);
-INSTANTIATE_TEST_SUITE_P(over, multi_process_uds, ::testing::Values("uds"),
-                         scheme_name);
+INSTANTIATE_TEST_SUITE_P(over, multi_process,
+                         ::testing::Values("uds", "tcp", "shm"), scheme_name);
+INSTANTIATE_TEST_SUITE_P(over, multi_process_uds,
+                         ::testing::Values("uds", "shm"), scheme_name);
 INSTANTIATE_TEST_SUITE_P(over, multi_process_tcp, ::testing::Values("tcp"),
                          scheme_name);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -192,8 +193,10 @@ bool shm_channel::poll_more() {
           != rx_head_
         || peer_gone_)
       return true;
-    RELAY_CPU_RELAX();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline)
+    // Yield rather than burn: on a CPU shared with the peer, the peer is
+    // who must run for the data to come.
+    ::sched_yield();
+    if ((i & 7) == 7 && std::chrono::steady_clock::now() >= deadline)
       break;
   }
   return !arm_reader();

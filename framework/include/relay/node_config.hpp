@@ -76,6 +76,11 @@ public:
   /// be readable by group or others. Unset: the RELAY_COOKIE environment
   /// variable, if set, is the secret.
   std::string cookie_file;
+  /// shm: bytes of each ring of a connection (one per direction), a power
+  /// of two from 4 KiB to 256 MiB.
+  size_t shm_ring_size = size_t{1} << 20;
+  /// shm: how long a reader spins on an empty ring before it sleeps.
+  caf::timespan shm_spin = std::chrono::microseconds{20};
   /// Run tcp without authentication. Off by default, and only for trusted
   /// networks: anyone who can reach the port can then talk to the node.
   bool tcp_insecure = false;

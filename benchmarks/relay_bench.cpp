@@ -1,0 +1,281 @@
+// relay_bench: Relay across two processes, request/response round trips and
+// one-way streaming measured at the receiving actor.
+//
+//   relay_bench serve URI                       serve until SIGINT/SIGTERM
+//   relay_bench rtt URI --size B --count N      JSON: p50_us, p99_us
+//   relay_bench throughput URI --size B --count N
+//                                               JSON: msgs_per_s, mb_per_s
+//
+// Any --relay.* option is passed to the node. Prints one JSON object per
+// line; scripts/bench adds placement and compares systems.
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <cereal/types/string.hpp>
+
+#include "relay/node.hpp"
+
+namespace bench {
+
+struct ping {
+  uint64_t seq = 0;
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(seq, payload);
+  }
+};
+
+struct item {
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(payload);
+  }
+};
+
+/// Ends a stream; the receiver answers with what it counted.
+struct done {
+  template <class Archive>
+  void serialize(Archive&) {
+  }
+};
+
+struct stats {
+  uint64_t count = 0;
+  int64_t first_ns = 0; // receiver's steady clock at the first item
+  int64_t last_ns = 0;  // ... and at the last
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(count, first_ns, last_ns);
+  }
+};
+
+} // namespace bench
+
+RELAY_MESSAGE_TYPE(bench::ping, "bench.ping")
+RELAY_MESSAGE_TYPE(bench::item, "bench.item")
+RELAY_MESSAGE_TYPE(bench::done, "bench.done")
+RELAY_MESSAGE_TYPE(bench::stats, "bench.stats")
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           clock_type::now().time_since_epoch())
+    .count();
+}
+
+long peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+caf::behavior sink(caf::stateful_actor<bench::stats>* self) {
+  return {
+    [](bench::ping& x) { return x; },
+    [=](const bench::item&) {
+      auto t = now_ns();
+      if (self->state.count++ == 0)
+        self->state.first_ns = t;
+      self->state.last_ns = t;
+    },
+    [=](const bench::done&) {
+      auto result = self->state;
+      self->state = bench::stats{};
+      return result;
+    },
+  };
+}
+
+std::string transport_of(const std::string& uri) {
+  return uri.substr(0, uri.find(':'));
+}
+
+int serve(relay::node& node, const std::string& uri) {
+  auto actor = node.system().spawn(sink);
+  if (auto err = node.publish(actor, "sink")) {
+    std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+    return 1;
+  }
+  auto real = node.listen(uri);
+  if (!real) {
+    std::cerr << "relay_bench: " << relay::describe(real.error()) << "\n";
+    return 1;
+  }
+  std::cout << "listening on " << *real << std::endl;
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  std::fprintf(stderr, "{\"role\": \"server\", \"peak_rss_kib\": %ld}\n",
+               peak_rss_kib());
+  return 0;
+}
+
+int rtt(relay::node& node, const std::string& uri, size_t size, size_t count) {
+  auto remote = node.lookup(uri, "sink");
+  if (!remote) {
+    std::cerr << "relay_bench: " << relay::describe(remote.error()) << "\n";
+    return 1;
+  }
+  caf::scoped_actor self{node.system()};
+  std::string payload(size, 'x');
+  std::vector<double> rtts;
+  rtts.reserve(count);
+  auto warmup = std::min<size_t>(count / 10, 1000);
+  for (size_t i = 0; i < count + warmup; ++i) {
+    auto start = clock_type::now();
+    bool ok = false;
+    self->request(*remote, std::chrono::seconds{10}, bench::ping{i, payload})
+      .receive([&](const bench::ping& x) { ok = x.seq == i; },
+               [&](caf::error& err) {
+                 std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+               });
+    if (!ok)
+      return 1;
+    if (i >= warmup)
+      rtts.push_back(std::chrono::duration<double, std::micro>(
+                       clock_type::now() - start)
+                       .count());
+  }
+  std::sort(rtts.begin(), rtts.end());
+  auto pct = [&](double p) {
+    return rtts[std::min(rtts.size() - 1,
+                         static_cast<size_t>(p * (rtts.size() - 1) + 0.5))];
+  };
+  std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+              "\"rtt\", \"size\": %zu, \"count\": %zu, \"p50_us\": %.2f, "
+              "\"p99_us\": %.2f, \"client_peak_rss_kib\": %ld}\n",
+              transport_of(uri).c_str(), size, count, pct(0.5), pct(0.99),
+              peak_rss_kib());
+  return 0;
+}
+
+int throughput(relay::node& node, const std::string& uri, size_t size,
+               size_t count) {
+  auto remote = node.lookup(uri, "sink");
+  if (!remote) {
+    std::cerr << "relay_bench: " << relay::describe(remote.error()) << "\n";
+    return 1;
+  }
+  caf::scoped_actor self{node.system()};
+  bench::item msg{std::string(size, 'x')};
+  // Relay has no flow control yet: a round trip every `window` messages
+  // bounds what is in flight.
+  constexpr size_t window = 4096;
+  bench::stats result;
+  auto sync = [&](bool reset) {
+    bool ok = false;
+    self->request(*remote, std::chrono::seconds{60}, bench::done{})
+      .receive(
+        [&](const bench::stats& s) {
+          ok = true;
+          if (!reset)
+            result = s;
+        },
+        [&](caf::error& err) {
+          std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+        });
+    return ok;
+  };
+  if (!sync(true))
+    return 1;
+  for (size_t sent = 0; sent < count;) {
+    auto n = std::min(window, count - sent);
+    for (size_t i = 0; i < n; ++i)
+      self->send(*remote, msg);
+    sent += n;
+    if (sent < count) {
+      bool ok = false;
+      self->request(*remote, std::chrono::seconds{60}, bench::ping{sent, ""})
+        .receive([&](const bench::ping&) { ok = true; },
+                 [&](caf::error& err) {
+                   std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+                 });
+      if (!ok)
+        return 1;
+    }
+  }
+  if (!sync(false))
+    return 1;
+  if (result.count != count) {
+    std::cerr << "relay_bench: the receiver counted " << result.count
+              << " of " << count << " messages\n";
+    return 1;
+  }
+  auto secs = static_cast<double>(result.last_ns - result.first_ns) / 1e9;
+  auto rate = secs > 0 ? static_cast<double>(count - 1) / secs : 0.0;
+  std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+              "\"throughput\", \"size\": %zu, \"count\": %zu, "
+              "\"msgs_per_s\": %.0f, \"mb_per_s\": %.1f, "
+              "\"client_peak_rss_kib\": %ld}\n",
+              transport_of(uri).c_str(), size, count, rate,
+              rate * static_cast<double>(size) / 1e6, peak_rss_kib());
+  return 0;
+}
+
+int usage() {
+  std::cerr << "usage: relay_bench serve URI\n"
+               "       relay_bench rtt|throughput URI [--size B] [--count N]\n";
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3)
+    return usage();
+  std::string mode = argv[1];
+  std::string uri = argv[2];
+  size_t size = 64;
+  size_t count = 10000;
+  std::vector<char*> relay_args{argv[0]};
+  for (int i = 3; i < argc; ++i) {
+    std::string arg = argv[i];
+    if ((arg == "--size" || arg == "--count") && i + 1 < argc)
+      (arg == "--size" ? size : count) = std::stoul(argv[++i]);
+    else if (arg.rfind("--", 0) == 0) // --relay.*, CAF options
+      relay_args.push_back(argv[i]);
+    else
+      return usage();
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  relay::node_config cfg;
+  cfg.add_message_type<bench::ping>()
+    .add_message_type<bench::item>()
+    .add_message_type<bench::done>()
+    .add_message_type<bench::stats>();
+  if (auto err = cfg.parse(static_cast<int>(relay_args.size()),
+                           relay_args.data())) {
+    std::cerr << "relay_bench: bad option: " << cfg.render(err) << "\n";
+    return 2;
+  }
+  relay::node node{cfg};
+  if (mode == "serve")
+    return serve(node, uri);
+  if (mode == "rtt")
+    return rtt(node, uri, size, count);
+  if (mode == "throughput")
+    return throughput(node, uri, size, count);
+  return usage();
+}
