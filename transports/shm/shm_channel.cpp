@@ -45,8 +45,11 @@ shm_channel::~shm_channel() {
 
 caf::error shm_channel::watch_peer() {
   // One-shot: the socket carries nothing after the set-up, so readable
-  // means the peer is gone (EOF) or misbehaves (bytes).
+  // means the peer is gone (EOF) or misbehaves (bytes). The lock keeps the
+  // callback from reading socket_token_ before it is set.
+  std::lock_guard<std::mutex> guard{socket_mtx_};
   auto id = io_->add(socket_.get(), EPOLLIN, [this](uint32_t) {
+    std::lock_guard<std::mutex> guard{socket_mtx_};
     char c;
     auto n = ::recv(socket_.get(), &c, 1, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))

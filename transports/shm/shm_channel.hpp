@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/byte_channel.hpp"
@@ -80,7 +81,8 @@ private:
   unique_fd peer_bell_;
   unique_fd socket_;
   const std::chrono::nanoseconds spin_;
-  reactor::token socket_token_ = 0;
+  std::mutex socket_mtx_;
+  reactor::token socket_token_ = 0; // guarded by socket_mtx_
 
   // Our own positions: the truth, whatever shared memory says.
   uint64_t rx_head_ = 0; // reactor thread
