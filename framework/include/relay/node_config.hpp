@@ -37,6 +37,15 @@ public:
 ///   relay.connect-timeout    bound on connecting (5s)
 ///   relay.lookup-timeout     bound on a blocking lookup (10s)
 ///   relay.allow-other-uids   accept local peers of other users (false)
+///   relay.cookie-file        secret that authenticates tcp peers (mode 0600;
+///                            else $RELAY_COOKIE)
+///   relay.tcp-insecure       run tcp without authentication (false)
+///   relay.shm-ring-size      bytes of each shm ring (1 MiB)
+///   relay.shm-spin           how long an shm reader spins before it sleeps
+///                            (20us)
+///
+/// One CAF default differs: work-stealing.moderate-poll-attempts is 0 (see
+/// node_config.cpp for why).
 class node_config : public caf::actor_system_config {
 public:
   node_config();
