@@ -68,9 +68,10 @@ public:
     if (finished_)
       return;
     finish_with([&] {
-      fd_.reset();
+      // Count and log first: whoever sees the close must see the count.
       if (auto owner = owner_.lock())
         owner->reject(reason);
+      fd_.reset();
     });
   }
 

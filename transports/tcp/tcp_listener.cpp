@@ -156,10 +156,11 @@ private:
     if (done_)
       return;
     auto self = detach();
-    send_output(fd_.get(), hs_); // a rejection, if the handshake has one
-    fd_.reset();
+    // Count and log first: whoever sees the close must see the count.
     if (self)
       owner_->reject(reason);
+    send_output(fd_.get(), hs_); // a rejection, if the handshake has one
+    fd_.reset();
   }
 
   std::shared_ptr<tcp_listener::state> owner_;
