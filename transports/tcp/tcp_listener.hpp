@@ -15,7 +15,8 @@ namespace relay {
 /// A listening TCP socket: the relay::acceptor of tcp_transport.
 ///
 /// Accepts on the reactor thread and authenticates each peer there, without
-/// blocking (see tcp_auth.hpp), bounded by options.handshake_timeout. A peer
+/// blocking (see tcp_auth.hpp), bounded by options.handshake_timeout and
+/// setup_sessions::max_pending connections at once. A peer
 /// that fails or stalls is closed, logged with its address and the reason,
 /// and counted; only authenticated connections, not yet started, reach the
 /// accept callback.
@@ -23,10 +24,6 @@ class tcp_listener : public acceptor {
 public:
   /// Backlog passed to listen(2).
   static constexpr int backlog = 128;
-
-  /// Connections authenticating at once; more are closed (and logged)
-  /// right away, so that a flood of silent peers cannot exhaust fds.
-  static constexpr size_t max_authenticating = 1024;
 
   /// Binds `addr` (no host: 127.0.0.1; port 0: a free port) and listens.
   /// Thread-safe. Errors: errc::insecure_configuration (no secret and
