@@ -5,12 +5,16 @@
 //   relay_bench rtt URI --size B --count N      JSON: p50_us, p99_us
 //   relay_bench throughput URI --size B --count N
 //                                               JSON: msgs_per_s, mb_per_s
+//   relay_bench memory URI --count N            JSON: the server's memory per
+//                                               idle connection, ours per
+//                                               remote-actor proxy
 //
 // Any --relay.* option is passed to the node. Prints one JSON object per
 // line; scripts/bench adds placement and compares systems.
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +25,7 @@
 
 #include <caf/all.hpp>
 #include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 
 #include "relay/node.hpp"
 
@@ -50,6 +55,25 @@ struct done {
   }
 };
 
+/// Asks the server for its resident memory, or (with spawn > 0) to spawn
+/// that many idle actors and send their handles.
+struct probe {
+  uint64_t spawn = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(spawn);
+  }
+};
+
+struct probe_reply {
+  int64_t rss_kib = 0;
+  std::vector<caf::actor> actors;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(rss_kib, actors);
+  }
+};
+
 struct stats {
   uint64_t count = 0;
   int64_t first_ns = 0; // receiver's steady clock at the first item
@@ -66,6 +90,8 @@ RELAY_MESSAGE_TYPE(bench::ping, "bench.ping")
 RELAY_MESSAGE_TYPE(bench::item, "bench.item")
 RELAY_MESSAGE_TYPE(bench::done, "bench.done")
 RELAY_MESSAGE_TYPE(bench::stats, "bench.stats")
+RELAY_MESSAGE_TYPE(bench::probe, "bench.probe")
+RELAY_MESSAGE_TYPE(bench::probe_reply, "bench.probe_reply")
 
 namespace {
 
@@ -75,6 +101,17 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
            clock_type::now().time_since_epoch())
     .count();
+}
+
+int64_t rss_kib() {
+  long pages = 0;
+  long resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    std::fclose(f);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 long peak_rss_kib() {
@@ -96,6 +133,16 @@ caf::behavior sink(caf::stateful_actor<bench::stats>* self) {
       auto result = self->state;
       self->state = bench::stats{};
       return result;
+    },
+    [=](const bench::probe& p) {
+      bench::probe_reply reply;
+      for (uint64_t i = 0; i < p.spawn; ++i)
+        reply.actors.push_back(self->spawn(
+          [](caf::event_based_actor* me) -> caf::behavior {
+            return {[=](const bench::done&) { me->quit(); }};
+          }));
+      reply.rss_kib = rss_kib();
+      return reply;
     },
   };
 }
@@ -230,6 +277,56 @@ int throughput(relay::node& node, const std::string& uri, size_t size,
   return 0;
 }
 
+// The server's memory per idle connection (N extra nodes connect to it) and
+// ours per proxy (the server sends N actor handles).
+int memory(relay::node& node, relay::node_config& cfg, const std::string& uri,
+           size_t count) {
+  auto remote = node.lookup(uri, "sink");
+  if (!remote) {
+    std::cerr << "relay_bench: " << relay::describe(remote.error()) << "\n";
+    return 1;
+  }
+  caf::scoped_actor self{node.system()};
+  auto ask = [&](uint64_t spawn) {
+    bench::probe_reply result;
+    self->request(*remote, std::chrono::seconds{60}, bench::probe{spawn})
+      .receive([&](bench::probe_reply& r) { result = std::move(r); },
+               [&](caf::error& err) {
+                 std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+               });
+    return result;
+  };
+  auto server_before = ask(0).rss_kib;
+  {
+    // Each node is a peer of its own: one connection each.
+    std::vector<std::unique_ptr<relay::node>> peers;
+    for (size_t i = 0; i < count; ++i) {
+      peers.push_back(std::make_unique<relay::node>(cfg));
+      if (!peers.back()->lookup(uri, "sink"))
+        return 1;
+    }
+    auto server_after = ask(0).rss_kib;
+    std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+                "\"memory\", \"what\": \"idle_connection\", \"count\": %zu, "
+                "\"server_kib_each\": %.1f}\n",
+                transport_of(uri).c_str(), count,
+                static_cast<double>(server_after - server_before)
+                  / static_cast<double>(count));
+  }
+  auto ours_before = rss_kib();
+  auto reply = ask(count);
+  auto ours_after = rss_kib();
+  std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+              "\"memory\", \"what\": \"proxy\", \"count\": %zu, "
+              "\"client_kib_each\": %.2f}\n",
+              transport_of(uri).c_str(), reply.actors.size(),
+              static_cast<double>(ours_after - ours_before)
+                / static_cast<double>(std::max<size_t>(reply.actors.size(), 1)));
+  for (auto& a : reply.actors)
+    self->send(a, bench::done{});
+  return 0;
+}
+
 int usage() {
   std::cerr << "usage: relay_bench serve URI\n"
                "       relay_bench rtt|throughput URI [--size B] [--count N]\n";
@@ -264,7 +361,9 @@ int main(int argc, char** argv) {
   cfg.add_message_type<bench::ping>()
     .add_message_type<bench::item>()
     .add_message_type<bench::done>()
-    .add_message_type<bench::stats>();
+    .add_message_type<bench::stats>()
+    .add_message_type<bench::probe>()
+    .add_message_type<bench::probe_reply>();
   if (auto err = cfg.parse(static_cast<int>(relay_args.size()),
                            relay_args.data())) {
     std::cerr << "relay_bench: bad option: " << cfg.render(err) << "\n";
@@ -277,5 +376,7 @@ int main(int argc, char** argv) {
     return rtt(node, uri, size, count);
   if (mode == "throughput")
     return throughput(node, uri, size, count);
+  if (mode == "memory")
+    return memory(node, cfg, uri, count);
   return usage();
 }
