@@ -47,6 +47,8 @@ node_config::node_config() {
          "bytes of each shm ring (power of two, 4 KiB to 256 MiB)")
     .add(shm_spin, "shm-spin",
          "how long an shm reader spins before it sleeps")
+    .add(deliver_on_io_thread, "deliver-on-io-thread",
+         "run receiving actors on the I/O thread (no worker wake-up)")
     .add(tcp_insecure, "tcp-insecure",
          "run tcp without authentication (trusted networks only)");
 }

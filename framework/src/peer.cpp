@@ -14,6 +14,7 @@
 #include <caf/type_nr.hpp>
 
 #include "node_impl.hpp"
+#include "io_unit.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
 #include "remote_proxy.hpp"
@@ -554,9 +555,14 @@ void peer::handle_message(wire_reader& in) {
     }
     return;
   }
+  auto* unit = node_.config().deliver_on_io_thread
+                 ? io_unit::of(node_.system())
+                 : nullptr;
   dest->enqueue(caf::make_mailbox_element(std::move(sender), mid,
                                           std::move(stages), std::move(msg)),
-                nullptr);
+                unit);
+  if (unit != nullptr)
+    unit->run_pending();
 }
 
 void peer::handle_monitor(wire_reader& in) {

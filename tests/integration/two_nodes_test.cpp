@@ -140,6 +140,51 @@ TEST_F(two_nodes, one_node_serves_uds_and_tcp_at_once) {
   EXPECT_EQ(server->stats().connected_peers, 2u);
 }
 
+TEST_F(two_nodes, delivery_on_the_io_thread_keeps_order_and_replies) {
+  // relay.deliver-on-io-thread: actors run on the I/O thread that read
+  // their message, and what they send to local actors runs there too (up
+  // to a bound, then on CAF's scheduler).
+  node_config a_cfg;
+  node_config b_cfg;
+  for (auto* cfg : {&a_cfg, &b_cfg}) {
+    cfg->add_message_type<ping>().add_message_type<pong>();
+    cfg->deliver_on_io_thread = true;
+  }
+  node a{a_cfg};
+  node b{b_cfg};
+  auto where = a.listen(dir.uds("inline.sock"));
+  ASSERT_TRUE(where) << describe(where.error());
+  // A front actor hands every integer to a local collector.
+  auto sink = a.system().spawn(collector);
+  auto front = a.system().spawn(
+    [sink](caf::event_based_actor* self) -> caf::behavior {
+      return {
+        [=](int32_t x) { self->send(sink, x); },
+        [=](get_atom) { return self->delegate(sink, get_atom::value); },
+        [](ping& x) { return pong{x.seq, std::move(x.payload)}; },
+      };
+    });
+  ASSERT_FALSE(a.publish(front, "front"));
+  auto remote = b.lookup(*where, "front");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{b.system()};
+  constexpr int32_t n = 20000;
+  for (int32_t i = 0; i < n; ++i)
+    self->send(*remote, i);
+  self->request(*remote, 10s, get_atom::value)
+    .receive(
+      [&](int32_t count, bool ordered) {
+        EXPECT_EQ(count, n);
+        EXPECT_TRUE(ordered);
+      },
+      [](caf::error& err) { ADD_FAILURE() << describe(err); });
+  self->request(*remote, 5s, ping{9, "inline"})
+    .receive([](const pong& x) { EXPECT_EQ(x.payload, "inline"); },
+             [](caf::error& err) { ADD_FAILURE() << describe(err); });
+  for (auto* x : {&front, &sink})
+    caf::anon_send_exit(*x, caf::exit_reason::user_shutdown);
+}
+
 TEST_F(two_nodes, typed_lookup_checks_the_interface) {
   auto srv = keep(server->system().spawn(typed_pong));
   ASSERT_FALSE(server->publish(srv, "typed"));

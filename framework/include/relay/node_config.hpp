@@ -90,6 +90,11 @@ public:
   size_t shm_ring_size = size_t{1} << 20;
   /// shm: how long a reader spins on an empty ring before it sleeps.
   caf::timespan shm_spin = std::chrono::microseconds{20};
+  /// Run the receiving actor on the I/O thread that read its message, not
+  /// on a scheduler worker: one thread wake-up less per message (see
+  /// docs/benchmarks.md). Off by default: an actor that blocks then stalls
+  /// every connection of the node.
+  bool deliver_on_io_thread = false;
   /// Run tcp without authentication. Off by default, and only for trusted
   /// networks: anyone who can reach the port can then talk to the node.
   bool tcp_insecure = false;
