@@ -96,6 +96,23 @@ TEST(wire_archive, length_beyond_input_throws_before_allocating) {
   EXPECT_THROW(load<std::vector<uint64_t>>(buf), wire_error);
 }
 
+TEST(wire_archive, strings_load_in_place_with_a_checked_length) {
+  // Relay's own string load (one copy, no zero-fill), not cereal's.
+  std::vector<std::byte> buf;
+  wire_writer out{buf};
+  out(cereal::make_size_tag(uint64_t{1} << 40));
+  try {
+    load<std::string>(buf);
+    ADD_FAILURE() << "no exception";
+  } catch (wire_error& ex) {
+    EXPECT_NE(std::string{ex.what()}.find("need 1099511627776 bytes"),
+              std::string::npos)
+      << ex.what();
+  }
+  EXPECT_EQ(load<std::string>(save(std::string(5000, 'q'))),
+            std::string(5000, 'q'));
+}
+
 TEST(wire_archive, invalid_bool_throws) {
   std::vector<std::byte> buf{std::byte{2}};
   EXPECT_THROW(load<bool>(buf), wire_error);

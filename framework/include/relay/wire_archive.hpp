@@ -90,6 +90,17 @@ public:
     return static_cast<size_t>(end_ - pos_);
   }
 
+  /// Consumes `size` bytes and returns where they start, in place.
+  const std::byte* take(size_t size) {
+    if (size > remaining())
+      throw wire_error("truncated input: need " + std::to_string(size)
+                       + " bytes, " + std::to_string(remaining())
+                       + " remain");
+    auto result = pos_;
+    pos_ += size;
+    return result;
+  }
+
   const std::byte* position() const noexcept {
     return pos_;
   }
@@ -165,6 +176,20 @@ void CEREAL_SAVE_FUNCTION_NAME(wire_writer& ar,
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(wire_reader& ar, cereal::BinaryData<T>& x) {
   ar.load_bytes(x.data, static_cast<size_t>(x.size));
+}
+
+// -- strings --------------------------------------------------------------------
+
+/// Same encoding as cereal's (u64 size, bytes), but one copy straight out
+/// of the frame: cereal's own load zero-fills the string first (a memset
+/// of every payload byte on the receive path).
+template <class Traits, class Alloc>
+void CEREAL_LOAD_FUNCTION_NAME(wire_reader& ar,
+                               std::basic_string<char, Traits, Alloc>& str) {
+  uint64_t size = 0;
+  ar.load_bytes(&size, sizeof(size));
+  auto bytes = ar.take(static_cast<size_t>(size)); // checks the length
+  str.assign(reinterpret_cast<const char*>(bytes), static_cast<size_t>(size));
 }
 
 } // namespace relay
