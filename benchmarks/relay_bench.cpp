@@ -147,6 +147,9 @@ caf::behavior sink(caf::stateful_actor<bench::stats>* self) {
   };
 }
 
+// "relay", or "relay_io_thread" with relay.deliver-on-io-thread.
+const char* system_name = "relay";
+
 std::string transport_of(const std::string& uri) {
   return uri.substr(0, uri.find(':'));
 }
@@ -206,10 +209,10 @@ int rtt(relay::node& node, const std::string& uri, size_t size, size_t count) {
     return rtts[std::min(rtts.size() - 1,
                          static_cast<size_t>(p * (rtts.size() - 1) + 0.5))];
   };
-  std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
               "\"rtt\", \"size\": %zu, \"count\": %zu, \"p50_us\": %.2f, "
               "\"p99_us\": %.2f, \"client_peak_rss_kib\": %ld}\n",
-              transport_of(uri).c_str(), size, count, pct(0.5), pct(0.99),
+              system_name, transport_of(uri).c_str(), size, count, pct(0.5), pct(0.99),
               peak_rss_kib());
   return 0;
 }
@@ -268,11 +271,11 @@ int throughput(relay::node& node, const std::string& uri, size_t size,
   }
   auto secs = static_cast<double>(result.last_ns - result.first_ns) / 1e9;
   auto rate = secs > 0 ? static_cast<double>(count - 1) / secs : 0.0;
-  std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
               "\"throughput\", \"size\": %zu, \"count\": %zu, "
               "\"msgs_per_s\": %.0f, \"mb_per_s\": %.1f, "
               "\"client_peak_rss_kib\": %ld}\n",
-              transport_of(uri).c_str(), size, count, rate,
+              system_name, transport_of(uri).c_str(), size, count, rate,
               rate * static_cast<double>(size) / 1e6, peak_rss_kib());
   return 0;
 }
@@ -306,20 +309,20 @@ int memory(relay::node& node, relay::node_config& cfg, const std::string& uri,
         return 1;
     }
     auto server_after = ask(0).rss_kib;
-    std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+    std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
                 "\"memory\", \"what\": \"idle_connection\", \"count\": %zu, "
                 "\"server_kib_each\": %.1f}\n",
-                transport_of(uri).c_str(), count,
+                system_name, transport_of(uri).c_str(), count,
                 static_cast<double>(server_after - server_before)
                   / static_cast<double>(count));
   }
   auto ours_before = rss_kib();
   auto reply = ask(count);
   auto ours_after = rss_kib();
-  std::printf("{\"system\": \"relay\", \"transport\": \"%s\", \"case\": "
+  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
               "\"memory\", \"what\": \"proxy\", \"count\": %zu, "
               "\"client_kib_each\": %.2f}\n",
-              transport_of(uri).c_str(), reply.actors.size(),
+              system_name, transport_of(uri).c_str(), reply.actors.size(),
               static_cast<double>(ours_after - ours_before)
                 / static_cast<double>(std::max<size_t>(reply.actors.size(), 1)));
   for (auto& a : reply.actors)
@@ -369,6 +372,8 @@ int main(int argc, char** argv) {
     std::cerr << "relay_bench: bad option: " << cfg.render(err) << "\n";
     return 2;
   }
+  if (cfg.deliver_on_io_thread)
+    system_name = "relay_io_thread";
   relay::node node{cfg};
   if (mode == "serve")
     return serve(node, uri);
