@@ -25,19 +25,15 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "bench_common.hpp"
 #include "relay/node.hpp"
 
 namespace {
 
+using bench::now_ns;
 using clock_type = std::chrono::steady_clock;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using item_atom = caf::atom_constant<caf::atom("item")>;
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           clock_type::now().time_since_epoch())
-    .count();
-}
 
 struct sink_state {
   uint64_t count = 0;
@@ -71,7 +67,7 @@ int rtt(caf::actor_system& sys, const caf::actor& target,
   caf::scoped_actor self{sys};
   std::string payload(size, 'x');
   std::vector<double> rtts;
-  auto warmup = std::min<size_t>(count / 10, 1000);
+  auto warmup = bench::warmup_of(count);
   for (size_t i = 0; i < count + warmup; ++i) {
     auto t0 = clock_type::now();
     bool ok = false;
@@ -80,21 +76,11 @@ int rtt(caf::actor_system& sys, const caf::actor& target,
                [&](caf::error& err) { std::cerr << to_string(err) << "\n"; });
     if (!ok)
       return 1;
-    if (i >= warmup)
-      rtts.push_back(
+    rtts.push_back(
         std::chrono::duration<double, std::micro>(clock_type::now() - t0)
           .count());
   }
-  std::sort(rtts.begin(), rtts.end());
-  auto pct = [&](double p) {
-    return rtts[std::min(rtts.size() - 1,
-                         static_cast<size_t>(p * (rtts.size() - 1) + 0.5))];
-  };
-  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": \"rtt\", "
-              "\"size\": %zu, \"count\": %zu, \"p50_us\": %.2f, "
-              "\"p99_us\": %.2f}\n",
-              system.c_str(), transport.c_str(), size, count, pct(0.5),
-              pct(0.99));
+  bench::print_rtt(system.c_str(), transport, size, std::move(rtts));
   return 0;
 }
 
@@ -142,13 +128,8 @@ int throughput(caf::actor_system& sys, const caf::actor& target,
               << "\n";
     return 1;
   }
-  auto rate = static_cast<double>(count - 1) * 1e9
-              / static_cast<double>(std::max<int64_t>(last - first, 1));
-  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
-              "\"throughput\", \"size\": %zu, \"count\": %zu, "
-              "\"msgs_per_s\": %.0f, \"mb_per_s\": %.1f}\n",
-              system.c_str(), transport.c_str(), size, count, rate,
-              rate * static_cast<double>(size) / 1e6);
+  bench::print_throughput(system.c_str(), transport, size, count,
+                          last - first);
   return 0;
 }
 

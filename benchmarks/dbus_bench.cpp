@@ -23,6 +23,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "bench_common.hpp"
+
 extern char** environ;
 
 namespace {
@@ -31,20 +33,8 @@ constexpr const char* service = "org.relay.Bench";
 constexpr const char* path = "/org/relay/Bench";
 constexpr const char* iface = "org.relay.Bench";
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
-void pin(int cpu) {
-  if (cpu < 0)
-    return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
+using bench::now_ns;
+using bench::pin;
 
 [[noreturn]] void die(const char* what, int rc) {
   std::fprintf(stderr, "dbus_bench: %s: %s\n", what, std::strerror(-rc));
@@ -111,19 +101,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string mode = argv[1];
-  size_t size = 64;
-  size_t count = 10000;
-  int server_cpu = -1;
-  int client_cpu = -1;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string arg = argv[i];
-    if (arg == "--size")
-      size = std::stoul(argv[i + 1]);
-    else if (arg == "--count")
-      count = std::stoul(argv[i + 1]);
-    else if (arg == "--cpus")
-      std::sscanf(argv[i + 1], "%d,%d", &server_cpu, &client_cpu);
+  bench::options opt;
+  if (!opt.parse(argc, argv, 2)) {
+    std::fprintf(stderr, "dbus_bench: bad option\n");
+    return 2;
   }
+  auto size = opt.size;
+  auto count = opt.count;
+  auto server_cpu = opt.server_cpu;
+  auto client_cpu = opt.client_cpu;
   // A private daemon, with a configuration that lets us talk to ourselves.
   char dir_tmpl[] = "/tmp/relay-dbus-XXXXXX";
   std::string dir = mkdtemp(dir_tmpl);
@@ -219,17 +205,7 @@ int main(int argc, char** argv) {
       sd_bus_message_unref(reply);
       rtts.push_back(static_cast<double>(now_ns() - t0) / 1000.0);
     }
-    auto warm = std::min<size_t>(count / 10, 1000);
-    rtts.erase(rtts.begin(), rtts.begin() + static_cast<long>(warm));
-    std::sort(rtts.begin(), rtts.end());
-    auto pct = [&](double p) {
-      return rtts[std::min(rtts.size() - 1,
-                           static_cast<size_t>(p * (rtts.size() - 1) + 0.5))];
-    };
-    std::printf("{\"system\": \"dbus\", \"transport\": \"dbus-daemon\", "
-                "\"case\": \"rtt\", \"size\": %zu, \"count\": %zu, "
-                "\"p50_us\": %.2f, \"p99_us\": %.2f}\n",
-                size, rtts.size(), pct(0.5), pct(0.99));
+    bench::print_rtt("dbus", "dbus-daemon", size, std::move(rtts));
   } else {
     for (size_t i = 0; i < count; ++i) {
       sd_bus_message* m = nullptr;
@@ -252,13 +228,8 @@ int main(int argc, char** argv) {
     int64_t first = 0;
     int64_t last = 0;
     sd_bus_message_read(reply, "txx", &n, &first, &last);
-    auto rate = static_cast<double>(n - 1) * 1e9
-                / static_cast<double>(std::max<int64_t>(last - first, 1));
-    std::printf("{\"system\": \"dbus\", \"transport\": \"dbus-daemon\", "
-                "\"case\": \"throughput\", \"size\": %zu, \"count\": %zu, "
-                "\"received\": %llu, \"msgs_per_s\": %.0f, \"mb_per_s\": %.1f}\n",
-                size, count, static_cast<unsigned long long>(n), rate,
-                rate * static_cast<double>(size) / 1e6);
+    bench::print_throughput("dbus", "dbus-daemon", size, n, last - first,
+                            ", \"sent\": " + std::to_string(count));
   }
   sd_bus_unref(bus);
   kill(server, SIGTERM);

@@ -30,24 +30,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           clock_type::now().time_since_epoch())
-    .count();
-}
-
-void pin(int cpu) {
-  if (cpu < 0)
-    return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
+using bench::now_ns;
+using bench::pin;
 
 [[noreturn]] void die(const char* what) {
   std::perror(what);
@@ -199,30 +189,14 @@ void client(stream& s, const std::string& transport, const std::string& mode,
       s.read_all(buf.data(), size);
       rtts.push_back(static_cast<double>(now_ns() - t0) / 1000.0);
     }
-    auto warm = std::min<size_t>(count / 10, 1000);
-    rtts.erase(rtts.begin(), rtts.begin() + static_cast<long>(warm));
-    std::sort(rtts.begin(), rtts.end());
-    auto pct = [&](double p) {
-      return rtts[std::min(rtts.size() - 1,
-                           static_cast<size_t>(p * (rtts.size() - 1) + 0.5))];
-    };
-    std::printf("{\"system\": \"raw\", \"transport\": \"%s\", \"case\": "
-                "\"rtt\", \"size\": %zu, \"count\": %zu, \"p50_us\": %.2f, "
-                "\"p99_us\": %.2f}\n",
-                transport.c_str(), size, rtts.size(), pct(0.5), pct(0.99));
+    bench::print_rtt("raw", transport, size, std::move(rtts));
   } else {
     for (size_t i = 0; i < count; ++i)
       s.write_all(buf.data(), size);
     int64_t elapsed = 0;
     if (::read(report, &elapsed, sizeof(elapsed)) != sizeof(elapsed))
       die("read report");
-    auto rate = static_cast<double>(count - 1) * 1e9
-                / static_cast<double>(std::max<int64_t>(elapsed, 1));
-    std::printf("{\"system\": \"raw\", \"transport\": \"%s\", \"case\": "
-                "\"throughput\", \"size\": %zu, \"count\": %zu, "
-                "\"msgs_per_s\": %.0f, \"mb_per_s\": %.1f}\n",
-                transport.c_str(), size, count, rate,
-                rate * static_cast<double>(size) / 1e6);
+    bench::print_throughput("raw", transport, size, count, elapsed);
   }
 }
 
@@ -236,19 +210,15 @@ int main(int argc, char** argv) {
   }
   std::string transport = argv[1];
   std::string mode = argv[2];
-  size_t size = 64;
-  size_t count = 10000;
-  int server_cpu = -1;
-  int client_cpu = -1;
-  for (int i = 3; i + 1 < argc; i += 2) {
-    std::string arg = argv[i];
-    if (arg == "--size")
-      size = std::stoul(argv[i + 1]);
-    else if (arg == "--count")
-      count = std::stoul(argv[i + 1]);
-    else if (arg == "--cpus")
-      std::sscanf(argv[i + 1], "%d,%d", &server_cpu, &client_cpu);
+  bench::options opt;
+  if (!opt.parse(argc, argv, 3)) {
+    std::fprintf(stderr, "raw_bench: bad option\n");
+    return 2;
   }
+  auto size = opt.size;
+  auto count = opt.count;
+  auto server_cpu = opt.server_cpu;
+  auto client_cpu = opt.client_cpu;
   int report[2];
   if (::pipe(report) != 0)
     die("pipe");

@@ -27,6 +27,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
+#include "bench_common.hpp"
 #include "relay/node.hpp"
 
 namespace bench {
@@ -95,13 +96,8 @@ RELAY_MESSAGE_TYPE(bench::probe_reply, "bench.probe_reply")
 
 namespace {
 
+using bench::now_ns;
 using clock_type = std::chrono::steady_clock;
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           clock_type::now().time_since_epoch())
-    .count();
-}
 
 int64_t rss_kib() {
   long pages = 0;
@@ -188,7 +184,7 @@ int rtt(relay::node& node, const std::string& uri, size_t size, size_t count) {
   std::string payload(size, 'x');
   std::vector<double> rtts;
   rtts.reserve(count);
-  auto warmup = std::min<size_t>(count / 10, 1000);
+  auto warmup = bench::warmup_of(count);
   for (size_t i = 0; i < count + warmup; ++i) {
     auto start = clock_type::now();
     bool ok = false;
@@ -199,21 +195,12 @@ int rtt(relay::node& node, const std::string& uri, size_t size, size_t count) {
                });
     if (!ok)
       return 1;
-    if (i >= warmup)
-      rtts.push_back(std::chrono::duration<double, std::micro>(
+    rtts.push_back(std::chrono::duration<double, std::micro>(
                        clock_type::now() - start)
                        .count());
   }
-  std::sort(rtts.begin(), rtts.end());
-  auto pct = [&](double p) {
-    return rtts[std::min(rtts.size() - 1,
-                         static_cast<size_t>(p * (rtts.size() - 1) + 0.5))];
-  };
-  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
-              "\"rtt\", \"size\": %zu, \"count\": %zu, \"p50_us\": %.2f, "
-              "\"p99_us\": %.2f, \"client_peak_rss_kib\": %ld}\n",
-              system_name, transport_of(uri).c_str(), size, count, pct(0.5), pct(0.99),
-              peak_rss_kib());
+  bench::print_rtt(system_name, transport_of(uri), size, std::move(rtts),
+                   ", \"client_peak_rss_kib\": " + std::to_string(peak_rss_kib()));
   return 0;
 }
 
@@ -269,14 +256,10 @@ int throughput(relay::node& node, const std::string& uri, size_t size,
               << " of " << count << " messages\n";
     return 1;
   }
-  auto secs = static_cast<double>(result.last_ns - result.first_ns) / 1e9;
-  auto rate = secs > 0 ? static_cast<double>(count - 1) / secs : 0.0;
-  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
-              "\"throughput\", \"size\": %zu, \"count\": %zu, "
-              "\"msgs_per_s\": %.0f, \"mb_per_s\": %.1f, "
-              "\"client_peak_rss_kib\": %ld}\n",
-              system_name, transport_of(uri).c_str(), size, count, rate,
-              rate * static_cast<double>(size) / 1e6, peak_rss_kib());
+  bench::print_throughput(system_name, transport_of(uri), size, count,
+                          result.last_ns - result.first_ns,
+                          ", \"client_peak_rss_kib\": "
+                            + std::to_string(peak_rss_kib()));
   return 0;
 }
 
