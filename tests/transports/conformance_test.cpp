@@ -53,12 +53,6 @@ protected:
     return GetParam().make(io_, std::move(opts));
   }
 
-  static endpoint ep(const std::string& uri) {
-    auto result = endpoint::parse(uri);
-    EXPECT_TRUE(result) << uri;
-    return result ? *result : endpoint{};
-  }
-
   caf::expected<std::unique_ptr<acceptor>> listen(const std::string& tag,
                                                   accept_callback cb) {
     auto result = transport_->listen(ep(GetParam().listen_uri(dir_, tag)),
@@ -67,39 +61,12 @@ protected:
     return result;
   }
 
-  struct pair {
-    std::unique_ptr<acceptor> listener;
-    connection_ptr client;
-    connection_ptr server;
-    std::shared_ptr<recorder> client_rec;
-    std::shared_ptr<recorder> server_rec;
-  };
-
   /// A started client/server pair; `server_side` listens (default: ours).
-  pair make_pair(const std::string& tag, bool server_echo = false,
-                 transport* server_side = nullptr) {
-    pair p;
-    auto& srv = server_side ? *server_side : *transport_;
-    auto listener = srv.listen(ep(GetParam().listen_uri(dir_, tag)),
-                               accepted_.callback());
-    EXPECT_TRUE(listener) << str(listener.error());
-    if (!listener)
-      return p;
-    p.listener = std::move(*listener);
-    auto client = transport_->connect(ep(p.listener->uri()));
-    EXPECT_TRUE(client) << str(client.error());
-    if (!client)
-      return p;
-    p.client = *client;
-    p.server = accepted_.pop();
-    EXPECT_NE(p.server, nullptr);
-    if (!p.server)
-      return p;
-    p.client_rec = std::make_shared<recorder>(io_);
-    p.server_rec = std::make_shared<recorder>(io_, server_echo);
-    p.client->start(p.client_rec);
-    p.server->start(p.server_rec);
-    return p;
+  connected_pair make_pair(const std::string& tag, bool server_echo = false,
+                           transport* server_side = nullptr) {
+    return connect_pair(server_side ? *server_side : *transport_, *transport_,
+                        GetParam().listen_uri(dir_, tag), accepted_, io_,
+                        server_echo);
   }
 
   std::string dir_;

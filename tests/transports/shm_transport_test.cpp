@@ -32,12 +32,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-endpoint ep(const std::string& uri) {
-  auto result = endpoint::parse(uri);
-  EXPECT_TRUE(result) << uri;
-  return result ? *result : endpoint{};
-}
-
 uint64_t* field(std::byte* header, size_t offset) {
   return reinterpret_cast<uint64_t*>(header + offset);
 }
@@ -80,6 +74,15 @@ protected:
     return c;
   }
 
+  // The listener's end of the last connection, started with a recorder.
+  std::pair<connection_ptr, std::shared_ptr<recorder>> accept_started() {
+    auto server = accepted_.pop();
+    auto rec = std::make_shared<recorder>(io_);
+    if (server)
+      server->start(rec);
+    return {server, rec};
+  }
+
   void ring(int bell) {
     uint64_t one = 1;
     ASSERT_EQ(::write(bell, &one, sizeof(one)), 8);
@@ -113,10 +116,8 @@ protected:
 TEST_F(shm_transport_test, write_position_beyond_the_ring_closes_as_corrupt) {
   auto evil = connect_evil();
   ASSERT_TRUE(evil.socket);
-  auto server = accepted_.pop();
+  auto [server, rec] = accept_started();
   ASSERT_NE(server, nullptr);
-  auto rec = std::make_shared<recorder>(io_);
-  server->start(rec);
   // Ring 0 carries client -> server: claim far more data than fits.
   auto* header = evil.setup.map.ring_header(0, evil.setup.capacity);
   __atomic_store_n(field(header, shm_layout::tail_offset), uint64_t{1} << 40,
@@ -135,10 +136,8 @@ TEST_F(shm_transport_test, write_position_beyond_the_ring_closes_as_corrupt) {
 TEST_F(shm_transport_test, garbage_in_the_ring_closes_with_protocol_error) {
   auto evil = connect_evil();
   ASSERT_TRUE(evil.socket);
-  auto server = accepted_.pop();
+  auto [server, rec] = accept_started();
   ASSERT_NE(server, nullptr);
-  auto rec = std::make_shared<recorder>(io_);
-  server->start(rec);
   auto* header = evil.setup.map.ring_header(0, evil.setup.capacity);
   auto* data = evil.setup.map.ring_data(0, evil.setup.capacity);
   std::memset(data, 0xAB, 100);
@@ -154,10 +153,8 @@ TEST_F(shm_transport_test, garbage_in_the_ring_closes_with_protocol_error) {
 TEST_F(shm_transport_test, read_position_out_of_range_closes_the_writer) {
   auto evil = connect_evil();
   ASSERT_TRUE(evil.socket);
-  auto server = accepted_.pop();
+  auto [server, rec] = accept_started();
   ASSERT_NE(server, nullptr);
-  auto rec = std::make_shared<recorder>(io_);
-  server->start(rec);
   // Ring 1 carries server -> client; the client owns its read position and
   // claims to have consumed bytes the server never wrote.
   auto* header = evil.setup.map.ring_header(1, evil.setup.capacity);
@@ -175,10 +172,8 @@ TEST_F(shm_transport_test, read_position_out_of_range_closes_the_writer) {
 TEST_F(shm_transport_test, peer_closing_its_socket_ends_the_connection_after_the_data) {
   auto evil = connect_evil();
   ASSERT_TRUE(evil.socket);
-  auto server = accepted_.pop();
+  auto [server, rec] = accept_started();
   ASSERT_NE(server, nullptr);
-  auto rec = std::make_shared<recorder>(io_);
-  server->start(rec);
   // A whole frame in the ring, then the peer goes away at once.
   auto frame = make_frame("last words");
   auto* header = evil.setup.map.ring_header(0, evil.setup.capacity);

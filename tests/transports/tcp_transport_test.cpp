@@ -32,12 +32,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-endpoint ep(const std::string& uri) {
-  auto result = endpoint::parse(uri);
-  EXPECT_TRUE(result) << uri;
-  return result ? *result : endpoint{};
-}
-
 // Reads exactly `n` bytes from blocking socket `fd` within 10 s; fewer on EOF.
 std::vector<uint8_t> read_n(int fd, size_t n) {
   std::vector<uint8_t> result;

@@ -15,6 +15,8 @@
 
 #include <sys/socket.h>
 
+#include <gtest/gtest.h>
+
 #include "common/reactor.hpp"
 #include "relay/error.hpp"
 #include "relay/transport.hpp"
@@ -176,6 +178,54 @@ inline bool write_all(int fd, const void* data, size_t len) {
     len -= static_cast<size_t>(n);
   }
   return true;
+}
+
+inline endpoint ep(const std::string& uri) {
+  auto result = endpoint::parse(uri);
+  EXPECT_TRUE(result) << uri;
+  return result ? *result : endpoint{};
+}
+
+/// A started client/server connection pair; `listener` keeps the listening
+/// side alive.
+struct connected_pair {
+  std::unique_ptr<acceptor> listener;
+  connection_ptr client;
+  connection_ptr server;
+  std::shared_ptr<recorder> client_rec;
+  std::shared_ptr<recorder> server_rec;
+};
+
+/// `server_side` listens on `where`, `client_side` connects to the
+/// listener's uri(); both ends are started with recorders on `io` (the
+/// server's echoing with `server_echo`). Failures are test failures and
+/// leave members null.
+inline connected_pair connect_pair(transport& server_side,
+                                   transport& client_side,
+                                   const std::string& where,
+                                   accept_queue& accepted,
+                                   const std::shared_ptr<reactor>& io,
+                                   bool server_echo = false) {
+  connected_pair p;
+  auto listener = server_side.listen(ep(where), accepted.callback());
+  EXPECT_TRUE(listener) << str(listener.error());
+  if (!listener)
+    return p;
+  p.listener = std::move(*listener);
+  auto client = client_side.connect(ep(p.listener->uri()));
+  EXPECT_TRUE(client) << str(client.error());
+  if (!client)
+    return p;
+  p.client = *client;
+  p.server = accepted.pop();
+  EXPECT_NE(p.server, nullptr);
+  if (!p.server)
+    return p;
+  p.client_rec = std::make_shared<recorder>(io);
+  p.server_rec = std::make_shared<recorder>(io, server_echo);
+  p.client->start(p.client_rec);
+  p.server->start(p.server_rec);
+  return p;
 }
 
 } // namespace relay::test

@@ -64,51 +64,14 @@ protected:
     return "uds://" + path(name);
   }
 
-  static endpoint ep(const std::string& uri) {
-    auto result = endpoint::parse(uri);
-    EXPECT_TRUE(result) << uri;
-    return result ? *result : endpoint{};
-  }
-
   static std::string abstract_uri(const std::string& tag) {
     static std::atomic<int> counter{0};
     return "uds:@relay-test-" + std::to_string(::getpid()) + "-" + tag + "-"
            + std::to_string(counter++);
   }
 
-  // A started client/server pair on `where`; `server_acceptor` keeps the
-  // listener alive.
-  struct pair {
-    std::unique_ptr<acceptor> listener;
-    connection_ptr client;
-    connection_ptr server;
-    std::shared_ptr<recorder> client_rec;
-    std::shared_ptr<recorder> server_rec;
-  };
-
-  pair make_pair(const std::string& where, bool server_echo = false,
-                 uds_transport* server_side = nullptr) {
-    pair p;
-    auto& srv = server_side ? *server_side : *transport_;
-    auto listener = srv.listen(ep(where), accepted_.callback());
-    EXPECT_TRUE(listener) << str(listener.error());
-    if (!listener)
-      return p;
-    p.listener = std::move(*listener);
-    auto client = transport_->connect(ep(where));
-    EXPECT_TRUE(client) << str(client.error());
-    if (!client)
-      return p;
-    p.client = *client;
-    p.server = accepted_.pop();
-    EXPECT_NE(p.server, nullptr);
-    if (!p.server)
-      return p;
-    p.client_rec = std::make_shared<recorder>(io_);
-    p.server_rec = std::make_shared<recorder>(io_, server_echo);
-    p.client->start(p.client_rec);
-    p.server->start(p.server_rec);
-    return p;
+  connected_pair make_pair(const std::string& where) {
+    return connect_pair(*transport_, *transport_, where, accepted_, io_);
   }
 
   std::string dir_;
