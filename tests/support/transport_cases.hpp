@@ -124,14 +124,10 @@ inline unique_fd raw_shm_connect(const std::string& uri) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return unique_fd{};
   unique_fd mine{sv[0]};
-  auto io = std::make_shared<reactor>();
   auto chan = std::make_shared<shm_channel>(
-    io, std::move(setup->map), setup->capacity, 1, 0,
-    std::move(setup->own_bell), std::move(setup->peer_bell),
-    std::move(sock->fd), std::chrono::nanoseconds{0});
-  if (chan->watch_peer())
-    return unique_fd{};
-  std::thread{[io, chan, theirs = unique_fd{sv[1]}]() mutable {
+    std::move(setup->map), setup->capacity, 1, 0, std::move(sock->fd),
+    std::chrono::nanoseconds{0});
+  std::thread{[chan, theirs = unique_fd{sv[1]}]() mutable {
     std::vector<char> pending; // from the test, not yet in the ring
     char buf[65536];
     for (;;) {

@@ -85,6 +85,8 @@ private:
     auto owner = owner_.lock();
     if (!owner)
       return;
+    // Held while the callback runs, so that stop() can wait for it.
+    std::lock_guard<std::recursive_mutex> running{owner->callback_mtx_};
     {
       std::lock_guard<std::mutex> guard{owner->mtx_};
       if (owner->stopped_)
@@ -163,6 +165,9 @@ void setup_sessions::stop() {
   if (auto io = io_.lock())
     for (auto& kvp : sessions)
       io->remove(kvp.second->token());
+  // A set-up that finished just before may still be in its callback (it
+  // already left the table): wait for it.
+  std::lock_guard<std::recursive_mutex> wait{callback_mtx_};
 }
 
 } // namespace relay

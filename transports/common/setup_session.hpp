@@ -85,6 +85,9 @@ private:
   std::chrono::milliseconds timeout_;
   rejection_counter rejected_;
   std::mutex mtx_;
+  // Held by a finishing set-up while it runs its callback; recursive so
+  // that a callback may stop its own listener.
+  std::recursive_mutex callback_mtx_;
   bool stopped_ = false;
   std::unordered_map<session*, std::shared_ptr<session>> sessions_;
 };

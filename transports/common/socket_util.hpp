@@ -2,6 +2,9 @@
 
 // Small POSIX socket helpers shared by the socket transports.
 
+#include <algorithm>
+#include <chrono>
+#include <limits>
 #include <string>
 
 #include <caf/error.hpp>
@@ -67,6 +70,13 @@ std::string errno_text(int err);
 /// "<endpoint>: <strerror>" when `doing` is empty). Thread-safe.
 caf::error make_errno_error(errc code, const std::string& endpoint, int err,
                             const std::string& doing = std::string{});
+
+/// A poll(2) timeout for `left` (rounded up, at most INT_MAX ms).
+inline int poll_timeout(std::chrono::milliseconds left) noexcept {
+  return static_cast<int>(
+    std::min<long long>(left.count(), std::numeric_limits<int>::max() - 1)
+    + 1);
+}
 
 /// Sets or clears O_NONBLOCK on `fd`. Errors carry `code` and name
 /// `endpoint`. Thread-safe.

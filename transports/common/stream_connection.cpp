@@ -181,8 +181,18 @@ void stream_connection::handle_events(uint32_t events) {
   events = chan_->on_ready(events);
   if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_) {
     read_some();
-    while (!read_stopped_ && chan_ && chan_->poll_more())
+    // A channel that can have more at once (shm) gets a bounded number of
+    // turns, then yields the I/O thread to everyone else and comes back.
+    for (int turn = 0; !read_stopped_ && chan_ && chan_->poll_more(); ++turn) {
+      if (turn == max_turns_per_event) {
+        io_->dispatch([self = shared_from_this()] {
+          if (!self->read_stopped_ && self->chan_)
+            self->handle_events(EPOLLIN);
+        });
+        break;
+      }
       read_some();
+    }
   }
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0)
     flush_queue();

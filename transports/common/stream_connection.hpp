@@ -50,6 +50,10 @@ public:
   /// Frames gathered into one sendmsg() by the reactor.
   static constexpr size_t max_iov = 64;
 
+  /// Reads per readiness event from a channel that has more at once (see
+  /// byte_channel::poll_more) before other connections get a turn.
+  static constexpr int max_turns_per_event = 16;
+
   /// Makes a connection that owns `fd`, a connected stream socket in
   /// non-blocking mode. Nothing is read and no callback occurs before
   /// start(). `peer_name` describes the peer in every error and must not be

@@ -18,52 +18,17 @@
 
 namespace relay {
 
-shm_channel::shm_channel(std::shared_ptr<reactor> io, shm_mapping map,
-                         size_t capacity, int rx, int tx, unique_fd own_bell,
-                         unique_fd peer_bell, unique_fd socket,
-                         std::chrono::nanoseconds spin)
-  : io_(std::move(io)),
-    map_(std::move(map)),
+shm_channel::shm_channel(shm_mapping map, size_t capacity, int rx, int tx,
+                         unique_fd socket, std::chrono::nanoseconds spin)
+  : map_(std::move(map)),
     capacity_(capacity),
     rx_header_(map_.ring_header(rx, capacity)),
     rx_data_(map_.ring_data(rx, capacity)),
     tx_header_(map_.ring_header(tx, capacity)),
     tx_data_(map_.ring_data(tx, capacity)),
-    own_bell_(std::move(own_bell)),
-    peer_bell_(std::move(peer_bell)),
     socket_(std::move(socket)),
     spin_(spin) {
-  // Data may be in the ring already, written while we were not yet asleep
-  // on the bell: look once as soon as the reactor watches us.
-  ring(own_bell_.get());
-}
-
-shm_channel::~shm_channel() {
-  if (socket_token_ != 0)
-    io_->remove(socket_token_);
-}
-
-caf::error shm_channel::watch_peer() {
-  // One-shot: the socket carries nothing after the set-up, so readable
-  // means the peer is gone (EOF) or misbehaves (bytes). The lock keeps the
-  // callback from reading socket_token_ before it is set.
-  std::lock_guard<std::mutex> guard{socket_mtx_};
-  auto id = io_->add(socket_.get(), EPOLLIN, [this](uint32_t) {
-    std::lock_guard<std::mutex> guard{socket_mtx_};
-    char c;
-    auto n = ::recv(socket_.get(), &c, 1, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      return;
-    if (n > 0 && !is_corrupt_.exchange(true))
-      corrupt_ = "unexpected bytes on the rendezvous socket";
-    peer_gone_ = true;
-    io_->modify(socket_token_, 0);
-    ring(own_bell_.get()); // wake the reader to report it
-  });
-  if (!id)
-    return id.error();
-  socket_token_ = *id;
-  return caf::none;
+  // nop
 }
 
 // -- shared memory access ----------------------------------------------------
@@ -91,23 +56,32 @@ void shm_channel::store_flag(std::byte* header, size_t offset,
                    __ATOMIC_SEQ_CST);
 }
 
-void shm_channel::ring(int bell) noexcept {
-  uint64_t one = 1;
-  // EAGAIN: the counter is saturated, so the bell rings anyway.
-  while (::write(bell, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
+void shm_channel::ring() noexcept {
+  char bell = 0;
+  ssize_t n;
+  do {
+    n = ::send(socket_.get(), &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  // EAGAIN: bytes the peer has not read yet ring anyway. EPIPE and the
+  // like: the peer is gone; reading reports it.
 }
 
 ssize_t shm_channel::corrupt(std::string what) {
-  if (!is_corrupt_.exchange(true))
-    corrupt_ = std::move(what);
+  {
+    std::lock_guard<std::mutex> guard{corrupt_mtx_};
+    if (corrupt_.empty())
+      corrupt_ = std::move(what);
+  }
+  is_corrupt_ = true;
   errno = EPROTO;
   return -1;
 }
 
 std::string shm_channel::error_text(int err) const {
-  if (err == EPROTO && is_corrupt_)
+  if (err == EPROTO && is_corrupt_) {
+    std::lock_guard<std::mutex> guard{corrupt_mtx_};
     return "shared memory ring is corrupt: " + corrupt_;
+  }
   return byte_channel::error_text(err);
 }
 
@@ -160,10 +134,9 @@ ssize_t shm_channel::read(void* buf, size_t len) {
   rx_head_ += n;
   store(rx_header_, shm_layout::head_offset, rx_head_);
   if (load_flag(rx_header_, shm_layout::waiting_offset) != 0)
-    ring(peer_bell_.get()); // the writer waits for the room we just made
-  if (static_cast<size_t>(avail) > n)
-    ring(own_bell_.get()); // more than fit: come back for the rest
-  else
+    ring(); // the writer waits for the room we just made
+  // With more than fit, poll_more() brings the caller back for the rest.
+  if (static_cast<size_t>(avail) == n)
     arm_reader();
   return static_cast<ssize_t>(n);
 }
@@ -206,14 +179,23 @@ bool shm_channel::poll_more() {
 }
 
 uint32_t shm_channel::watch(uint32_t wanted) const noexcept {
-  // Data and room both arrive as a ring of our eventfd.
+  // Data and room both arrive as doorbell bytes on the socket.
   return wanted != 0 ? uint32_t{EPOLLIN} : 0u;
 }
 
 uint32_t shm_channel::on_ready(uint32_t) noexcept {
-  uint64_t count;
-  // Reset the level-triggered bell before looking at the rings.
-  while (::read(own_bell_.get(), &count, sizeof(count)) < 0 && errno == EINTR) {
+  // Take the doorbell bytes (the level-triggered socket goes quiet) before
+  // looking at the rings; the end of stream means the peer is gone.
+  char buf[256];
+  for (;;) {
+    auto n = ::recv(socket_.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0)
+      continue;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+      peer_gone_ = true;
+    break;
   }
   return EPOLLIN | EPOLLOUT;
 }
@@ -273,7 +255,7 @@ ssize_t shm_channel::write(const iovec* iov, size_t count) {
     // Dekker with the reader (store sleeping, then load tail).
     store(tx_header_, shm_layout::tail_offset, tx_tail_);
     if (load_flag(tx_header_, shm_layout::sleeping_offset) != 0)
-      ring(peer_bell_.get());
+      ring();
   }
   if (written == 0) {
     errno = EAGAIN;

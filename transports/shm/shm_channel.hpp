@@ -15,34 +15,31 @@ namespace relay {
 /// A byte_channel over two shared-memory rings (see shm_region.hpp).
 ///
 /// Writing copies into the tx ring and makes a system call only when the
-/// peer said it sleeps (it then rings the peer's eventfd). Reading copies
-/// out of the rx ring. Before the reactor goes back to sleep, poll_more()
-/// spins for at most `spin` watching the ring, then sets reader_sleeping and
-/// checks once more, so no doorbell is lost. Our eventfd is the one
-/// descriptor the reactor watches; it rings for data and for room alike.
+/// peer said it sleeps: then it rings the peer's doorbell, one byte on the
+/// rendezvous socket. Reading copies out of the rx ring. Before the reactor
+/// goes back to sleep, poll_more() watches the ring for at most `spin`
+/// (yielding the CPU), then sets reader_sleeping and checks once more, so no
+/// doorbell is lost.
 ///
-/// The rendezvous socket stays open only to notice the peer going away: its
-/// end of stream (or any byte on it) is watched by a second reactor
-/// registration and ends the stream once the rx ring is drained.
+/// The socket is the one descriptor the reactor watches: doorbell bytes
+/// (for data and for room alike) and its end of stream (the peer is gone)
+/// both make it readable. It is a socket rather than an eventfd because
+/// the peer shares an eventfd's open file description and could make our
+/// reads and writes on it blocking; send and recv take MSG_DONTWAIT per
+/// call, whatever the peer does.
 ///
 /// Every position read from shared memory is checked against our own copy
 /// and the capacity; a violation fails read()/write() with EPROTO and
 /// error_text() says what was wrong.
 class shm_channel : public byte_channel {
 public:
-  /// `rx`/`tx` are ring indexes into `map`; `own_bell` is our eventfd,
-  /// `peer_bell` the peer's; `socket` is the rendezvous socket.
-  shm_channel(std::shared_ptr<reactor> io, shm_mapping map, size_t capacity,
-              int rx, int tx, unique_fd own_bell, unique_fd peer_bell,
+  /// `rx`/`tx` are ring indexes into `map`; `socket` is the rendezvous
+  /// socket (non-blocking).
+  shm_channel(shm_mapping map, size_t capacity, int rx, int tx,
               unique_fd socket, std::chrono::nanoseconds spin);
 
-  ~shm_channel() override;
-
-  /// Starts watching the rendezvous socket. Call once, before use.
-  caf::error watch_peer();
-
   int fd() const noexcept override {
-    return own_bell_.get();
+    return socket_.get();
   }
 
   ssize_t read(void* buf, size_t len) override;
@@ -67,22 +64,18 @@ private:
   int64_t rx_available();
   // Sets reader_sleeping, then checks again; false if data came meanwhile.
   bool arm_reader();
-  void ring(int bell) noexcept;
+  // Rings the peer's doorbell.
+  void ring() noexcept;
   ssize_t corrupt(std::string what);
 
-  std::shared_ptr<reactor> io_;
   shm_mapping map_;
   const size_t capacity_;
   std::byte* rx_header_;
   std::byte* rx_data_;
   std::byte* tx_header_;
   std::byte* tx_data_;
-  unique_fd own_bell_;
-  unique_fd peer_bell_;
   unique_fd socket_;
   const std::chrono::nanoseconds spin_;
-  std::mutex socket_mtx_;
-  reactor::token socket_token_ = 0; // guarded by socket_mtx_
 
   // Our own positions: the truth, whatever shared memory says.
   uint64_t rx_head_ = 0; // reactor thread
@@ -90,7 +83,8 @@ private:
   uint64_t tx_head_seen_ = 0;
 
   std::atomic<bool> peer_gone_{false};
-  std::string corrupt_; // set once, before EPROTO is returned
+  mutable std::mutex corrupt_mtx_;
+  std::string corrupt_; // guarded by corrupt_mtx_
   std::atomic<bool> is_corrupt_{false};
 };
 

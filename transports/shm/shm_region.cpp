@@ -77,13 +77,4 @@ caf::expected<shm_mapping> map_region(int fd, size_t capacity, errc code,
   return shm_mapping{static_cast<std::byte*>(base), size};
 }
 
-bool is_eventfd(int fd) {
-  char path[64];
-  char target[64] = {};
-  std::snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-  auto n = ::readlink(path, target, sizeof(target) - 1);
-  return n > 0 && std::string{target, static_cast<size_t>(n)}
-                    == "anon_inode:[eventfd]";
-}
-
 } // namespace relay

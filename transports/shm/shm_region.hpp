@@ -90,7 +90,4 @@ caf::expected<shm_mapping> map_region(int fd, size_t capacity, errc code,
                                       const std::string& who,
                                       bool verify_seals);
 
-/// True if `fd` is an eventfd.
-bool is_eventfd(int fd);
-
 } // namespace relay

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,13 +81,6 @@ ssize_t recv_with_fds(int fd, uint8_t* data, size_t len,
   return n;
 }
 
-caf::expected<unique_fd> make_bell(errc code, const std::string& who) {
-  unique_fd bell{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
-  if (!bell)
-    return make_errno_error(code, who, errno, "eventfd");
-  return bell;
-}
-
 } // namespace
 
 caf::expected<result> run_client(int fd, size_t capacity,
@@ -102,20 +94,22 @@ caf::expected<result> run_client(int fd, size_t capacity,
   auto region = create_region(capacity, errc::connect_failed, who);
   if (!region)
     return region.error();
-  auto bell = make_bell(errc::connect_failed, who);
-  if (!bell)
-    return bell.error();
-  uint8_t req[request_size] = {};
-  put_u32(req, magic);
-  req[4] = version;
-  put_u32(req + 8, static_cast<uint32_t>(capacity));
-  if (!send_with_fds(fd, req, sizeof(req), {region->get(), bell->get()}))
-    return make_errno_error(errc::connect_failed, who, errno,
-                            "sending the shared memory region");
   auto map = map_region(region->get(), capacity, errc::connect_failed, who,
                         false);
   if (!map)
     return map.error();
+  for (int ring = 0; ring < 2; ++ring)
+    __atomic_store_n(reinterpret_cast<uint32_t*>(
+                       map->ring_header(ring, capacity)
+                       + shm_layout::sleeping_offset),
+                     uint32_t{1}, __ATOMIC_SEQ_CST);
+  uint8_t req[request_size] = {};
+  put_u32(req, magic);
+  req[4] = version;
+  put_u32(req + 8, static_cast<uint32_t>(capacity));
+  if (!send_with_fds(fd, req, sizeof(req), {region->get()}))
+    return make_errno_error(errc::connect_failed, who, errno,
+                            "sending the shared memory region");
   for (;;) {
     auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
     if (left.count() <= 0)
@@ -123,7 +117,9 @@ caf::expected<result> run_client(int fd, size_t capacity,
                         who + ": the server did not accept the shared "
                               "memory in time");
     pollfd p{fd, POLLIN, 0};
-    auto rc = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    auto rc = ::poll(&p, 1, poll_timeout(left));
+    if (rc < 0 && errno != EINTR)
+      return make_errno_error(errc::connect_failed, who, errno, "poll");
     if (rc <= 0)
       continue;
     uint8_t rep[reply_size] = {};
@@ -150,17 +146,12 @@ caf::expected<result> run_client(int fd, size_t capacity,
     if (rep[5] != 0)
       return make_error(errc::peer_rejected,
                         who + ": the server refused the shared memory region");
-    if (fds.size() != 1 || !is_eventfd(fds[0].get()))
+    if (!fds.empty())
       return make_error(errc::handshake_failed,
-                        who + ": the server's reply carries no eventfd");
-    if (auto err = set_nonblocking(fds[0].get(), true, errc::handshake_failed,
-                                   who))
-      return err;
+                        who + ": the server's reply carries descriptors");
     result out;
     out.map = std::move(*map);
     out.capacity = capacity;
-    out.own_bell = std::move(*bell);
-    out.peer_bell = std::move(fds[0]);
     return out;
   }
 }
@@ -195,33 +186,22 @@ setup_status server_step(int fd, result& out, const std::string& who) {
                   "the peer speaks shm set-up version " + std::to_string(req[4])
                     + ", this node " + std::to_string(version));
   auto capacity = size_t{get_u32(req + 8)};
-  if (fds.size() != 2)
+  if (fds.size() != 1)
     return refuse(errc::handshake_failed,
-                  "expected 2 descriptors (region, eventfd), got "
+                  "expected 1 descriptor (the region), got "
                     + std::to_string(fds.size()));
-  if (!is_eventfd(fds[1].get()))
-    return refuse(errc::handshake_failed, "the doorbell is not an eventfd");
-  // Ringing must never block, whatever the peer set on its descriptor.
-  if (auto err = set_nonblocking(fds[1].get(), true, errc::handshake_failed,
-                                 who))
-    return refuse(errc::handshake_failed, describe(err));
   auto map = map_region(fds[0].get(), capacity, errc::handshake_failed, who,
                         true);
   if (!map)
     return refuse(errc::handshake_failed, describe(map.error()));
-  auto bell = make_bell(errc::handshake_failed, who);
-  if (!bell)
-    return refuse(errc::handshake_failed, describe(bell.error()));
   uint8_t rep[reply_size] = {};
   put_u32(rep, magic);
   rep[4] = version;
-  if (!send_with_fds(fd, rep, sizeof(rep), {bell->get()}))
+  if (!send_with_fds(fd, rep, sizeof(rep), {}))
     return setup_status::fail(make_errno_error(
       errc::connection_closed, who, errno, "sending the set-up reply"));
   out.map = std::move(*map);
   out.capacity = capacity;
-  out.own_bell = std::move(*bell);
-  out.peer_bell = std::move(fds[1]);
   return setup_status::done();
 }
 

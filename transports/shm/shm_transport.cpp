@@ -19,17 +19,13 @@ namespace {
 constexpr int client_to_server = 0;
 constexpr int server_to_client = 1;
 
-caf::expected<std::unique_ptr<byte_channel>>
-make_channel(const std::shared_ptr<reactor>& io, shm_setup::result r, bool server,
-             unique_fd socket, const transport_options& options) {
-  auto chan = std::make_unique<shm_channel>(
-    io, std::move(r.map), r.capacity,
-    server ? client_to_server : server_to_client,
-    server ? server_to_client : client_to_server, std::move(r.own_bell),
-    std::move(r.peer_bell), std::move(socket), options.shm_spin);
-  if (auto err = chan->watch_peer())
-    return err;
-  return std::unique_ptr<byte_channel>{std::move(chan)};
+std::unique_ptr<byte_channel> make_channel(shm_setup::result r, bool server,
+                                           unique_fd socket,
+                                           const transport_options& options) {
+  return std::make_unique<shm_channel>(
+    std::move(r.map), r.capacity, server ? client_to_server : server_to_client,
+    server ? server_to_client : client_to_server, std::move(socket),
+    options.shm_spin);
 }
 
 std::string shm_uri(const uds_address& addr) {
@@ -95,18 +91,13 @@ shm_transport::listen(const endpoint& ep, accept_callback on_accept) {
     sessions->start(
       std::move(fd), name,
       [state, name](int sock) { return shm_setup::server_step(sock, *state, name); },
-      [weak_io, state, options, on_accept, name,
-       sessions](unique_fd sock) {
+      [weak_io, state, options, on_accept, name](unique_fd sock) {
         auto io = weak_io.lock();
         if (!io)
           return;
-        auto chan = make_channel(io, std::move(*state), true, std::move(sock),
-                                 options);
-        if (!chan) {
-          sessions->reject(chan.error());
-          return;
-        }
-        on_accept(stream_connection::make(io, std::move(*chan), name, options));
+        on_accept(stream_connection::make(
+          io, make_channel(std::move(*state), true, std::move(sock), options),
+          name, options));
       });
   };
   auto rendezvous = uds_listener::make(io_, *addr, options_, on_socket,
@@ -131,11 +122,9 @@ caf::expected<connection_ptr> shm_transport::connect(const endpoint& ep) {
     std::chrono::steady_clock::now() + options_.handshake_timeout, name);
   if (!setup)
     return setup.error();
-  auto chan = make_channel(io_, std::move(*setup), false, std::move(sock->fd),
-                           options_);
-  if (!chan)
-    return chan.error();
-  return stream_connection::make(io_, std::move(*chan), name, options_);
+  return stream_connection::make(
+    io_, make_channel(std::move(*setup), false, std::move(sock->fd), options_),
+    name, options_);
 }
 
 uint64_t shm_transport::rejected_peers() const noexcept {

@@ -16,13 +16,13 @@ namespace relay {
 /// The path is a Unix socket used as a rendezvous, with the rules of uds
 /// (0600, same uid, a live listener is never taken over, removed on
 /// shutdown). Each connection then gets its own sealed memfd with one ring
-/// per direction (options.shm_ring_size bytes each) and an eventfd doorbell
-/// per side, handed over with SCM_RIGHTS; frames travel through the rings
-/// (see shm_channel.hpp), and the socket only tells when the peer is gone.
-/// Nothing is left in /dev/shm or the file system.
+/// per direction (options.shm_ring_size bytes each), handed over with
+/// SCM_RIGHTS; frames travel through the rings (see shm_channel.hpp), and
+/// the socket carries only doorbell bytes and, by closing, the news that
+/// the peer is gone. Nothing is left in /dev/shm or the file system.
 ///
 /// Thread rules: all members are thread-safe. I/O runs on the shared
-/// reactor: each connection's eventfd is one more descriptor there.
+/// reactor: each connection's socket is one more descriptor there.
 class shm_transport : public transport {
 public:
   static constexpr const char* scheme_name = "shm";

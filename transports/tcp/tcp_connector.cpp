@@ -48,7 +48,7 @@ caf::error connect_one(int fd, const tcp_sockaddr& sa,
                         who + ": no answer within "
                           + std::to_string(timeout.count()) + " ms");
     pollfd p{fd, POLLOUT, 0};
-    auto rc = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    auto rc = ::poll(&p, 1, poll_timeout(left));
     if (rc < 0 && errno == EINTR)
       continue;
     if (rc < 0)

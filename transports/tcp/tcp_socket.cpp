@@ -74,7 +74,7 @@ caf::error run_handshake(int fd, tcp_auth::handshake& hs,
                           who + ": the peer did not complete authentication "
                                 "in time");
       pollfd p{fd, events, 0};
-      auto rc = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+      auto rc = ::poll(&p, 1, poll_timeout(left));
       if (rc > 0)
         return caf::none;
       if (rc < 0 && errno != EINTR)
