@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 
+#include <exception>
+
 #include "relay/error.hpp"
 
 namespace relay {
@@ -49,7 +51,13 @@ public:
   void advance() {
     if (finished_)
       return;
-    auto status = step_(fd_.get());
+    setup_status status;
+    try {
+      status = step_(fd_.get());
+    } catch (std::exception& ex) { // e.g. libcrypto failing: refuse, go on
+      fail(make_error(errc::peer_rejected, peer_ + ": " + ex.what()));
+      return;
+    }
     switch (status.st) {
       case setup_status::state::waiting:
         if (auto io = io_.lock())

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <exception>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -95,11 +96,14 @@ caf::expected<connection_ptr> tcp_connect(const std::shared_ptr<reactor>& io,
     }
     if (auto err = set_tcp_options(fd.get(), errc::connect_failed, who))
       return err;
-    tcp_auth::handshake hs{tcp_auth::role::client, *secret, who};
-    if (auto err = run_handshake(fd.get(), hs,
-                                 clock_type::now() + options.handshake_timeout,
-                                 who))
-      return err;
+    try {
+      tcp_auth::handshake hs{tcp_auth::role::client, *secret, who};
+      if (auto err = run_handshake(
+            fd.get(), hs, clock_type::now() + options.handshake_timeout, who))
+        return err;
+    } catch (std::exception& ex) { // libcrypto failed
+      return make_error(errc::connect_failed, who + ": " + ex.what());
+    }
     return stream_connection::make(io, std::move(fd), who, options);
   }
   return last;
