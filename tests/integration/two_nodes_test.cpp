@@ -424,6 +424,23 @@ caf::behavior exit_watcher(caf::event_based_actor* me, caf::actor target,
   return {[](get_atom) { return true; }};
 }
 
+// Waits until `watcher` answers get_atom, i.e. its init has run.
+void await_ready(caf::scoped_actor& self, const caf::actor& watcher) {
+  self->request(watcher, 5s, get_atom::value)
+    .receive([](bool) {}, [](caf::error& err) { ADD_FAILURE() << describe(err); });
+}
+
+// Expects the next report of an exit_watcher to be (`what`, `reason`).
+void expect_report(caf::scoped_actor& self, const std::string& what,
+                   caf::exit_reason reason) {
+  self->receive(
+    [&](const std::string& got, const caf::error& why) {
+      EXPECT_EQ(got, what);
+      EXPECT_EQ(why, reason) << describe(why);
+    },
+    caf::after(10s) >> [&] { ADD_FAILURE() << "no " << what; });
+}
+
 // A server actor that, given a handle, runs `op` on it and then quits.
 template <class Op>
 caf::actor spawn_link_then_quit(caf::actor_system& sys, Op op) {
@@ -447,18 +464,11 @@ TEST_F(two_nodes, link_then_exit_delivers_the_real_reason) {
   caf::scoped_actor self{client->system()};
   auto watcher = keep(
     client->system().spawn(exit_watcher, *remote, caf::actor{self}));
-  self->request(watcher, 5s, get_atom::value).receive([](bool) {}, [](caf::error& err) {
-    ADD_FAILURE() << describe(err);
-  });
+  await_ready(self, watcher);
   self->send(*remote, handle_msg{watcher});
   // Link attachables run before the (earlier attached) monitor: EXIT first.
-  for (auto expected : {"exit", "down"})
-    self->receive(
-      [&](const std::string& what, const caf::error& reason) {
-        EXPECT_EQ(what, expected);
-        EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << what;
-      },
-      caf::after(10s) >> [&] { ADD_FAILURE() << "no " << expected; });
+  expect_report(self, "exit", caf::exit_reason::user_shutdown);
+  expect_report(self, "down", caf::exit_reason::user_shutdown);
 }
 
 TEST_F(two_nodes, unlink_from_the_remote_side_stops_the_exit) {
@@ -473,17 +483,10 @@ TEST_F(two_nodes, unlink_from_the_remote_side_stops_the_exit) {
   caf::scoped_actor self{client->system()};
   auto watcher = keep(
     client->system().spawn(exit_watcher, *remote, caf::actor{self}));
-  self->request(watcher, 5s, get_atom::value).receive([](bool) {}, [](caf::error& err) {
-    ADD_FAILURE() << describe(err);
-  });
+  await_ready(self, watcher);
   self->send(*remote, handle_msg{watcher});
   // Had the unlink not arrived, an EXIT would come before the DOWN.
-  self->receive(
-    [&](const std::string& what, const caf::error& reason) {
-      EXPECT_EQ(what, "down");
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
-    },
-    caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
+  expect_report(self, "down", caf::exit_reason::user_shutdown);
 }
 
 TEST_F(two_nodes, unlink_from_a_remote_actor_stops_its_exit) {
@@ -501,16 +504,9 @@ TEST_F(two_nodes, unlink_from_a_remote_actor_stops_its_exit) {
       return b;
     },
     *remote, caf::actor{self}));
-  self->request(watcher, 5s, get_atom::value).receive([](bool) {}, [](caf::error& err) {
-    ADD_FAILURE() << describe(err);
-  });
+  await_ready(self, watcher);
   caf::anon_send_exit(srv, caf::exit_reason::user_shutdown);
-  self->receive(
-    [&](const std::string& what, const caf::error& reason) {
-      EXPECT_EQ(what, "down");
-      EXPECT_EQ(reason, caf::exit_reason::user_shutdown) << describe(reason);
-    },
-    caf::after(10s) >> [&] { ADD_FAILURE() << "no DOWN"; });
+  expect_report(self, "down", caf::exit_reason::user_shutdown);
 }
 
 TEST_F(two_nodes, demonitor_of_a_remote_actor_stops_its_down) {

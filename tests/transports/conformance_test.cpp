@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <future>
 #include <string>
+#include <tuple>
 #include <thread>
 #include <vector>
 
@@ -67,6 +68,19 @@ protected:
     return connect_pair(server_side ? *server_side : *transport_, *transport_,
                         GetParam().listen_uri(dir_, tag), accepted_, io_,
                         server_echo);
+  }
+
+  /// A listener, and a connection to it on both ends, neither started.
+  std::tuple<std::unique_ptr<acceptor>, connection_ptr, connection_ptr>
+  unstarted_pair(const std::string& tag) {
+    auto listener = listen(tag, accepted_.callback());
+    if (!listener)
+      return {};
+    auto client = transport_->connect(ep((*listener)->uri()));
+    EXPECT_TRUE(client) << str(client.error());
+    if (!client)
+      return {};
+    return {std::move(*listener), *client, accepted_.pop()};
   }
 
   std::string dir_;
@@ -262,19 +276,15 @@ TEST_P(conformance, close_is_reported_once_on_both_sides) {
 }
 
 TEST_P(conformance, frames_sent_before_start_arrive_after_start) {
-  auto listener = listen("early", accepted_.callback());
-  ASSERT_TRUE(listener) << str(listener.error());
-  auto client = transport_->connect(ep((*listener)->uri()));
-  ASSERT_TRUE(client) << str(client.error());
-  auto server = accepted_.pop();
-  ASSERT_NE(server, nullptr);
+  auto [listener, client, server] = unstarted_pair("early");
+  ASSERT_TRUE(client && server);
   for (int i = 0; i < 3; ++i) {
     ASSERT_FALSE(server->send(make_frame("s" + std::to_string(i))));
-    ASSERT_FALSE((*client)->send(make_frame("c" + std::to_string(i))));
+    ASSERT_FALSE(client->send(make_frame("c" + std::to_string(i))));
   }
   auto client_rec = std::make_shared<recorder>(io_);
   auto server_rec = std::make_shared<recorder>(io_);
-  (*client)->start(client_rec);
+  client->start(client_rec);
   server->start(server_rec);
   ASSERT_TRUE(client_rec->wait_frames(3));
   ASSERT_TRUE(server_rec->wait_frames(3));
@@ -283,7 +293,7 @@ TEST_P(conformance, frames_sent_before_start_arrive_after_start) {
     EXPECT_EQ(text_of(server_rec->frames()[i].body), "c" + std::to_string(i));
   }
   // A close before start is reported after start.
-  auto unstarted = transport_->connect(ep((*listener)->uri()));
+  auto unstarted = transport_->connect(ep(listener->uri()));
   ASSERT_TRUE(unstarted);
   auto why = make_error(errc::connection_closed, "closed before start");
   (*unstarted)->close(why);
@@ -294,21 +304,17 @@ TEST_P(conformance, frames_sent_before_start_arrive_after_start) {
 }
 
 TEST_P(conformance, close_with_flush_sends_queued_frames_first) {
-  auto listener = listen("flush", accepted_.callback());
-  ASSERT_TRUE(listener) << str(listener.error());
-  auto client = transport_->connect(ep((*listener)->uri()));
-  ASSERT_TRUE(client) << str(client.error());
-  auto server = accepted_.pop();
-  ASSERT_NE(server, nullptr);
+  auto [listener, client, server] = unstarted_pair("flush");
+  ASSERT_TRUE(client && server);
   auto client_rec = std::make_shared<recorder>(io_);
-  (*client)->start(client_rec);
+  client->start(client_rec);
   // The server does not read yet, so most of this stays queued.
   std::string big(3 * 1024 * 1024, 'q');
-  ASSERT_FALSE((*client)->send(make_frame(big)));
-  ASSERT_FALSE((*client)->send(make_frame("last")));
+  ASSERT_FALSE(client->send(make_frame(big)));
+  ASSERT_FALSE(client->send(make_frame("last")));
   auto why = make_error(errc::connection_closed, "done sending");
-  (*client)->close(why, /*flush=*/true);
-  EXPECT_TRUE(is((*client)->send(make_frame("too late")), errc::connection_closed));
+  client->close(why, /*flush=*/true);
+  EXPECT_TRUE(is(client->send(make_frame("too late")), errc::connection_closed));
   auto server_rec = std::make_shared<recorder>(io_);
   server->start(server_rec);
   ASSERT_TRUE(server_rec->wait_frames(2));
@@ -321,18 +327,14 @@ TEST_P(conformance, close_with_flush_sends_queued_frames_first) {
 }
 
 TEST_P(conformance, close_with_flush_is_bounded_when_the_peer_never_reads) {
-  auto listener = listen("stuck", accepted_.callback());
-  ASSERT_TRUE(listener) << str(listener.error());
-  auto client = transport_->connect(ep((*listener)->uri()));
-  ASSERT_TRUE(client) << str(client.error());
-  auto server = accepted_.pop(); // never started: never reads
-  ASSERT_NE(server, nullptr);
+  auto [listener, client, server] = unstarted_pair("stuck"); // never started: never reads
+  ASSERT_TRUE(client && server);
   auto client_rec = std::make_shared<recorder>(io_);
-  (*client)->start(client_rec);
-  ASSERT_FALSE((*client)->send(make_frame(std::string(8 * 1024 * 1024, 's'))));
+  client->start(client_rec);
+  ASSERT_FALSE(client->send(make_frame(std::string(8 * 1024 * 1024, 's'))));
   auto why = make_error(errc::connection_closed, "giving up");
   auto begin = std::chrono::steady_clock::now();
-  (*client)->close(why, /*flush=*/true);
+  client->close(why, /*flush=*/true);
   ASSERT_TRUE(client_rec->wait_closed());
   EXPECT_GE(std::chrono::steady_clock::now() - begin,
             stream_connection::close_flush_timeout - 100ms);
@@ -340,18 +342,16 @@ TEST_P(conformance, close_with_flush_is_bounded_when_the_peer_never_reads) {
 }
 
 TEST_P(conformance, peer_vanishing_while_we_write_is_reported) {
-  auto listener = listen("vanish", accepted_.callback());
-  ASSERT_TRUE(listener) << str(listener.error());
-  auto client = transport_->connect(ep((*listener)->uri()));
-  ASSERT_TRUE(client) << str(client.error());
+  auto [listener, client, server] = unstarted_pair("vanish");
+  ASSERT_TRUE(client && server);
   auto client_rec = std::make_shared<recorder>(io_);
-  (*client)->start(client_rec);
-  ASSERT_FALSE((*client)->send(make_frame(std::string(8 * 1024 * 1024, 'v'))));
-  accepted_.pop().reset(); // the server drops the connection unread
+  client->start(client_rec);
+  ASSERT_FALSE(client->send(make_frame(std::string(8 * 1024 * 1024, 'v'))));
+  server.reset(); // the server drops the connection unread
   ASSERT_TRUE(client_rec->wait_closed());
   EXPECT_TRUE(is(client_rec->reason(), errc::connection_closed))
     << str(client_rec->reason());
-  EXPECT_TRUE(contains(str(client_rec->reason()), (*listener)->uri()));
+  EXPECT_TRUE(contains(str(client_rec->reason()), listener->uri()));
 }
 
 TEST_P(conformance, send_rejects_malformed_frames) {

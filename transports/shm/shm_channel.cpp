@@ -163,11 +163,7 @@ bool shm_channel::poll_more() {
   store_flag(rx_header_, shm_layout::sleeping_offset, 0);
   auto deadline = std::chrono::steady_clock::now() + spin_;
   for (int i = 0;; ++i) {
-    if (__atomic_load_n(reinterpret_cast<uint64_t*>(rx_header_
-                                                    + shm_layout::tail_offset),
-                        __ATOMIC_ACQUIRE)
-          != rx_head_
-        || peer_gone_)
+    if (load(rx_header_, shm_layout::tail_offset) != rx_head_ || peer_gone_)
       return true;
     // Yield rather than burn: on a CPU shared with the peer, the peer is
     // who must run for the data to come.
