@@ -24,14 +24,17 @@ function(relay_add_library name)
           RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endfunction()
 
-# relay_add_transport(NAME SOURCES ...): a transport folder adds its sources
-# to relay::transports (see transports/CMakeLists.txt).
+# relay_add_transport(NAME SOURCES ... [DEPS ...]): a transport folder adds
+# its sources to relay::transports, and the libraries they need (imported
+# targets must be GLOBAL, see transports/tcp/CMakeLists.txt) to its private
+# link dependencies (see transports/CMakeLists.txt).
 function(relay_add_transport name)
-  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   foreach(src ${ARG_SOURCES})
     set_property(GLOBAL APPEND PROPERTY RELAY_TRANSPORT_SOURCES
                  ${CMAKE_CURRENT_SOURCE_DIR}/${src})
   endforeach()
+  set_property(GLOBAL APPEND PROPERTY RELAY_TRANSPORT_DEPS ${ARG_DEPS})
 endfunction()
 
 # relay_add_test(NAME SOURCES ... [DEPS ...] [LABELS ...])

@@ -29,6 +29,7 @@ const char* to_string(errc x) {
     case errc::invalid_argument: return "invalid_argument";
     case errc::authentication_failed: return "authentication_failed";
     case errc::insecure_configuration: return "insecure_configuration";
+    case errc::heartbeat_timeout: return "heartbeat_timeout";
   }
   return "unknown";
 }

@@ -12,6 +12,8 @@
 
 #include <caf/config_option_adder.hpp>
 
+#include "relay/transport.hpp"
+
 namespace relay {
 
 namespace {
@@ -39,18 +41,35 @@ node_config::node_config() {
     .add(handshake_timeout, "handshake-timeout", "bound on a peer's handshake")
     .add(connect_timeout, "connect-timeout", "bound on connecting to a peer")
     .add(lookup_timeout, "lookup-timeout", "bound on a blocking lookup")
+    .add(heartbeat_interval, "heartbeat-interval",
+         "idle time after which a connection carries a heartbeat")
+    .add(heartbeat_timeout, "heartbeat-timeout",
+         "silence after which a connection is closed as dead")
     .add(allow_other_uids, "allow-other-uids",
          "accept uds peers running as another user")
     .add(cookie_file, "cookie-file",
-         "file with the secret that authenticates tcp peers (mode 0600)")
-    .add(shm_ring_size, "shm-ring-size",
-         "bytes of each shm ring (power of two, 4 KiB to 256 MiB)")
-    .add(shm_spin, "shm-spin",
-         "how long an shm reader spins before it sleeps")
+         "file with the secret that authenticates peers (mode 0600)")
     .add(deliver_on_io_thread, "deliver-on-io-thread",
-         "run receiving actors on the I/O thread (no worker wake-up)")
-    .add(tcp_insecure, "tcp-insecure",
-         "run tcp without authentication (trusted networks only)");
+         "run receiving actors on the I/O thread (no worker wake-up)");
+  declare_builtin_transport_options(
+    [this](caf::string_view category) { return module_options(category); });
+}
+
+node_config::~node_config() = default;
+
+caf::config_option_adder node_config::module_options(caf::string_view category) {
+  return caf::config_option_adder{custom_options_, category};
+}
+
+void node_config::add_module_impl(std::shared_ptr<node_module> module) {
+  if (!module)
+    throw registration_error("node_config::add_module: null module");
+  for (auto& m : modules_)
+    if (m->name() == module->name())
+      throw registration_error("module '" + module->name()
+                               + "' is already added");
+  module->configure(*this);
+  modules_.push_back(std::move(module));
 }
 
 std::string node_config::load_secret() const {

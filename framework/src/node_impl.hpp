@@ -2,16 +2,14 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
-#include <functional>
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -19,6 +17,12 @@
 #include <caf/expected.hpp>
 #include <caf/proxy_registry.hpp>
 
+#include "export_table.hpp"
+#include "lookup_client.hpp"
+#include "name_registry.hpp"
+#include "node_event_hub.hpp"
+#include "rate_limited_log.hpp"
+#include "relay/frame_handler.hpp"
 #include "relay/node.hpp"
 #include "relay/node_config.hpp"
 #include "relay/transport.hpp"
@@ -28,37 +32,42 @@ namespace relay {
 class peer;
 class route;
 
-/// What a lookup reply carries.
-struct lookup_result {
-  caf::actor_id aid = 0;
-  std::vector<std::string> interface;
-};
-
 /// The state behind relay::node. Internal; see node.hpp for the contract.
+/// Its members are defined by concern: node_impl.cpp (set-up, teardown,
+/// listening, proxies), peer_table.cpp (connections, routes, node events),
+/// lookup_client.cpp (blocking lookups).
 ///
-/// Locking: peers_mtx_, names_mtx_ and lookups_mtx_ are leaves: no other
-/// lock is taken while holding one, and no callback into CAF or a peer runs
-/// under them. The proxy registry's own lock may call make_proxy, which
-/// takes peers_mtx_ (so never call the proxy registry under peers_mtx_).
+/// Locking: peers_mtx_ is a leaf except that events_.order_mutex() may be
+/// held around it; no callback into CAF or a peer runs under it. The proxy
+/// registry's own lock may call make_proxy, which takes peers_mtx_ (so never
+/// call the proxy registry under peers_mtx_).
 class node_impl : public caf::proxy_registry::backend {
 public:
   explicit node_impl(node_config& cfg);
   ~node_impl() override;
 
+  /// Starts the configured modules in order (node's constructor); on a
+  /// throw, stops those started and rethrows. Freezes the frame table.
+  void start_modules(node& owner);
+
+  /// Stops the modules in reverse order (node's destructor).
+  void stop_modules(node& owner);
+
   // -- used by relay::node ------------------------------------------------------
 
   caf::expected<std::string> listen(const std::string& uri);
-  caf::error publish(caf::strong_actor_ptr handle, std::string name,
-                     std::vector<std::string> interface);
-  bool unpublish(const std::string& name);
   caf::expected<caf::strong_actor_ptr>
   lookup(const std::string& uri, const std::string& name,
          const std::vector<std::string>& interface);
   caf::expected<std::shared_ptr<peer>> connect(const std::string& uri);
   node_stats stats() const;
   bool disconnect(const caf::node_id& peer_id);
+  std::vector<peer_info> peers() const;
+  void monitor_node(const caf::actor& observer, const caf::node_id& node);
+  caf::error add_frame_handler(uint8_t kind, std::string name,
+                               frame_handler handler);
 
-  // -- used by peers -------------------------------------------------------------
+  // -- used by peers and protocols ------------------------------------------------
 
   caf::actor_system& system() noexcept {
     return system_;
@@ -84,6 +93,28 @@ public:
     return lookup_actor_;
   }
 
+  const frame_table& frames() const noexcept {
+    return frames_;
+  }
+
+  name_registry& names() noexcept {
+    return *names_;
+  }
+
+  node_event_hub& events() noexcept {
+    return events_;
+  }
+
+  lookup_client& lookups() noexcept {
+    return lookups_;
+  }
+
+  /// Rate-limited warnings about dropped messages (a peer must not be able
+  /// to flood the log).
+  rate_limited_log& drop_log() noexcept {
+    return drop_log_;
+  }
+
   /// A peer completed its handshake. Returns the peer that serves that node
   /// from now on (`p`, or an existing connection that wins the tie-break), or
   /// an error if `p` must be closed (e.g. it connects us to ourselves).
@@ -92,9 +123,8 @@ public:
   /// A peer's connection ended.
   void on_peer_closed(peer& p, const caf::error& reason);
 
-  /// Returns the published actor `name` and its interface.
-  std::optional<std::pair<caf::strong_actor_ptr, std::vector<std::string>>>
-  find_published(const std::string& name) const;
+  /// The peers that currently serve a node (one per connected node).
+  std::vector<std::shared_ptr<peer>> established_peers() const;
 
   /// Runs `task` soon on an actor of the node. For work that must not run
   /// where it is requested, e.g. inside an actor's critical section.
@@ -108,16 +138,15 @@ public:
 
   /// The exported local actor `aid`, or null. Peers reach local actors only
   /// through this: an id never sent out cannot be addressed.
-  caf::strong_actor_ptr find_exported(caf::actor_id aid) const;
+  caf::strong_actor_ptr find_exported(caf::actor_id aid) const {
+    return exports_->find(aid);
+  }
 
-  /// Why exported actor `aid` terminated, if it did recently (the last
-  /// export_table::max_exited exits are kept); else exit_reason::unknown.
-  /// For a monitor request that arrives after the exit.
-  caf::error exit_reason_of(caf::actor_id aid) const;
-
-  /// Delivers the reply to lookup request `request_id`.
-  void complete_lookup(uint64_t request_id,
-                       caf::expected<lookup_result> result);
+  /// Why exported actor `aid` terminated, if it did recently; else
+  /// exit_reason::unknown. For a monitor request that arrives after the exit.
+  caf::error exit_reason_of(caf::actor_id aid) const {
+    return exports_->exit_reason_of(aid);
+  }
 
   /// Counters, bumped by peers.
   std::atomic<uint64_t> dropped_messages{0};
@@ -131,21 +160,14 @@ public:
   void set_last_hop(caf::node_id* ptr) override;
 
 private:
-  struct published_actor {
-    caf::strong_actor_ptr handle;
-    std::vector<std::string> interface;
-  };
-
-  struct pending_lookup {
-    std::optional<caf::expected<lookup_result>> result;
-  };
-
   /// The transport for `ep`'s scheme. Errors: unknown_scheme, listing the
   /// known ones.
   caf::expected<transport*> find_transport(const endpoint& ep);
 
-  /// Starts a peer on `conn` and arms its handshake timer.
-  std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator);
+  /// Starts a peer on `conn` and arms its handshake timer. `uri` is the
+  /// address dialed (empty for accepted connections).
+  std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator,
+                                   std::string uri, std::string scheme);
 
   /// Waits for `p`'s handshake; returns the peer to use.
   caf::expected<std::shared_ptr<peer>> await_handshake(std::shared_ptr<peer> p);
@@ -153,30 +175,30 @@ private:
   /// Closes peer `serial` if it still has not completed its handshake.
   void check_handshake(uint64_t serial);
 
+  /// Closes every connection, flushing what is queued (bounded), and waits
+  /// for them to end.
+  void close_all_peers();
+
   node_config& cfg_;
   caf::actor_system system_;
   std::string name_;
   caf::proxy_registry proxies_;
   transport_registry transports_;
+  frame_table frames_;
+  bool frames_frozen_ = false;
+  std::vector<std::shared_ptr<node_module>> started_modules_;
   caf::actor service_actor_;
+  caf::actor heartbeat_actor_;
   caf::actor lookup_actor_;
 
   std::mutex acceptors_mtx_;
   std::vector<std::unique_ptr<acceptor>> acceptors_;
 
-  /// Shared with the cleanup functors attached to exported actors, which
-  /// may outlive the node.
-  struct export_table {
-    static constexpr size_t max_exited = 4096;
-    mutable std::shared_mutex mtx;
-    std::unordered_map<caf::actor_id, caf::strong_actor_ptr> actors;
-    std::unordered_map<caf::actor_id, caf::error> exited;
-    std::deque<caf::actor_id> exit_order; // oldest first
-  };
   std::shared_ptr<export_table> exports_ = std::make_shared<export_table>();
-
-  mutable std::mutex names_mtx_;
-  std::map<std::string, published_actor> names_;
+  std::shared_ptr<name_registry> names_ = std::make_shared<name_registry>();
+  node_event_hub events_;
+  lookup_client lookups_;
+  rate_limited_log drop_log_;
 
   mutable std::mutex peers_mtx_;
   std::condition_variable peers_cv_;
@@ -186,13 +208,10 @@ private:
   std::unordered_map<caf::node_id, std::shared_ptr<route>> routes_;
   // Established peers by the URI we connected them with.
   std::unordered_map<std::string, caf::node_id> by_uri_;
+  // Nodes whose dead-on-arrival proxies wait for release (make_proxy).
+  std::unordered_set<caf::node_id> sweeps_;
   uint64_t next_serial_ = 1;
   bool stopping_ = false;
-
-  std::mutex lookups_mtx_;
-  std::condition_variable lookups_cv_;
-  std::unordered_map<uint64_t, pending_lookup> lookups_;
-  uint64_t next_lookup_ = 1;
 };
 
 } // namespace relay

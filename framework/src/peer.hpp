@@ -15,74 +15,32 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/node_id.hpp>
 
+#include <caf/timestamp.hpp>
+
 #include "relay/actor_handles.hpp"
+#include "relay/frame_handler.hpp"
+#include "relay/node_events.hpp"
 #include "relay/transport.hpp"
+#include "route.hpp"
 
 namespace relay {
 
 class node_impl;
 class peer;
 
-/// The way to one remote node: the connection currently serving it, shared
-/// by all proxies of that node, and the requests waiting for its responses.
-/// Outlives any single connection when two nodes briefly hold two
-/// connections to each other (see node_impl::on_handshake).
-///
-/// Thread rules: all member functions are thread-safe.
-class route {
-public:
-  explicit route(caf::node_id remote) : remote_(std::move(remote)) {
-    // nop
-  }
-
-  const caf::node_id& remote() const noexcept {
-    return remote_;
-  }
-
-  /// The peer serving the node, or null once the node is unreachable.
-  std::shared_ptr<peer> current() const {
-    return std::atomic_load(&current_);
-  }
-
-  void set(std::shared_ptr<peer> p) {
-    std::atomic_store(&current_, std::move(p));
-  }
-
-  /// Remembers that local actor `sender` waits for response `response_id`.
-  void add_pending(caf::actor_id sender, uint64_t response_id,
-                   caf::weak_actor_ptr who);
-
-  /// Forgets a request once its response arrived.
-  void erase_pending(caf::actor_id sender, uint64_t response_id);
-
-  /// Fails every waiting request with `reason`.
-  void fail_pending(const caf::error& reason);
-
-private:
-  using pending_key = std::pair<caf::actor_id, uint64_t>;
-
-  struct pending_key_hash {
-    size_t operator()(const pending_key& x) const noexcept {
-      return std::hash<uint64_t>{}(x.first * 0x9e3779b97f4a7c15ull ^ x.second);
-    }
-  };
-
-  caf::node_id remote_;
-  std::shared_ptr<peer> current_;
-  std::mutex mtx_;
-  std::unordered_map<pending_key, caf::weak_actor_ptr, pending_key_hash>
-    pending_;
-};
-
-/// The node's side of one connection to another node: the handshake, then
-/// encoding and decoding of every frame on it. One peer per connection; once
-/// the handshake completes, the node routes everything for the remote node
-/// through it (one connection per pair of nodes).
+/// The node's side of one connection to another node: the handshake
+/// (handshake.cpp), then every frame on it, dispatched by kind through the
+/// node's frame_table to the protocol that owns the kind (one file each:
+/// message_protocol.cpp, monitor_protocol.cpp, lookup_protocol.cpp,
+/// heartbeat.cpp, and modules). One peer per connection; once the handshake
+/// completes, the node routes everything for the remote node through it (one
+/// connection per pair of nodes).
 ///
 /// Thread rules: on_frame/on_closed run on the transport's I/O thread; the
 /// send_* functions are called from any thread (actors, proxies).
 class peer : public connection_handler,
              public codec_context,
+             public peer_context,
              public std::enable_shared_from_this<peer> {
 public:
   enum class state { handshaking, established, closed };
@@ -92,23 +50,29 @@ public:
   using ready_callback =
     std::function<void(const caf::error&, std::shared_ptr<peer>)>;
 
-  peer(node_impl& node, connection_ptr conn, bool initiator, uint64_t serial);
+  /// `uri` is the address dialed (initiator) or empty; `scheme` the
+  /// transport's URI scheme.
+  peer(node_impl& node, connection_ptr conn, bool initiator, uint64_t serial,
+       std::string uri, std::string scheme);
   ~peer() override;
 
   /// Starts the connection and sends our hello.
   void start();
 
   /// Closes the connection with `reason` (logged with the peer's name).
-  void close(const caf::error& reason);
+  /// Queued frames are flushed first (bounded by the transport) when
+  /// `flush` is set.
+  void close(const caf::error& reason, bool flush);
 
   /// Calls `f` once the handshake completed or failed (immediately if it
   /// already did).
   void on_ready(ready_callback f);
 
-  // -- sending (any thread) ---------------------------------------------------
+  // -- sending (any thread; defined next to the protocol they belong to) -------
 
   /// Serializes `what` for actor `receiver` on the remote node and sends it.
-  /// Failures are reported to the sender of a request or counted as drops.
+  /// Failures are reported to the sender of a request or counted as drops
+  /// (message_protocol.cpp).
   void send_message(caf::actor_id receiver, caf::mailbox_element& what,
                     caf::execution_unit* ctx);
 
@@ -130,6 +94,26 @@ public:
   static void bounce(caf::mailbox_element& what, const caf::error& reason,
                      caf::execution_unit* ctx);
 
+  /// Starts reporting the end of local actor `target` to the remote node
+  /// (once per actor).
+  void report_down_of(const caf::strong_actor_ptr& target);
+
+  // -- peer_context --------------------------------------------------------------
+
+  const caf::node_id& remote_id() const noexcept override {
+    return remote_id_;
+  }
+
+  /// "'name' at uds:///a.sock (pid 42, uid 1000)" or the transport's name
+  /// alone before the handshake.
+  std::string display_name() const override;
+
+  caf::error send_frame(frame_buffer frame) override;
+
+  void close(const caf::error& reason) override {
+    close(reason, false);
+  }
+
   // -- connection_handler ------------------------------------------------------
 
   void on_frame(connection& conn, const frame_header& header,
@@ -143,14 +127,24 @@ public:
 
   caf::strong_actor_ptr read_actor(wire_reader& ar) override;
 
+  /// Reads an actor reference that the protocol allows only to name an actor
+  /// of the sending node (e.g. the remote party of a link); anything else is
+  /// a protocol violation (wire_error), checked before any cast or lock.
+  caf::strong_actor_ptr read_remote_actor(wire_reader& ar);
+
+  /// Reads an actor reference that must name a local actor (tag
+  /// receiver_node); returns it or null if it is not exported (anymore).
+  /// Throws wire_error for any other tag.
+  caf::strong_actor_ptr read_local_actor(wire_reader& ar);
+
   // -- properties --------------------------------------------------------------
 
-  /// "name@uds:///a.sock (pid 42, uid 1000)" or the transport's name alone
-  /// before the handshake.
-  std::string display_name() const;
+  node_impl& node() noexcept {
+    return node_;
+  }
 
-  const caf::node_id& remote_id() const noexcept {
-    return remote_id_;
+  route& current_route() noexcept {
+    return *route_;
   }
 
   bool initiator() const noexcept {
@@ -163,6 +157,18 @@ public:
 
   state current_state() const noexcept {
     return state_.load();
+  }
+
+  /// A snapshot for node::peers().
+  peer_info info() const;
+
+  /// Frames received and sent so far (heartbeats count).
+  uint64_t frames_in() const noexcept {
+    return frames_in_.load(std::memory_order_relaxed);
+  }
+
+  uint64_t frames_out() const noexcept {
+    return frames_out_.load(std::memory_order_relaxed);
   }
 
   /// Sets the route this peer serves; called once by the node when the
@@ -187,14 +193,10 @@ public:
   }
 
 private:
+  // -- handshake.cpp ------------------------------------------------------------
+
   void handle_hello(const frame_header& header, const std::byte* body,
                     size_t size);
-  void handle_message(wire_reader& in);
-  void handle_monitor(wire_reader& in);
-  void handle_down(wire_reader& in);
-  void handle_link(frame_kind kind, wire_reader& in);
-  void handle_lookup(wire_reader& in);
-  void handle_lookup_reply(wire_reader& in);
 
   /// Sends a reject frame with `reason`, then closes.
   void reject(const caf::error& reason);
@@ -202,20 +204,21 @@ private:
   /// Finishes the handshake with `err` (none on success).
   void finish_handshake(const caf::error& err, std::shared_ptr<peer> use);
 
-  /// Sends an error response for request `mid` to `sender` on the remote
-  /// node (used when we cannot deliver or decode a request).
-  void send_error_response(caf::strong_actor_ptr sender, caf::message_id mid,
-                           caf::error reason);
-
-  /// Sends a complete frame; errors are logged.
-  caf::error send_frame(frame_buffer frame);
+  // -- state --------------------------------------------------------------------
 
   node_impl& node_;
   connection_ptr conn_;
   const bool initiator_;
   const uint64_t serial_;
+  const std::string uri_;
+  const std::string scheme_;
   std::atomic<state> state_{state::handshaking};
   std::atomic<bool> duplicate_{false};
+
+  std::atomic<uint64_t> frames_in_{0};
+  std::atomic<uint64_t> frames_out_{0};
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
 
   // Set once by the handshake, on the I/O thread, before state_ becomes
   // established; read-only afterwards.
@@ -223,6 +226,7 @@ private:
   std::string remote_name_;
   uint64_t remote_serial_ = 0;
   std::shared_ptr<route> route_;
+  caf::timestamp since_;
 
   mutable std::mutex mtx_;
   std::vector<ready_callback> ready_callbacks_;

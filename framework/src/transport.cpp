@@ -11,6 +11,14 @@ connection::~connection() = default;
 acceptor::~acceptor() = default;
 transport::~transport() = default;
 
+uint64_t connection::queued_bytes() const noexcept {
+  return 0;
+}
+
+uint64_t connection::unsent_frames() const noexcept {
+  return 0;
+}
+
 uint64_t transport::rejected_peers() const noexcept {
   return 0;
 }

@@ -9,7 +9,9 @@
 
 #include <caf/node_id.hpp>
 
+#include "relay/error.hpp"
 #include "relay/frame.hpp"
+#include "relay/frame_handler.hpp"
 #include "relay/transport.hpp"
 #include "relay/wire_archive.hpp"
 
@@ -26,21 +28,8 @@ enum class ref_tag : uint8_t {
 /// Status of a lookup reply.
 enum class lookup_status : uint8_t { found = 0, not_found = 1 };
 
-/// A buffer with room for the header; the body follows.
-inline frame_buffer begin_frame(size_t expected_body = 64) {
-  frame_buffer buf;
-  buf.reserve(frame_header::size + expected_body);
-  buf.resize(frame_header::size);
-  return buf;
-}
-
-/// Writes the header for `kind` in front of the body in `buf`.
-inline void finish_frame(frame_buffer& buf, frame_kind kind) {
-  frame_header hdr;
-  hdr.kind = kind;
-  hdr.length = static_cast<uint32_t>(buf.size() - frame_header::size);
-  hdr.write(buf.data());
-}
+using relay::begin_frame;
+using relay::finish_frame;
 
 /// Body of a hello frame.
 struct hello {
@@ -50,14 +39,27 @@ struct hello {
   /// The sender's number for this connection; breaks ties when two nodes
   /// connect to each other at once.
   uint64_t serial = 0;
-  /// Reserved for capabilities (authentication schemes); 0 in version 1.
+  /// Reserved for capabilities; must be 0 in version 1 (anything else is
+  /// rejected as a malformed hello).
   uint64_t flags = 0;
+
+  /// Longest node name accepted, in bytes.
+  static constexpr size_t max_name_size = 256;
 
   template <class Archive>
   void serialize(Archive& ar) {
     ar(pid, incarnation, node_name, serial, flags);
   }
 };
+
+/// The error code a peer's reject carries, as a relay::errc: every code
+/// this version defines maps to itself; 0 (a non-Relay error) and codes
+/// from newer versions become handshake_failed.
+inline errc reject_code_to_errc(uint8_t code) {
+  return code >= 1 && code <= static_cast<uint8_t>(errc_last)
+           ? static_cast<errc>(code)
+           : errc::handshake_failed;
+}
 
 /// Body of a reject frame.
 struct reject {

@@ -85,12 +85,18 @@ protected:
     io_ = std::make_shared<reactor>();
   }
 
+  // Outlives the transports made with it.
+  caf::settings insecure_settings_;
+
   std::unique_ptr<tcp_transport>
   make(const std::string& secret = test_secret, bool insecure = false,
        std::chrono::milliseconds handshake_timeout = 5000ms) {
     transport_options opts;
     opts.secret = secret;
-    opts.allow_insecure = insecure;
+    if (insecure) {
+      caf::put(insecure_settings_, tcp_insecure_key, true);
+      opts.settings = &insecure_settings_;
+    }
     opts.handshake_timeout = handshake_timeout;
     opts.connect_timeout = 2000ms;
     return std::make_unique<tcp_transport>(io_, opts);

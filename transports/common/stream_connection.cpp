@@ -105,6 +105,9 @@ caf::error stream_connection::send(frame_buffer frame) {
     if (written == frame.size())
       return caf::none;
     out_offset_ = written;
+    queued_bytes_ += frame.size() - written;
+  } else {
+    queued_bytes_ += frame.size();
   }
   out_.push_back(std::move(frame));
   update_interest_locked();
@@ -336,8 +339,7 @@ void stream_connection::finalize(caf::error fallback) {
     token = token_;
     chan = std::move(chan_);
     handler = std::move(handler_);
-    out_.clear();
-    out_offset_ = 0;
+    drop_queue_locked();
   }
   // On the loop thread remove() is immediate; the registration's reference
   // to us lives on in whoever called us until we return.
@@ -371,6 +373,7 @@ int stream_connection::write_queue_locked() {
       return errno;
     }
     auto left = static_cast<size_t>(n);
+    queued_bytes_ -= left;
     while (left > 0) {
       auto rest = out_.front().size() - out_offset_;
       if (left < rest) {
@@ -416,12 +419,26 @@ void stream_connection::fail_locked(caf::error reason) {
   }
   flush_ = false; // nothing more can be written
   read_stopped_ = true;
-  out_.clear();
-  out_offset_ = 0;
+  drop_queue_locked();
   // Before activation, activate() finalizes. A second queued finalize() is
   // harmless: it is idempotent.
   if (registered_)
     io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
+}
+
+void stream_connection::drop_queue_locked() {
+  unsent_frames_ += out_.size();
+  queued_bytes_ = 0;
+  out_.clear();
+  out_offset_ = 0;
+}
+
+uint64_t stream_connection::queued_bytes() const noexcept {
+  return queued_bytes_.load(std::memory_order_relaxed);
+}
+
+uint64_t stream_connection::unsent_frames() const noexcept {
+  return unsent_frames_.load(std::memory_order_relaxed);
 }
 
 caf::error stream_connection::closed_error() const {

@@ -92,6 +92,12 @@ public:
   /// The description given to make(). Thread-safe.
   std::string peer_name() const override;
 
+  /// Bytes in the queue of unsent frames. Thread-safe.
+  uint64_t queued_bytes() const noexcept override;
+
+  /// Frames dropped from the queue when the connection closed or broke.
+  uint64_t unsent_frames() const noexcept override;
+
   /// Use make().
   stream_connection(std::shared_ptr<reactor> io,
                     std::unique_ptr<byte_channel> channel,
@@ -119,6 +125,8 @@ private:
   void update_interest_locked();
   // Marks the connection broken and has the reactor finalize it.
   void fail_locked(caf::error reason);
+  // Discards the queue, counting its frames as unsent.
+  void drop_queue_locked();
 
   caf::error closed_error() const;
 
@@ -147,6 +155,11 @@ private:
   // -- set by any thread, read by the reactor thread ---------------------------
 
   std::atomic<bool> read_stopped_{false};
+
+  // -- written under mtx_, read by anyone ----------------------------------------
+
+  std::atomic<uint64_t> queued_bytes_{0};
+  std::atomic<uint64_t> unsent_frames_{0};
 
   // -- reactor thread only ----------------------------------------------------
 

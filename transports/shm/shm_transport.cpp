@@ -3,6 +3,8 @@
 #include <chrono>
 #include <utility>
 
+#include <caf/make_config_option.hpp>
+
 #include "common/setup_session.hpp"
 #include "common/stream_connection.hpp"
 #include "shm/shm_channel.hpp"
@@ -21,11 +23,11 @@ constexpr int server_to_client = 1;
 
 std::unique_ptr<byte_channel> make_channel(shm_setup::result r, bool server,
                                            unique_fd socket,
-                                           const transport_options& options) {
+                                           std::chrono::nanoseconds spin) {
   return std::make_unique<shm_channel>(
     std::move(r.map), r.capacity, server ? client_to_server : server_to_client,
     server ? server_to_client : client_to_server, std::move(socket),
-    options.shm_spin);
+    spin);
 }
 
 std::string shm_uri(const uds_address& addr) {
@@ -60,9 +62,30 @@ private:
 
 } // namespace
 
+shm_transport::settings
+shm_transport::settings::read(const transport_options& options) {
+  settings result;
+  if (options.settings != nullptr) {
+    result.ring_size = caf::get_or(*options.settings, "relay.shm.ring-size",
+                                   result.ring_size);
+    result.spin = caf::get_or(*options.settings, "relay.shm.spin",
+                              caf::timespan{result.spin});
+  }
+  return result;
+}
+
+void shm_transport::declare_options(const option_declarer& declare) {
+  declare("relay.shm")
+    .add<size_t>("ring-size",
+                 "bytes of each shm ring (power of two, 4 KiB to 256 MiB)")
+    .add<caf::timespan>("spin", "how long an shm reader spins before it sleeps");
+}
+
 shm_transport::shm_transport(std::shared_ptr<reactor> io,
                              transport_options options)
-  : io_(std::move(io)), options_(std::move(options)) {
+  : io_(std::move(io)),
+    options_(std::move(options)),
+    settings_(settings::read(options_)) {
   // nop
 }
 
@@ -84,19 +107,20 @@ shm_transport::listen(const endpoint& ep, accept_callback on_accept) {
     options_.handshake_timeout, rejected_);
   std::weak_ptr<reactor> weak_io = io_;
   auto options = options_;
-  auto on_socket = [weak_io, sessions, options, on_accept,
+  auto spin = settings_.spin;
+  auto on_socket = [weak_io, sessions, options, spin, on_accept,
                     uri](unique_fd fd, std::string peer) {
     auto state = std::make_shared<shm_setup::result>();
     auto name = uri + " " + peer.substr(peer.find(" (") + 1);
     sessions->start(
       std::move(fd), name,
       [state, name](int sock) { return shm_setup::server_step(sock, *state, name); },
-      [weak_io, state, options, on_accept, name](unique_fd sock) {
+      [weak_io, state, options, spin, on_accept, name](unique_fd sock) {
         auto io = weak_io.lock();
         if (!io)
           return;
         on_accept(stream_connection::make(
-          io, make_channel(std::move(*state), true, std::move(sock), options),
+          io, make_channel(std::move(*state), true, std::move(sock), spin),
           name, options));
       });
   };
@@ -118,12 +142,13 @@ caf::expected<connection_ptr> shm_transport::connect(const endpoint& ep) {
     return sock.error();
   auto name = uri + " " + sock->peer.substr(sock->peer.find(" (") + 1);
   auto setup = shm_setup::run_client(
-    sock->fd.get(), options_.shm_ring_size,
+    sock->fd.get(), settings_.ring_size,
     std::chrono::steady_clock::now() + options_.handshake_timeout, name);
   if (!setup)
     return setup.error();
   return stream_connection::make(
-    io_, make_channel(std::move(*setup), false, std::move(sock->fd), options_),
+    io_, make_channel(std::move(*setup), false, std::move(sock->fd),
+                      settings_.spin),
     name, options_);
 }
 

@@ -110,7 +110,7 @@ tcp_listener::make(std::shared_ptr<reactor> io, const tcp_address& addr,
   st->token = *id;
   if (st->secret.empty())
     transport_log(st->uri + ": listening WITHOUT authentication "
-                            "(relay.tcp-insecure): anyone who can reach this "
+                            "(relay.tcp.insecure): anyone who can reach this "
                             "port can talk to this node");
   return std::make_unique<tcp_listener>(std::move(io), std::move(st));
 }

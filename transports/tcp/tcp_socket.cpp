@@ -31,17 +31,22 @@ caf::error set_tcp_options(int fd, errc code, const std::string& who) {
              "setsockopt(TCP_KEEPCNT)");
 }
 
+bool tcp_insecure(const transport_options& options) {
+  return options.settings != nullptr
+         && caf::get_or(*options.settings, tcp_insecure_key, false);
+}
+
 caf::expected<std::string> tcp_secret(const transport_options& options,
                                       const std::string& uri) {
   if (!options.secret.empty())
     return options.secret;
-  if (options.allow_insecure)
+  if (tcp_insecure(options))
     return std::string{};
   return make_error(errc::insecure_configuration,
                     uri + ": no secret configured for tcp: set "
                           "relay.cookie-file (a file only its owner can read) "
                           "or the RELAY_COOKIE environment variable, or set "
-                          "relay.tcp-insecure to run without authentication");
+                          "relay.tcp.insecure to run without authentication");
 }
 
 int send_output(int fd, tcp_auth::handshake& hs) {

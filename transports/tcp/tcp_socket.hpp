@@ -22,9 +22,16 @@ constexpr int keepalive_count = 3;
 /// `who` and carry `code`.
 caf::error set_tcp_options(int fd, errc code, const std::string& who);
 
+/// The option that runs tcp without authentication (declared by
+/// tcp_transport::declare_options; false by default).
+constexpr const char* tcp_insecure_key = "relay.tcp.insecure";
+
+/// Whether `options.settings` sets relay.tcp.insecure.
+bool tcp_insecure(const transport_options& options);
+
 /// The secret a tcp endpoint uses, or an error if there is none and
-/// options.allow_insecure is off (errc::insecure_configuration, naming
-/// `uri`). Empty result: run without authentication.
+/// relay.tcp.insecure is off (errc::insecure_configuration, naming `uri`).
+/// Empty result: run without authentication.
 caf::expected<std::string> tcp_secret(const transport_options& options,
                                       const std::string& uri);
 

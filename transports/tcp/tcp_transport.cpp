@@ -2,9 +2,12 @@
 
 #include <utility>
 
+#include <caf/make_config_option.hpp>
+
 #include "tcp/tcp_address.hpp"
 #include "tcp/tcp_connector.hpp"
 #include "tcp/tcp_listener.hpp"
+#include "tcp/tcp_socket.hpp"
 
 namespace relay {
 
@@ -12,6 +15,11 @@ tcp_transport::tcp_transport(std::shared_ptr<reactor> io,
                              transport_options options)
   : io_(std::move(io)), options_(std::move(options)) {
   // nop
+}
+
+void tcp_transport::declare_options(const option_declarer& declare) {
+  declare("relay.tcp").add<bool>(
+    "insecure", "run tcp without authentication (trusted networks only)");
 }
 
 std::string tcp_transport::scheme() const {

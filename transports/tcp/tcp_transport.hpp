@@ -14,7 +14,10 @@ namespace relay {
 /// TCP: `tcp://host:port`, `tcp://[v6]:port`, `tcp://:port` (loopback).
 /// Every connection is mutually authenticated with options.secret before the
 /// first frame (tcp_auth.hpp); without a secret, listen and connect fail
-/// unless options.allow_insecure. TCP_NODELAY and keep-alive are on.
+/// unless relay.tcp.insecure is set. TCP_NODELAY and keep-alive are on.
+///
+/// Options (declare_options): relay.tcp.insecure (bool, false): run without
+/// authentication; for trusted networks only.
 ///
 /// Thread rules: all members are thread-safe; listen and connect may run
 /// concurrently. I/O runs on the shared reactor.
@@ -24,6 +27,9 @@ public:
 
   /// `io` must not be null; it is shared with every listener and connection.
   tcp_transport(std::shared_ptr<reactor> io, transport_options options);
+
+  /// Declares relay.tcp.insecure.
+  static void declare_options(const option_declarer& declare);
 
   /// Returns "tcp".
   std::string scheme() const override;

@@ -36,7 +36,11 @@ enum class errc : uint8_t {
   invalid_argument,       ///< a caller passed something unusable
   authentication_failed,  ///< peer failed the shared-secret check, or we did
   insecure_configuration, ///< a setting would weaken security (see message)
+  heartbeat_timeout,      ///< nothing arrived from a peer for too long
 };
+
+/// The highest code of relay::errc (codes are 1 to errc_last, without gaps).
+constexpr errc errc_last = errc::heartbeat_timeout;
 
 /// Name of the category for relay::errc in caf::error.
 constexpr caf::atom_value error_category_atom = caf::atom("relay");

@@ -18,17 +18,24 @@ enum class frame_kind : uint8_t {
   unlink = 7,        ///< remove such a link
   lookup = 8,        ///< resolve a published name
   lookup_reply = 9,  ///< answer to lookup
+  heartbeat = 10,    ///< empty; keeps an idle connection known to be alive
 };
 
-/// Highest frame kind this version understands.
-constexpr uint8_t max_frame_kind = 9;
+/// Highest frame kind the framework itself defines. Kinds up to
+/// first_module_frame_kind - 1 are reserved for the framework; modules
+/// register kinds from first_module_frame_kind to 255 (see frame_handler.hpp).
+constexpr uint8_t max_frame_kind = 10;
+
+/// First frame kind a module may register.
+constexpr uint8_t first_module_frame_kind = 64;
 
 /// Fixed 12-byte header in front of every frame, little endian:
 ///
 ///   offset 0  u32 magic   0x59414c52 ("RLAY" as bytes)
 ///   offset 4  u8  version protocol version of the sender
 ///   offset 5  u8  kind    a frame_kind
-///   offset 6  u16 flags   reserved, must be 0
+///   offset 6  u16 flags   reserved, must be 0 (the framework closes a
+///                         connection that sends anything else)
 ///   offset 8  u32 length  number of body bytes that follow the header
 ///
 /// The header is shared by every transport so that stream transports can cut

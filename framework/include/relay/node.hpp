@@ -16,7 +16,9 @@
 #include <caf/typed_actor.hpp>
 
 #include "relay/error.hpp"
+#include "relay/frame_handler.hpp"
 #include "relay/node_config.hpp"
+#include "relay/node_events.hpp"
 
 namespace relay {
 
@@ -49,12 +51,16 @@ class node_impl;
 ///
 /// Thread rules: every member function is thread-safe. The node must
 /// outlive every handle that refers to a remote actor through it; the
-/// destructor closes all connections (remote handles then report their
-/// actors down with exit_reason::remote_link_unreachable), removes socket
-/// files, and waits for the actor system like ~caf::actor_system does.
+/// destructor stops the modules in reverse order, stops listening (removes
+/// socket files), closes all connections after flushing what is queued on
+/// them (bounded), so remote handles report their actors down with
+/// exit_reason::remote_link_unreachable, and waits for the actor system
+/// like ~caf::actor_system does.
 class node {
 public:
-  /// Starts the actor system for `cfg`, which must outlive the node.
+  /// Starts the actor system for `cfg`, which must outlive the node, then
+  /// the modules of `cfg` in order. Throws config_error for an unusable
+  /// configuration, and whatever a module's start throws.
   explicit node(node_config& cfg);
 
   ~node();
@@ -117,13 +123,50 @@ public:
   caf::expected<caf::node_id> connect(const std::string& uri);
 
   /// Closes the connection to node `peer_id` (like Erlang's
-  /// disconnect_node): proxies of its actors report DOWN/EXIT with
-  /// exit_reason::remote_link_unreachable and pending requests to it fail.
-  /// Returns whether a connection existed.
+  /// disconnect_node). What local actors sent to it before goes out first
+  /// (bounded by the transport's flush timeout; what is left is counted in
+  /// node_stats::dropped_messages and logged once). Then proxies of its
+  /// actors report DOWN/EXIT with exit_reason::remote_link_unreachable and
+  /// pending requests to it fail. Returns whether a connection existed.
   bool disconnect(const caf::node_id& peer_id);
 
   /// Snapshot of this node's counters.
   node_stats stats() const;
+
+  // -- node events ---------------------------------------------------------------
+
+  /// `observer` receives a node_up_msg when a node connects (its first
+  /// connection completes the handshake) and a node_down_msg when its last
+  /// connection ends, for every node, until demonitor_nodes. Per node: up
+  /// before down, one down per up. Registering twice has no extra effect.
+  void monitor_nodes(const caf::actor& observer);
+
+  /// Undoes monitor_nodes. Returns whether `observer` was registered.
+  bool demonitor_nodes(const caf::actor& observer);
+
+  /// `observer` receives one node_down_msg when node `id` goes down, at once
+  /// (reason node_unreachable) if it is not connected now. As Erlang's
+  /// monitor_node/2.
+  void monitor_node(const caf::actor& observer, const caf::node_id& id);
+
+  /// The nodes connected now, with traffic counters (see peer_info).
+  std::vector<peer_info> peers() const;
+
+  /// Calls `listener` on node events (see node_listener for the thread
+  /// rules), until remove_listener.
+  void add_listener(std::shared_ptr<node_listener> listener);
+
+  /// Undoes add_listener. Returns whether `listener` was registered.
+  bool remove_listener(const std::shared_ptr<node_listener>& listener);
+
+  // -- extending the protocol ------------------------------------------------------
+
+  /// Handles frames of `kind` (first_module_frame_kind to 255) with
+  /// `handler`, named `name` in logs. Only while the node starts, i.e. from
+  /// node_module::start. Errors: invalid_argument (a reserved kind, or
+  /// called after start), already_registered (the kind is taken).
+  caf::error add_frame_handler(uint8_t kind, std::string name,
+                               frame_handler handler);
 
   /// The interface of `Handle` as published and checked on lookup: one
   /// string per signature, e.g. "(my.ping) -> (my.pong)"; empty for

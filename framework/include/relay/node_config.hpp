@@ -4,12 +4,17 @@
 #include <stdexcept>
 #include <string>
 
+#include <memory>
+#include <vector>
+
 #include <caf/actor_system_config.hpp>
+#include <caf/config_option_adder.hpp>
 #include <caf/timespan.hpp>
 
 #include "relay/error.hpp"
 #include "relay/frame.hpp"
 #include "relay/message_registry.hpp"
+#include "relay/node_module.hpp"
 
 namespace relay {
 
@@ -31,24 +36,31 @@ public:
 /// option can also come from the command line (`--relay.node-name=a`) or a
 /// config file, the CAF way:
 ///
-///   relay.node-name          name of this node in logs and handshakes
-///   relay.max-frame-size     bound on a frame body in bytes (16 MiB)
-///   relay.handshake-timeout  bound on a peer's handshake (5s)
-///   relay.connect-timeout    bound on connecting (5s)
-///   relay.lookup-timeout     bound on a blocking lookup (10s)
-///   relay.allow-other-uids   accept local peers of other users (false)
-///   relay.cookie-file        secret that authenticates tcp peers (mode 0600;
-///                            else $RELAY_COOKIE)
-///   relay.tcp-insecure       run tcp without authentication (false)
-///   relay.shm-ring-size      bytes of each shm ring (1 MiB)
-///   relay.shm-spin           how long an shm reader spins before it sleeps
-///                            (20us)
+///   relay.node-name           name of this node in logs and handshakes
+///   relay.max-frame-size      bound on a frame body in bytes (16 MiB)
+///   relay.handshake-timeout   bound on a peer's handshake (5s)
+///   relay.connect-timeout     bound on connecting (5s)
+///   relay.lookup-timeout      bound on a blocking lookup (10s)
+///   relay.heartbeat-interval  idle time after which a connection carries a
+///                             heartbeat (500ms)
+///   relay.heartbeat-timeout   silence after which a connection is closed
+///                             and its node reported down (2s)
+///   relay.allow-other-uids    accept local peers of other users (false)
+///   relay.cookie-file         secret that authenticates peers on transports
+///                             that authenticate (mode 0600; else
+///                             $RELAY_COOKIE)
+///   relay.deliver-on-io-thread  run receiving actors on the I/O thread
+///
+/// Each transport declares its own options under relay.<scheme>.* (see the
+/// transport's header and docs/), and each module under its own category.
 ///
 /// One CAF default differs: work-stealing.moderate-poll-attempts is 0 (see
 /// node_config.cpp for why).
 class node_config : public caf::actor_system_config {
 public:
   node_config();
+
+  ~node_config() override;
 
   /// Registers `T` under `name` for remote messaging. Throws
   /// registration_error (naming both parties) if `T` or `name` is taken or
@@ -75,29 +87,48 @@ public:
     return messages_;
   }
 
+  /// Adds a module, constructed from `xs`, and calls its configure(). The
+  /// node made from this configuration starts it. Returns the module, which
+  /// lives as long as this configuration.
+  template <class Module, class... Ts>
+  Module& add_module(Ts&&... xs) {
+    auto ptr = std::make_shared<Module>(std::forward<Ts>(xs)...);
+    add_module_impl(ptr);
+    return *ptr;
+  }
+
+  /// The modules, in the order they were added.
+  const std::vector<std::shared_ptr<node_module>>& modules() const noexcept {
+    return modules_;
+  }
+
+  /// Declares options under `category` (e.g. "relay.cluster"), for modules
+  /// and transports: `cfg.module_options("relay.x").add<bool>("flag", "...")`,
+  /// read back with `caf::get_or(cfg, "relay.x.flag", false)`.
+  caf::config_option_adder module_options(caf::string_view category);
+
   std::string node_name;
   size_t max_frame_size = frame_header::default_max_body;
   caf::timespan handshake_timeout = std::chrono::seconds{5};
   caf::timespan connect_timeout = std::chrono::seconds{5};
   caf::timespan lookup_timeout = std::chrono::seconds{10};
+  /// A connection on which nothing was sent for this long carries a
+  /// heartbeat frame. Must be positive and below heartbeat_timeout.
+  caf::timespan heartbeat_interval = std::chrono::milliseconds{500};
+  /// A connection on which nothing arrived for this long is closed with
+  /// heartbeat_timeout, and its node reported down. Detection takes between
+  /// this and this plus one heartbeat_interval.
+  caf::timespan heartbeat_timeout = std::chrono::seconds{2};
   bool allow_other_uids = false;
-  /// File holding the shared secret that authenticates tcp peers. Must not
-  /// be readable by group or others. Unset: the RELAY_COOKIE environment
-  /// variable, if set, is the secret.
+  /// File holding the shared secret that authenticates peers on transports
+  /// that authenticate. Must not be readable by group or others. Unset: the
+  /// RELAY_COOKIE environment variable, if set, is the secret.
   std::string cookie_file;
-  /// shm: bytes of each ring of a connection (one per direction), a power
-  /// of two from 4 KiB to 256 MiB.
-  size_t shm_ring_size = size_t{1} << 20;
-  /// shm: how long a reader spins on an empty ring before it sleeps.
-  caf::timespan shm_spin = std::chrono::microseconds{20};
   /// Run the receiving actor on the I/O thread that read its message, not
   /// on a scheduler worker: one thread wake-up less per message (see
   /// docs/benchmarks.md). Off by default: an actor that blocks then stalls
   /// every connection of the node.
   bool deliver_on_io_thread = false;
-  /// Run tcp without authentication. Off by default, and only for trusted
-  /// networks: anyone who can reach the port can then talk to the node.
-  bool tcp_insecure = false;
 
   /// The environment variable read when cookie_file is unset.
   static constexpr const char* cookie_env = "RELAY_COOKIE";
@@ -112,7 +143,10 @@ public:
   std::string load_secret() const;
 
 private:
+  void add_module_impl(std::shared_ptr<node_module> module);
+
   message_registry messages_;
+  std::vector<std::shared_ptr<node_module>> modules_;
 };
 
 } // namespace relay

@@ -13,8 +13,10 @@
 #include <string>
 #include <vector>
 
+#include <caf/config_option_adder.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
+#include <caf/settings.hpp>
 
 #include "relay/frame.hpp"
 
@@ -33,31 +35,35 @@ struct endpoint {
   static caf::expected<endpoint> parse(const std::string& uri);
 };
 
-/// Options every transport honours. Set by the node from its configuration.
+/// Options every transport honours, set by the node from its configuration.
+/// A transport's own options (relay.<scheme>.*) are declared by the
+/// transport (see declare_builtin_transport_options) and read from
+/// `settings`.
 struct transport_options {
   /// Largest frame body accepted from a peer; larger frames close the
   /// connection. The sender side refuses to send larger frames.
   uint32_t max_frame_body = frame_header::default_max_body;
-  /// Accept peers running under another uid (uds, shm). Off by default.
+  /// Accept peers running under another uid (local transports). Off by
+  /// default.
   bool allow_other_uids = false;
   /// Bound on connect().
   std::chrono::milliseconds connect_timeout{5000};
-  /// Bound on a transport-level handshake (tcp authentication), both sides.
+  /// Bound on a transport-level handshake (e.g. authentication), both sides.
   std::chrono::milliseconds handshake_timeout{5000};
-  /// Shared secret for transports that authenticate peers (tcp). Empty: no
-  /// secret; such a transport then refuses to listen or connect unless
-  /// `allow_insecure` is set. Never sent over the wire.
+  /// Shared secret for transports that authenticate peers. Empty: no secret;
+  /// such a transport then refuses to listen or connect unless its own
+  /// settings allow running without. Never sent over the wire.
   std::string secret;
-  /// Run authenticating transports without authentication. Off by default;
-  /// anyone who can reach the port can then talk to the node.
-  bool allow_insecure = false;
-  /// shm: bytes of each ring (one per direction), a power of two from 4 KiB
-  /// to 256 MiB. Larger frames stream through in pieces.
-  size_t shm_ring_size = size_t{1} << 20;
-  /// shm: how long a reader spins on an empty ring before it sleeps on its
-  /// doorbell. Longer cuts latency and costs CPU; 0 never spins.
-  std::chrono::nanoseconds shm_spin{std::chrono::microseconds{20}};
+  /// The node's configuration (caf::actor_system_config::content), where a
+  /// transport reads its own options; null means every option has its
+  /// default. Not owned; outlives the transport.
+  const caf::settings* settings = nullptr;
 };
+
+/// Declares options under a category (e.g. "relay.shm"); returns an adder
+/// for `add<T>(name, description)`.
+using option_declarer
+  = std::function<caf::config_option_adder(caf::string_view category)>;
 
 /// An owned, complete frame: header followed by body.
 using frame_buffer = std::vector<std::byte>;
@@ -110,6 +116,15 @@ public:
   /// Human-readable description of the peer for logs and errors, e.g.
   /// "uds:///run/a.sock (pid 42, uid 1000)". Thread-safe, never empty.
   virtual std::string peer_name() const = 0;
+
+  /// Bytes accepted by send() and not yet handed to the channel. Thread-safe;
+  /// a snapshot. The default reports 0 (a transport without a queue).
+  virtual uint64_t queued_bytes() const noexcept;
+
+  /// Frames accepted by send() that the connection discarded unsent when it
+  /// closed (no flush, or the flush bound elapsed). Meaningful once
+  /// on_closed was called. Thread-safe. The default reports 0.
+  virtual uint64_t unsent_frames() const noexcept;
 };
 
 using connection_ptr = std::shared_ptr<connection>;
@@ -179,5 +194,9 @@ private:
 /// transports library (transports/builtin.cpp), one line per transport.
 void register_builtin_transports(transport_registry& registry,
                                  const transport_options& options);
+
+/// Declares the options of every built-in transport, each under
+/// relay.<scheme>. Defined next to register_builtin_transports.
+void declare_builtin_transport_options(const option_declarer& declare);
 
 } // namespace relay

@@ -73,6 +73,8 @@ public:
       throw wire_error("truncated input: need " + std::to_string(size)
                        + " bytes, " + std::to_string(remaining())
                        + " remain");
+    if (size == 0)
+      return; // data may be null (an empty vector)
     memcpy(data, pos_, size);
     pos_ += size;
   }

@@ -1,0 +1,83 @@
+#pragma once
+
+// What a node reports about other nodes: as messages to observer actors
+// (node::monitor_nodes, node::monitor_node) and as calls on listeners for
+// C++ code in the process (node::add_listener, for modules).
+
+#include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/node_id.hpp>
+#include <caf/timestamp.hpp>
+
+namespace relay {
+
+/// A connection to `node` completed its handshake and the node was not
+/// connected before. `uri` is the address we dialed, or, for a node that
+/// connected to us, the transport's description of it.
+struct node_up_msg {
+  caf::node_id node;
+  std::string name;
+  std::string uri;
+};
+
+/// The last connection to `node` ended. `reason` says why: closed by this
+/// node (connection_closed, "disconnected by this node" / "shutting down"),
+/// by the peer (connection_closed, "peer closed the connection"), broken
+/// (the transport's error), or silent for too long (heartbeat_timeout).
+struct node_down_msg {
+  caf::node_id node;
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_up_msg& x) {
+  return f(caf::meta::type_name("relay.node_up_msg"), x.node, x.name, x.uri);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_down_msg& x) {
+  return f(caf::meta::type_name("relay.node_down_msg"), x.node, x.reason);
+}
+
+/// A snapshot of one connected node (node::peers()).
+struct peer_info {
+  caf::node_id node;
+  /// The remote node's name (relay.node-name).
+  std::string name;
+  /// As in node_up_msg.
+  std::string uri;
+  /// The URI scheme of the connection, e.g. "uds".
+  std::string transport;
+  /// When the handshake completed (system clock).
+  caf::timestamp since;
+  /// Whole frames (header included in bytes) since the handshake started.
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  /// Bytes handed to the connection and not yet written to the transport.
+  uint64_t queued_bytes = 0;
+};
+
+/// Receives node events inside the process (for modules).
+///
+/// Thread rules: called on a transport I/O thread, one event at a time for
+/// the whole node, in the order the events happened: for each node, up
+/// before down and exactly one down per up. A listener must not block and
+/// must not call add_listener/remove_listener, monitor_nodes or
+/// monitor_node from inside a call.
+class node_listener {
+public:
+  virtual ~node_listener();
+
+  /// `info.node` is connected now (first connection to it).
+  virtual void on_node_up(const peer_info& info);
+
+  /// `node` is no longer connected; every proxy of it reported DOWN.
+  virtual void on_node_down(const caf::node_id& node, const caf::error& reason);
+};
+
+} // namespace relay

@@ -1,0 +1,65 @@
+#include "export_table.hpp"
+
+#include <mutex>
+
+#include <caf/abstract_actor.hpp>
+#include <caf/exit_reason.hpp>
+
+namespace relay {
+
+bool export_table::insert(const caf::actor_control_block* x) {
+  auto aid = x->id();
+  {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    if (actors_.count(aid) > 0)
+      return false;
+  }
+  caf::strong_actor_ptr ptr{const_cast<caf::actor_control_block*>(x)};
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  return actors_.emplace(aid, std::move(ptr)).second;
+}
+
+void export_table::watch(caf::strong_actor_ptr x) {
+  std::weak_ptr<export_table> weak = shared_from_this();
+  x->get()->attach_functor([aid = x->id(), weak](const caf::error& why) {
+    if (auto table = weak.lock())
+      table->on_exit(aid, why);
+  });
+}
+
+void export_table::on_exit(caf::actor_id aid, const caf::error& reason) {
+  caf::strong_actor_ptr released; // dropped outside the lock
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  if (auto i = actors_.find(aid); i != actors_.end()) {
+    released.swap(i->second);
+    actors_.erase(i);
+  }
+  if (exited_.emplace(aid, reason).second) {
+    exit_order_.push_back(aid);
+    if (exit_order_.size() > max_exited) {
+      exited_.erase(exit_order_.front());
+      exit_order_.pop_front();
+    }
+  }
+}
+
+caf::strong_actor_ptr export_table::find(caf::actor_id aid) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = actors_.find(aid);
+  return i != actors_.end() ? i->second : nullptr;
+}
+
+caf::error export_table::exit_reason_of(caf::actor_id aid) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = exited_.find(aid);
+  return i != exited_.end() ? i->second : caf::error{caf::exit_reason::unknown};
+}
+
+void export_table::clear() {
+  decltype(actors_) released;
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  released.swap(actors_);
+  guard.unlock();
+}
+
+} // namespace relay

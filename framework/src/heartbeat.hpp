@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/behavior.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/timespan.hpp>
+
+namespace relay {
+
+/// One connection as the heartbeat sees it at a tick.
+struct heartbeat_probe {
+  /// Unique per connection (the peer's serial).
+  uint64_t key = 0;
+  /// Frames received and sent so far; only their changes matter.
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  /// Sends a heartbeat frame on the connection.
+  std::function<void()> send_heartbeat;
+  /// Closes the connection as silent (errc::heartbeat_timeout).
+  std::function<void()> close_silent;
+};
+
+/// Lists the connections to watch, at each tick.
+using heartbeat_source = std::function<std::vector<heartbeat_probe>()>;
+
+/// What the heartbeat actor remembers of each connection between ticks.
+struct heartbeat_state {
+  struct entry {
+    uint64_t frames_in = 0;
+    uint64_t frames_out = 0;
+    /// Consecutive ticks without a frame received.
+    uint32_t silent_ticks = 0;
+  };
+  std::unordered_map<uint64_t, entry> connections;
+  static inline const char* name = "relay.heartbeat";
+};
+
+/// Tick message of the heartbeat actor. Internal.
+struct heartbeat_tick {};
+
+/// The heartbeat actor: every `interval` on CAF's clock (so a
+/// test_coordinator drives it deterministically) it looks at each
+/// connection from `source`:
+/// - nothing sent since the last tick: it sends a heartbeat, so a live
+///   connection never goes two intervals without a frame;
+/// - nothing received for ceil(timeout / interval) ticks in a row: it closes
+///   the connection, which reports the node down. A connection is thus
+///   closed after at least `timeout` and less than `timeout + interval` of
+///   silence.
+/// Counting ticks instead of reading clocks keeps the message path free of
+/// time stamps: each frame costs one relaxed counter increment.
+caf::behavior heartbeat_actor(caf::stateful_actor<heartbeat_state>* self,
+                              caf::timespan interval, caf::timespan timeout,
+                              heartbeat_source source);
+
+} // namespace relay
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::heartbeat_tick)

@@ -1,0 +1,270 @@
+// Actor messages on the wire (frame kind `message`): serialized on the
+// sender's thread by the proxy, decoded on the I/O thread and enqueued to
+// the local receiver. See docs/wire-protocol.md for the body.
+
+#include <cxxabi.h>
+
+#include <cstdio>
+
+#include <caf/actor_system.hpp>
+#include <caf/message_builder.hpp>
+#include <caf/type_nr.hpp>
+
+#include "io_unit.hpp"
+#include "node_impl.hpp"
+#include "peer.hpp"
+#include "protocols.hpp"
+#include "relay/error.hpp"
+#include "relay/log.hpp"
+#include "wire.hpp"
+
+namespace relay {
+
+namespace {
+
+std::string type_label(const caf::rtti_pair& type) {
+  if (type.first != 0)
+    return caf::numbered_type_names[type.first - 1];
+  if (type.second == nullptr)
+    return "<unknown type>";
+  int status = 0;
+  char* demangled =
+    abi::__cxa_demangle(type.second->name(), nullptr, nullptr, &status);
+  std::string result = status == 0 && demangled ? demangled : type.second->name();
+  free(demangled);
+  return result;
+}
+
+/// Thrown while decoding a message body whose framing is fine but whose
+/// values are not: fails that one message, not the connection.
+struct bad_body : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Encodes `content` as the body of a message frame after the fixed fields.
+/// Returns an error for an unregistered type.
+template <class Content>
+caf::error encode_content(peer& p, wire_writer& out, const Content& content) {
+  auto n = content.size();
+  out(cereal::make_size_tag(static_cast<uint64_t>(n)));
+  for (size_t i = 0; i < n; ++i) {
+    auto type = content.type(i);
+    auto info = p.node().messages().find(type);
+    if (info == nullptr)
+      return make_error(errc::unregistered_type,
+                        "cannot send a " + type_label(type) + " to "
+                          + p.display_name()
+                          + ": type is not registered "
+                            "(node_config::add_message_type)");
+    out(info->id);
+    info->save(out, content.get(i));
+  }
+  return caf::none;
+}
+
+/// Builds a complete message frame; errors for unregistered types or values
+/// that fail to serialize.
+template <class Content>
+caf::expected<frame_buffer>
+encode_message(peer& p, caf::actor_id receiver, const caf::mailbox_element& what,
+               const Content& content) {
+  auto buf = begin_frame(128);
+  try {
+    wire_writer out{buf, &p};
+    out(static_cast<uint64_t>(receiver));
+    p.write_actor(out, what.sender.get());
+    out(static_cast<uint64_t>(what.mid.integer_value()));
+    out(cereal::make_size_tag(static_cast<uint64_t>(what.stages.size())));
+    for (auto& stage : what.stages)
+      p.write_actor(out, stage.get());
+    if (auto err = encode_content(p, out, content))
+      return err;
+  } catch (std::exception& ex) {
+    return make_error(errc::invalid_argument,
+                      std::string{"cannot serialize message: "} + ex.what());
+  }
+  finish_frame(buf, frame_kind::message);
+  return buf;
+}
+
+void count_drop(peer& p, const std::string& what) {
+  ++p.node().dropped_messages;
+  p.node().drop_log().log(log_level::warning, "drop:" + p.display_name(),
+                          "dropped message " + what);
+}
+
+/// A message for local actor `receiver` that cannot be delivered: a request
+/// is answered with `reason` (to its remote sender), a response becomes
+/// `reason` for the local requester, anything else is a counted drop.
+void fail_incoming(peer& p, uint64_t receiver,
+                   const caf::strong_actor_ptr& sender, caf::message_id mid,
+                   const caf::error& reason) {
+  if (mid.is_request() && sender) {
+    sender->enqueue(nullptr, mid.response_id(), caf::make_message(reason),
+                    nullptr);
+    return;
+  }
+  if (mid.is_response())
+    if (auto dest = p.node().find_exported(receiver)) {
+      dest->enqueue(nullptr, mid, caf::make_message(reason), nullptr);
+      return;
+    }
+  count_drop(p, "from " + p.display_name() + ": " + describe(reason));
+}
+
+void handle_message(peer& p, wire_reader& in) {
+  auto& node = p.node();
+  uint64_t receiver = 0;
+  in(receiver);
+  auto sender = p.read_actor(in);
+  uint64_t mid_value = 0;
+  in(mid_value);
+  // Only ordinary and urgent messages cross the wire; stream categories and
+  // the "answered" bit are local to an actor system.
+  auto category = (mid_value & caf::message_id::category_flag_mask)
+                  >> caf::message_id::category_offset;
+  if (category != caf::message_id::normal_message_category
+      && category != caf::message_id::urgent_message_category)
+    throw wire_error("message id with unsupported category "
+                     + std::to_string(category));
+  mid_value &= ~caf::message_id::answered_flag_mask;
+  caf::message_id mid{mid_value};
+  uint64_t stage_count = 0;
+  in(cereal::make_size_tag(stage_count));
+  caf::mailbox_element::forwarding_stack stages;
+  stages.reserve(stage_count);
+  for (uint64_t i = 0; i < stage_count; ++i)
+    stages.emplace_back(p.read_actor(in));
+  if (mid.is_response())
+    p.current_route().erase_pending(receiver, mid_value);
+  // From here on, a problem is this message's, not the connection's.
+  caf::message msg;
+  try {
+    uint64_t count = 0;
+    in(cereal::make_size_tag(count));
+    auto next_type = [&]() -> const message_type_info* {
+      uint64_t type_id = 0;
+      in(type_id);
+      auto info = node.messages().find(type_id);
+      if (info == nullptr) {
+        ++node.unknown_type_ids;
+        char hex[32];
+        snprintf(hex, sizeof(hex), "0x%016llx",
+                 static_cast<unsigned long long>(type_id));
+        fail_incoming(p, receiver, sender, mid,
+                      make_error(errc::unknown_type_id,
+                                 std::string{"message type id "} + hex
+                                   + " from " + p.display_name()
+                                   + " is not registered on node '"
+                                   + node.name() + "'"));
+      }
+      return info;
+    };
+    if (count == 1) {
+      auto info = next_type();
+      if (info == nullptr)
+        return;
+      msg = info->load_single(in);
+    } else if (count > 1) {
+      caf::message_builder builder;
+      for (uint64_t i = 0; i < count; ++i) {
+        auto info = next_type();
+        if (info == nullptr)
+          return;
+        info->load_append(in, builder);
+      }
+      msg = builder.move_to_message();
+    }
+    if (in.remaining() != 0)
+      throw bad_body(std::to_string(in.remaining())
+                     + " trailing bytes after the message");
+  } catch (std::exception& ex) {
+    fail_incoming(p, receiver, sender, mid,
+                  make_error(errc::protocol_error,
+                             "node '" + node.name()
+                               + "' cannot decode a message from "
+                               + p.display_name() + ": " + ex.what()));
+    return;
+  }
+  auto dest = node.find_exported(receiver);
+  if (!dest) {
+    auto reason = make_error(errc::no_such_actor,
+                             "actor " + std::to_string(receiver)
+                               + " does not exist on node '" + node.name()
+                               + "'");
+    fail_incoming(p, receiver, sender, mid, reason);
+    return;
+  }
+  if (mid.is_request() && !sender)
+    // As in CAF, the answer to an anonymous request has nowhere to go.
+    count_drop(p, "(the answer to an anonymous request from "
+                    + p.display_name() + ")");
+  auto* unit = node.config().deliver_on_io_thread ? io_unit::of(node.system())
+                                                  : nullptr;
+  dest->enqueue(caf::make_mailbox_element(std::move(sender), mid,
+                                          std::move(stages), std::move(msg)),
+                unit);
+  if (unit != nullptr)
+    unit->run_pending();
+}
+
+} // namespace
+
+void peer::bounce(caf::mailbox_element& what, const caf::error& reason,
+                  caf::execution_unit* ctx) {
+  if (what.mid.is_request() && what.sender)
+    what.sender->enqueue(nullptr, what.mid.response_id(),
+                         caf::make_message(reason), ctx);
+}
+
+void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
+                        caf::execution_unit* ctx) {
+  auto to = [&] {
+    return "to actor " + std::to_string(receiver) + " on " + display_name();
+  };
+  auto fail = [&](const caf::error& reason) {
+    if (what.mid.is_request() && what.sender) {
+      bounce(what, reason, ctx);
+      return;
+    }
+    if (what.mid.is_response()) {
+      // The requester waits for this answer: it gets the error instead.
+      auto err_msg = caf::make_message(reason);
+      if (auto buf = encode_message(*this, receiver, what, err_msg))
+        if (!send_frame(std::move(*buf)))
+          return;
+    }
+    count_drop(*this, to() + ": " + describe(reason));
+  };
+  if (state_.load() == state::closed) {
+    fail(make_error(errc::node_unreachable,
+                    "connection to " + display_name() + " is closed"));
+    return;
+  }
+  auto buf = encode_message(*this, receiver, what, what.content());
+  if (!buf) {
+    fail(buf.error());
+    return;
+  }
+  // Remember requests so that a lost connection fails them at once.
+  bool track = what.mid.is_request() && what.sender
+               && what.sender->node() == node_.system().node();
+  auto response_id = what.mid.response_id().integer_value();
+  if (track)
+    route_->add_pending(what.sender->id(), response_id,
+                        caf::actor_cast<caf::weak_actor_ptr>(what.sender));
+  if (auto err = send_frame(std::move(*buf))) {
+    if (track)
+      route_->erase_pending(what.sender->id(), response_id);
+    fail(err);
+  }
+}
+
+caf::error add_message_protocol(frame_table& table) {
+  return table.add(static_cast<uint8_t>(frame_kind::message), "message",
+                   [](peer_context& p, wire_reader& in) {
+                     handle_message(static_cast<peer&>(p), in);
+                   });
+}
+
+} // namespace relay
