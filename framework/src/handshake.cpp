@@ -17,7 +17,9 @@
 namespace relay {
 
 void peer::start() {
-  conn_->start(shared_from_this());
+  // The hello goes out before reading starts: once the remote's hello is
+  // read, this connection may send other frames (e.g. retire), which must
+  // not overtake it.
   wire::hello hello;
   const auto& local = node_.system().node();
   const auto& data = static_cast<const caf::node_id::default_data&>(*local);
@@ -30,6 +32,7 @@ void peer::start() {
   out(hello);
   finish_frame(buf, frame_kind::hello);
   send_frame(std::move(buf));
+  conn_->start(shared_from_this());
 }
 
 void peer::on_ready(ready_callback f) {

@@ -83,6 +83,10 @@ caf::error node::add_frame_handler(uint8_t kind, std::string name,
   return impl_->add_frame_handler(kind, std::move(name), std::move(handler));
 }
 
+caf::error node::send_frame(const caf::node_id& id, frame_buffer frame) {
+  return impl_->send_frame(id, std::move(frame));
+}
+
 const message_registry& node::messages() const noexcept {
   return impl_->messages();
 }

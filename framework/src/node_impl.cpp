@@ -64,7 +64,8 @@ node_impl::node_impl(node_config& cfg)
   opts.settings = &caf::content(cfg);
   register_builtin_transports(transports_, opts);
   for (auto add : {add_message_protocol, add_monitor_protocol,
-                   add_lookup_protocol, add_heartbeat_protocol})
+                   add_lookup_protocol, add_heartbeat_protocol,
+                   add_retire_protocol})
     if (auto err = add(frames_))
       throw config_error(describe(err));
   service_actor_ = system_.spawn<caf::lazy_init + caf::hidden>(

@@ -66,6 +66,7 @@ public:
   void monitor_node(const caf::actor& observer, const caf::node_id& node);
   caf::error add_frame_handler(uint8_t kind, std::string name,
                                frame_handler handler);
+  caf::error send_frame(const caf::node_id& id, frame_buffer frame);
 
   // -- used by peers and protocols ------------------------------------------------
 

@@ -4,6 +4,8 @@
 
 #include <caf/actor_system.hpp>
 
+#include <cstring>
+
 #include "node_impl.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
@@ -158,6 +160,21 @@ void peer::on_frame(connection&, const frame_header& header,
   }
   if (st == state::closed)
     return;
+  if (holding_.load()) {
+    std::lock_guard<std::mutex> guard{hold_mtx_};
+    if (holding_.load()) {
+      frame_buffer copy(frame_header::size + header.length);
+      header.write(copy.data());
+      if (header.length > 0)
+        std::memcpy(copy.data() + frame_header::size, body, header.length);
+      held_.push_back(std::move(copy));
+      return;
+    }
+  }
+  dispatch(header, body);
+}
+
+void peer::dispatch(const frame_header& header, const std::byte* body) {
   auto kind = static_cast<uint8_t>(header.kind);
   if (header.version != frame_header::current_version) {
     close(make_error(errc::protocol_error,
@@ -215,6 +232,15 @@ void peer::on_closed(connection&, const caf::error& reason) {
     log(log_level::warning, "closed connection to " + display_name() + ": "
                               + describe(reason));
   finish_handshake(reason, nullptr);
+  // A winner that waited for this connection's last frames waits no more.
+  std::shared_ptr<peer> winner;
+  {
+    std::lock_guard<std::mutex> guard{hold_mtx_};
+    winner = release_on_retire_.lock();
+    release_on_retire_.reset();
+  }
+  if (winner)
+    winner->release();
   // Stop reporting downs for local actors to this peer.
   std::unordered_set<caf::actor_id> monitored;
   {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -182,10 +183,23 @@ public:
     return initiator_ ? serial_ : remote_serial_;
   }
 
-  /// Marks this connection as superseded by another connection to the
-  /// same node: closing it then kills no proxies.
-  void mark_duplicate() noexcept {
-    duplicate_ = true;
+  // -- duplicate connections (retire.cpp) -----------------------------------------
+
+  /// Retires this connection, which lost the tie-break to `winner` (another
+  /// connection to the same node): sends a retire frame as its last frame,
+  /// hands whatever is sent on it afterwards to the route's current peer,
+  /// and has `winner` hold what arrives on it until the remote's retire
+  /// arrives here, so that the remote's frames keep their order. Closes once
+  /// both sides retired it. Closing it kills no proxies. Idempotent.
+  void retire(const std::shared_ptr<peer>& winner);
+
+  /// The remote sent its last frame on this connection.
+  void on_remote_retire();
+
+  /// True if this connection retired but the remote's retire is still
+  /// missing (checked after the handshake bound; see check_handshake).
+  bool retire_overdue() const noexcept {
+    return retired_.load() && !remote_retired_.load();
   }
 
   bool duplicate() const noexcept {
@@ -193,6 +207,18 @@ public:
   }
 
 private:
+  /// Runs the handler of an established connection's frame.
+  void dispatch(const frame_header& header, const std::byte* body);
+
+  /// Holds frames that arrive from now on (see retire).
+  void hold();
+
+  /// Dispatches the held frames in order and stops holding.
+  void release();
+
+  /// Closes once both sides retired this connection.
+  void close_if_retired();
+
   // -- handshake.cpp ------------------------------------------------------------
 
   void handle_hello(const frame_header& header, const std::byte* body,
@@ -214,6 +240,14 @@ private:
   const std::string scheme_;
   std::atomic<state> state_{state::handshaking};
   std::atomic<bool> duplicate_{false};
+
+  // Duplicate connections (retire.cpp).
+  std::atomic<bool> retired_{false};
+  std::atomic<bool> remote_retired_{false};
+  std::atomic<bool> holding_{false};
+  std::mutex hold_mtx_;
+  std::deque<frame_buffer> held_;           // guarded by hold_mtx_
+  std::weak_ptr<peer> release_on_retire_;   // guarded by hold_mtx_
 
   std::atomic<uint64_t> frames_in_{0};
   std::atomic<uint64_t> frames_out_{0};

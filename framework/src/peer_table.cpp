@@ -59,6 +59,12 @@ void node_impl::check_handshake(uint64_t serial) {
                         p->display_name()
                           + " did not complete the handshake within "
                           + ms_string(cfg_.handshake_timeout)));
+  else if (p->retire_overdue())
+    p->close(make_error(errc::connection_closed,
+                        "duplicate connection to " + p->display_name()
+                          + " not retired by the peer within "
+                          + ms_string(cfg_.handshake_timeout)),
+             true);
 }
 
 caf::expected<std::shared_ptr<peer>>
@@ -166,15 +172,18 @@ node_impl::on_handshake(std::shared_ptr<peer> p) {
         loser = p;
         use = existing;
       }
-      loser->mark_duplicate();
     }
   }
   if (is_new)
     events_.node_up_locked(p->info());
-  if (loser && loser != p)
-    loser->close(make_error(errc::connection_closed,
-                            "superseded by another connection to the node"),
-                 true);
+  if (loser) {
+    // Both sides pick the same winner; each retires the loser, which closes
+    // once both did, losing and reordering nothing. A remote that never
+    // retires it is closed at the handshake bound (check_handshake).
+    loser->retire(use);
+    caf::anon_send(service_actor_, arm_atom::value, loser->serial(),
+                   cfg_.handshake_timeout);
+  }
   return use;
 }
 
@@ -250,6 +259,19 @@ void node_impl::monitor_node(const caf::actor& observer,
                                                   "node "
                                                     + caf::to_string(node)
                                                     + " is not connected")});
+}
+
+caf::error node_impl::send_frame(const caf::node_id& id, frame_buffer frame) {
+  std::shared_ptr<peer> p;
+  {
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    if (auto i = routes_.find(id); i != routes_.end())
+      p = i->second->current();
+  }
+  if (!p)
+    return make_error(errc::node_unreachable,
+                      "node " + caf::to_string(id) + " is not connected");
+  return p->send_frame(std::move(frame));
 }
 
 bool node_impl::disconnect(const caf::node_id& peer_id) {

@@ -13,5 +13,6 @@ caf::error add_message_protocol(frame_table& table);  // message_protocol.cpp
 caf::error add_monitor_protocol(frame_table& table);  // monitor_protocol.cpp
 caf::error add_lookup_protocol(frame_table& table);   // lookup_protocol.cpp
 caf::error add_heartbeat_protocol(frame_table& table); // heartbeat.cpp
+caf::error add_retire_protocol(frame_table& table);    // retire.cpp
 
 } // namespace relay

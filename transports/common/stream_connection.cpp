@@ -61,7 +61,7 @@ void stream_connection::start(std::shared_ptr<connection_handler> handler) {
   io_->dispatch([self = shared_from_this()] { self->activate(); });
 }
 
-caf::error stream_connection::send(frame_buffer frame) {
+caf::error stream_connection::check_frame(const frame_buffer& frame) const {
   if (frame.size() < frame_header::size)
     return make_error(errc::invalid_argument,
                       peer_name_ + ": cannot send a frame of "
@@ -80,7 +80,37 @@ caf::error stream_connection::send(frame_buffer frame) {
   if (auto why = header.check_framing(options_.max_frame_body); !why.empty())
     return make_error(errc::frame_too_large,
                       peer_name_ + ": cannot send: " + why);
+  return caf::none;
+}
+
+caf::error stream_connection::send(frame_buffer frame) {
+  if (auto err = check_frame(frame))
+    return err;
+  std::unique_lock<std::mutex> guard{mtx_};
+  if (successor_) {
+    auto next = successor_;
+    guard.unlock();
+    return next(std::move(frame));
+  }
+  return send_locked(std::move(frame));
+}
+
+caf::error stream_connection::send_last(frame_buffer frame, successor next) {
+  if (!next)
+    return make_error(errc::invalid_argument,
+                      peer_name_ + ": send_last needs a successor");
+  if (auto err = check_frame(frame))
+    return err;
   std::lock_guard<std::mutex> guard{mtx_};
+  if (successor_)
+    return make_error(errc::connection_closed,
+                      peer_name_ + ": the last frame was sent already");
+  // Under one lock: nothing can slip in behind the last frame.
+  successor_ = std::move(next);
+  return send_locked(std::move(frame));
+}
+
+caf::error stream_connection::send_locked(frame_buffer frame) {
   if (closing_ || finalized_)
     return closed_error();
   if (out_.empty()) {

@@ -83,6 +83,9 @@ public:
   /// The queue of unsent frames is unbounded.
   caf::error send(frame_buffer frame) override;
 
+  /// See connection::send_last.
+  caf::error send_last(frame_buffer frame, successor next) override;
+
   /// Closes the connection; on_closed follows with `reason` (an empty reason
   /// becomes errc::connection_closed "closed locally"). Reading stops at once.
   /// With `flush`, queued frames are written first, for at most
@@ -116,7 +119,13 @@ private:
   void close_now(errc code, const std::string& what);
   void ensure_read_space(size_t wanted);
 
+  // Checks a frame handed to send() before anything is locked.
+  caf::error check_frame(const frame_buffer& frame) const;
+
   // -- requires mtx_ ----------------------------------------------------------
+
+  // Writes `frame` on the caller's thread if nothing is queued, else queues.
+  caf::error send_locked(frame_buffer frame);
 
   // Writes queued bytes until done or EAGAIN; returns the errno that broke
   // the socket, or 0.
@@ -151,6 +160,7 @@ private:
   std::deque<frame_buffer> out_;
   size_t out_offset_ = 0; // bytes of out_.front() already written
   std::shared_ptr<connection_handler> handler_; // set once by start()
+  successor successor_; // set by send_last: where later frames go
 
   // -- set by any thread, read by the reactor thread ---------------------------
 

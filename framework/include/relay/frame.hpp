@@ -19,12 +19,14 @@ enum class frame_kind : uint8_t {
   lookup = 8,        ///< resolve a published name
   lookup_reply = 9,  ///< answer to lookup
   heartbeat = 10,    ///< empty; keeps an idle connection known to be alive
+  retire = 11,       ///< empty; the sender's last frame on a duplicate
+                     ///< connection (see docs/wire-protocol.md)
 };
 
 /// Highest frame kind the framework itself defines. Kinds up to
 /// first_module_frame_kind - 1 are reserved for the framework; modules
 /// register kinds from first_module_frame_kind to 255 (see frame_handler.hpp).
-constexpr uint8_t max_frame_kind = 10;
+constexpr uint8_t max_frame_kind = 11;
 
 /// First frame kind a module may register.
 constexpr uint8_t first_module_frame_kind = 64;

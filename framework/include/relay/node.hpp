@@ -168,6 +168,12 @@ public:
   caf::error add_frame_handler(uint8_t kind, std::string name,
                                frame_handler handler);
 
+  /// Sends `frame` (built with begin_frame/finish_frame) to connected node
+  /// `id`, for modules speaking their own frame kinds. Thread-safe; frames
+  /// passed by one thread leave in call order. Errors: node_unreachable (not
+  /// connected), frame_too_large, connection_closed.
+  caf::error send_frame(const caf::node_id& id, frame_buffer frame);
+
   /// The interface of `Handle` as published and checked on lookup: one
   /// string per signature, e.g. "(my.ping) -> (my.pong)"; empty for
   /// dynamically typed handles.

@@ -97,6 +97,15 @@ public:
     return *ptr;
   }
 
+  /// Sets option `name` to `value` the way the command line or a config
+  /// file would, at any depth (e.g. "relay.shm.ring-size"; CAF 0.17's set()
+  /// takes only two-level names). Read back with caf::get_or.
+  template <class T>
+  node_config& set_option(caf::string_view name, T&& value) {
+    caf::put(content, name, std::forward<T>(value));
+    return *this;
+  }
+
   /// The modules, in the order they were added.
   const std::vector<std::shared_ptr<node_module>>& modules() const noexcept {
     return modules_;

@@ -108,6 +108,16 @@ public:
   /// the peer: excess data is queued.
   virtual caf::error send(frame_buffer frame) = 0;
 
+  /// Where frames go once a connection has sent its last frame (send_last).
+  using successor = std::function<caf::error(frame_buffer)>;
+
+  /// Sends `frame` as the last frame of this connection (after everything
+  /// queued) and hands every frame passed to send() afterwards to `next`
+  /// instead, on the caller's thread and in call order, e.g. to another
+  /// connection to the same peer. Reading goes on until close(). Thread-safe;
+  /// a second call is refused with errc::connection_closed. Errors: as send.
+  virtual caf::error send_last(frame_buffer frame, successor next) = 0;
+
   /// Closes the connection. Queued frames are flushed first when `flush` is
   /// true (bounded by the transport). on_closed follows with `reason`.
   /// Thread-safe and idempotent.

@@ -1,0 +1,164 @@
+// The heartbeat actor under CAF's deterministic test_coordinator: which
+// connection gets a heartbeat and which is closed, tick by tick.
+
+#include "heartbeat.hpp"
+
+#include <gtest/gtest.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+
+using namespace std::chrono_literals;
+
+namespace relay {
+namespace {
+
+/// A connection as the test drives it.
+struct fake_connection {
+  uint64_t in = 0;
+  uint64_t out = 0;
+  int heartbeats = 0;
+  bool closed = false;
+};
+
+class heartbeat_test : public ::testing::Test {
+protected:
+  static caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    return cfg;
+  }
+
+  void start(caf::timespan interval, caf::timespan timeout) {
+    self = sys.spawn(heartbeat_actor, interval, timeout, [this] {
+      std::vector<heartbeat_probe> result;
+      for (auto& [key, c] : conns) {
+        if (c.closed)
+          continue;
+        heartbeat_probe p;
+        p.key = key;
+        p.frames_in = c.in;
+        p.frames_out = c.out;
+        p.send_heartbeat = [&c = c] {
+          ++c.heartbeats;
+          ++c.out;
+        };
+        p.close_silent = [&c = c] { c.closed = true; };
+        result.push_back(std::move(p));
+      }
+      return result;
+    });
+    sched.run();
+  }
+
+  /// Advances the clock by one interval and runs the tick.
+  void tick() {
+    ASSERT_TRUE(sched.clock().trigger_timeout());
+    sched.run();
+  }
+
+  void TearDown() override {
+    caf::anon_send_exit(self, caf::exit_reason::user_shutdown);
+    sched.clock().cancel_all();
+    sched.run();
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys{testing_config(cfg)};
+  caf::scheduler::test_coordinator& sched
+    = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  caf::actor self;
+  std::map<uint64_t, fake_connection> conns;
+};
+
+TEST_F(heartbeat_test, ticks_once_per_interval_on_the_actor_clock) {
+  start(500ms, 2s);
+  EXPECT_EQ(sched.clock().advance_time(499ms), 0u);
+  EXPECT_EQ(sched.clock().advance_time(1ms), 1u);
+}
+
+TEST_F(heartbeat_test, an_idle_connection_gets_a_heartbeat_each_interval) {
+  conns[1];
+  start(500ms, 2s);
+  tick(); // first sight: remembered, nothing sent
+  EXPECT_EQ(conns[1].heartbeats, 0);
+  for (int i = 1; i <= 3; ++i) {
+    conns[1].in++; // the peer keeps talking, we do not
+    tick();
+    EXPECT_EQ(conns[1].heartbeats, i);
+  }
+  EXPECT_FALSE(conns[1].closed);
+}
+
+TEST_F(heartbeat_test, a_busy_connection_gets_no_heartbeat) {
+  conns[1];
+  start(500ms, 2s);
+  tick();
+  for (int i = 0; i < 5; ++i) {
+    conns[1].in++;
+    conns[1].out++;
+    tick();
+  }
+  EXPECT_EQ(conns[1].heartbeats, 0);
+  EXPECT_FALSE(conns[1].closed);
+}
+
+TEST_F(heartbeat_test, a_silent_connection_closes_after_the_timeout_not_before) {
+  conns[1];
+  start(500ms, 2s);
+  tick(); // t = 0.5 s: first sight
+  // Silent from here: 2 s is four ticks.
+  for (int i = 0; i < 3; ++i) {
+    tick();
+    EXPECT_FALSE(conns[1].closed) << "closed after " << i + 1 << " silent ticks";
+  }
+  tick();
+  EXPECT_TRUE(conns[1].closed);
+}
+
+TEST_F(heartbeat_test, any_frame_received_resets_the_silence) {
+  conns[1];
+  start(500ms, 2s);
+  tick();
+  for (int round = 0; round < 4; ++round) {
+    tick();
+    tick();
+    tick();
+    conns[1].in++; // a heartbeat from the peer, just in time
+    tick();
+  }
+  EXPECT_FALSE(conns[1].closed);
+}
+
+TEST_F(heartbeat_test, a_timeout_that_is_not_a_multiple_rounds_up) {
+  conns[1];
+  start(500ms, 1200ms); // three ticks: at least 1.2 s of silence
+  tick();
+  tick();
+  tick();
+  EXPECT_FALSE(conns[1].closed);
+  tick();
+  EXPECT_TRUE(conns[1].closed);
+}
+
+TEST_F(heartbeat_test, connections_are_judged_one_by_one_and_forgotten_when_gone) {
+  conns[1];
+  conns[2];
+  start(500ms, 1s);
+  tick();
+  tick();
+  conns[2].in++;
+  tick();
+  EXPECT_TRUE(conns[1].closed);
+  EXPECT_FALSE(conns[2].closed);
+  conns.erase(1);
+  conns[3]; // new connection: a grace period of its own
+  tick();
+  tick();
+  EXPECT_FALSE(conns[3].closed);
+  EXPECT_TRUE(conns[2].closed);
+}
+
+} // namespace
+} // namespace relay
