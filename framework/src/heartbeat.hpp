@@ -48,10 +48,9 @@ struct heartbeat_tick {};
 /// connection from `source`:
 /// - nothing sent since the last tick: it sends a heartbeat, so a live
 ///   connection never goes two intervals without a frame;
-/// - nothing received for ceil(timeout / interval) ticks in a row: it closes
-///   the connection, which reports the node down. A connection is thus
-///   closed after at least `timeout` and less than `timeout + interval` of
-///   silence.
+/// - nothing received for n = ceil(timeout / interval) ticks in a row: it
+///   closes the connection, which reports the node down. A connection is
+///   thus closed after at least n and less than n + 1 intervals of silence.
 /// Counting ticks instead of reading clocks keeps the message path free of
 /// time stamps: each frame costs one relaxed counter increment.
 caf::behavior heartbeat_actor(caf::stateful_actor<heartbeat_state>* self,

@@ -11,6 +11,11 @@ caf::error name_registry::publish(caf::strong_actor_ptr handle,
                                   std::vector<std::string> interface) {
   if (!handle)
     return make_error(errc::invalid_argument, "cannot publish a null handle");
+  if (handle->node() != local_)
+    return make_error(errc::invalid_argument,
+                      "cannot publish '" + name
+                        + "': the actor lives on another node (publish it "
+                          "there)");
   if (name.empty())
     return make_error(errc::invalid_argument, "cannot publish an empty name");
   if (name.size() > max_name_size)

@@ -9,6 +9,7 @@
 
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
+#include <caf/node_id.hpp>
 
 namespace relay {
 
@@ -28,8 +29,14 @@ public:
   /// Longest name accepted, in bytes.
   static constexpr size_t max_name_size = 256;
 
+  /// `local` is this node: only its actors can be published.
+  explicit name_registry(caf::node_id local) : local_(std::move(local)) {
+    // nop
+  }
+
   /// Publishes `handle` as `name`. Errors: invalid_argument (null handle,
-  /// empty or over-long name, an actor that already terminated),
+  /// an actor of another node, empty or over-long name, an actor that
+  /// already terminated),
   /// already_registered (name taken by a live actor).
   caf::error publish(caf::strong_actor_ptr handle, std::string name,
                      std::vector<std::string> interface);
@@ -50,6 +57,7 @@ private:
   /// Removes `name` if it still maps to actor `aid`.
   void on_exit(const std::string& name, caf::actor_id aid);
 
+  const caf::node_id local_;
   mutable std::mutex mtx_;
   std::map<std::string, entry> names_;
 };

@@ -25,10 +25,12 @@ namespace {
 
 node_config& prepare(node_config& cfg) {
   cfg.load<caf::net::middleman>();
+  // An idle peer sends one heartbeat per interval; a timeout of two
+  // intervals or more leaves room for one late tick.
   if (cfg.heartbeat_interval <= caf::timespan{0}
-      || cfg.heartbeat_timeout <= cfg.heartbeat_interval)
-    throw config_error("relay.heartbeat-interval must be positive and below "
-                       "relay.heartbeat-timeout");
+      || cfg.heartbeat_timeout < 2 * cfg.heartbeat_interval)
+    throw config_error("relay.heartbeat-interval must be positive and "
+                       "relay.heartbeat-timeout at least twice as long");
   return cfg;
 }
 

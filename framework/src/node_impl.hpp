@@ -196,7 +196,8 @@ private:
   std::vector<std::unique_ptr<acceptor>> acceptors_;
 
   std::shared_ptr<export_table> exports_ = std::make_shared<export_table>();
-  std::shared_ptr<name_registry> names_ = std::make_shared<name_registry>();
+  std::shared_ptr<name_registry> names_
+    = std::make_shared<name_registry>(system_.node());
   node_event_hub events_;
   lookup_client lookups_;
   rate_limited_log drop_log_;

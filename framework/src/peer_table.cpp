@@ -191,6 +191,7 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
   std::shared_ptr<route> lost;
   std::shared_ptr<peer> keep_alive;
   {
+    // Held until node_down is out, so that a reconnect's node_up follows it.
     std::lock_guard<std::mutex> order{events_.order_mutex()};
     {
       std::lock_guard<std::mutex> guard{peers_mtx_};
@@ -209,19 +210,19 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
         for (auto k = by_uri_.begin(); k != by_uri_.end();)
           k = k->second == p.remote_id() ? by_uri_.erase(k) : std::next(k);
     }
-    if (lost)
+    if (lost) {
+      // Proxies report DOWN and requests fail before node_down goes out.
+      lost->set(nullptr);
+      proxies_.erase(p.remote_id());
+      lost->fail_pending(make_error(errc::node_unreachable,
+                                    "lost the connection to "
+                                      + p.display_name() + ": "
+                                      + describe(reason)));
       events_.node_down_locked(p.remote_id(), reason);
+    }
   }
   peers_cv_.notify_all();
   lookups_.wake_all();
-  if (lost) {
-    lost->set(nullptr);
-    proxies_.erase(p.remote_id());
-    lost->fail_pending(make_error(errc::node_unreachable,
-                                  "lost the connection to "
-                                    + p.display_name() + ": "
-                                    + describe(reason)));
-  }
 }
 
 std::vector<std::shared_ptr<peer>> node_impl::established_peers() const {

@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <array>
 #include <optional>
 
 #include <gtest/gtest.h>
@@ -393,6 +394,106 @@ TEST_P(bad_input, malformed_hello_is_rejected) {
   EXPECT_TRUE(c.closed_by_peer());
   EXPECT_TRUE(logs.wait_for({uri, "malformed hello"})) << logs.dump();
   expect_good_round_trip();
+}
+
+TEST_P(bad_input, link_naming_our_own_actor_as_the_peers_is_refused) {
+  // Found by fuzzing: a link frame whose first party is one of our actors
+  // (tag 2) or an actor of a node we have no connection to (tag 3). Either
+  // would link local actors to each other or to a dead proxy.
+  for (uint8_t tag : {uint8_t{2}, uint8_t{3}, uint8_t{0}}) {
+    SCOPED_TRACE("tag " + std::to_string(tag));
+    log_capture logs;
+    auto c = handshaken();
+    auto aid = raw_lookup(*c);
+    std::vector<std::byte> body;
+    wire_writer out{body};
+    out(tag);
+    if (tag == 2) {
+      out(aid);
+    } else if (tag == 3) {
+      std::array<uint8_t, 20> host{};
+      host.fill(7);
+      out(uint32_t{999}, host, uint64_t{5});
+    }
+    out(aid);
+    c->write(frame(frame_kind::link, body));
+    EXPECT_TRUE(c->closed_by_peer());
+    EXPECT_TRUE(logs.wait_for({"'raw'", "malformed link frame",
+                               "only an actor of the sending node"}))
+      << logs.dump();
+  }
+  EXPECT_GE(server->stats().protocol_errors, 3u);
+  expect_good_round_trip(); // echo is alive and still published
+}
+
+TEST_P(bad_input, reserved_header_flags_close_the_connection) {
+  log_capture logs;
+  auto c = handshaken();
+  auto f = frame(frame_kind::heartbeat, {});
+  f[6] = std::byte{1};
+  c->write(f);
+  EXPECT_TRUE(c->closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({"'raw'", "reserved flags 1"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_P(bad_input, reserved_hello_flags_are_rejected) {
+  log_capture logs;
+  raw_client c{GetParam().raw_connect(uri)};
+  ASSERT_TRUE(c.read_frame());
+  wire::hello h;
+  h.pid = 4242;
+  h.incarnation.fill(9);
+  h.node_name = "flagged";
+  h.flags = 5;
+  std::vector<std::byte> body;
+  wire_writer out{body};
+  out(h);
+  c.write(frame(frame_kind::hello, body));
+  auto rej = c.read_frame();
+  ASSERT_TRUE(rej);
+  EXPECT_EQ(rej->header.kind, frame_kind::reject);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 5"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_P(bad_input, heartbeats_are_accepted_and_must_be_empty) {
+  log_capture logs;
+  auto c = handshaken();
+  c->write(frame(frame_kind::heartbeat, {}));
+  EXPECT_NE(raw_lookup(*c), 0u); // still served
+  c->write(frame(frame_kind::heartbeat, std::vector<std::byte>(3)));
+  EXPECT_TRUE(c->closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({"'raw'", "heartbeat with a body"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_P(bad_input, a_silent_peer_gets_heartbeats_then_is_closed) {
+  log_capture logs;
+  node_config cfg;
+  cfg.cookie_file = server_cfg.cookie_file;
+  cfg.node_name = "strict";
+  cfg.heartbeat_interval = 50ms;
+  cfg.heartbeat_timeout = 200ms;
+  node strict{cfg};
+  auto where = strict.listen(GetParam().listen_uri(dir.path(), "strict"));
+  ASSERT_TRUE(where) << describe(where.error());
+  raw_client c{GetParam().raw_connect(*where)};
+  ASSERT_TRUE(c.read_frame()); // hello
+  c.write(frame(frame_kind::hello, hello_body()));
+  auto start = std::chrono::steady_clock::now();
+  int heartbeats = 0;
+  while (auto f = c.read_frame(2s)) {
+    EXPECT_EQ(f->header.kind, frame_kind::heartbeat);
+    EXPECT_EQ(f->header.length, 0u);
+    ++heartbeats;
+  }
+  auto silent_for = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(heartbeats, 1);
+  EXPECT_GE(silent_for, 200ms);
+  EXPECT_LT(silent_for, 2s);
+  EXPECT_TRUE(logs.wait_for({"'raw'", "heartbeat timeout"})) << logs.dump();
 }
 
 INSTANTIATE_TEST_SUITE_P(every_transport, bad_input,

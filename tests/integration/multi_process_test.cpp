@@ -93,6 +93,12 @@ public:
     return pid_ > 0;
   }
 
+  /// Sends `sig` (e.g. SIGSTOP, SIGCONT) without waiting.
+  void signal(int sig) {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
+
   /// Reads one line of the child's stdout within `timeout`.
   std::optional<std::string> read_line(std::chrono::milliseconds timeout = 10s) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -265,6 +271,47 @@ TEST_P(multi_process, killed_peer_process_reports_down_and_fails_requests) {
   // unmapped, and shared memory never had a name in /dev/shm.
   EXPECT_EQ(mapped_regions(), 0) << "an shm region is still mapped";
   EXPECT_EQ(dev_shm_entries(), dev_shm_before);
+}
+
+TEST_P(multi_process, stopped_peer_process_is_down_within_the_heartbeat_timeout) {
+  // The peer is alive at the transport level (its socket stays open, the
+  // kernel even buffers for it) but answers nothing: only heartbeats tell.
+  node_config cfg;
+  cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
+  cfg.cookie_file = cookie;
+  node n{cfg};
+  auto remote = n.lookup(uri, "pong");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{n.system()};
+  n.monitor_node(self, (*remote)->node());
+  self->monitor(*remote);
+  server->signal(SIGSTOP);
+  auto stopped = std::chrono::steady_clock::now();
+  auto bound = cfg.heartbeat_timeout + std::chrono::seconds{1};
+  bool got_down = false;
+  bool got_node_down = false;
+  while (!(got_down && got_node_down))
+    self->receive(
+      [&](const caf::down_msg& dm) {
+        got_down = true;
+        EXPECT_EQ(dm.reason, caf::exit_reason::remote_link_unreachable);
+      },
+      [&](const node_down_msg& x) {
+        got_node_down = true;
+        EXPECT_TRUE(is(x.reason, errc::heartbeat_timeout)) << describe(x.reason);
+      },
+      caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(bound)
+                 * 2)
+        >> [&] {
+            ADD_FAILURE() << "no DOWN for a stopped peer";
+            got_down = got_node_down = true;
+          });
+  auto elapsed = std::chrono::steady_clock::now() - stopped;
+  EXPECT_LT(elapsed, bound);
+  // Never before the timeout minus the one interval the peer's last
+  // frame may predate the stop by.
+  EXPECT_GE(elapsed, cfg.heartbeat_timeout - cfg.heartbeat_interval);
+  server->signal(SIGCONT);
 }
 
 TEST_P(multi_process_tcp, ping_with_a_wrong_cookie_fails_clearly) {

@@ -19,12 +19,15 @@ HEADER_SIZE = 12
 MAX_BODY = 16 * 1024 * 1024  # relay.max-frame-size default
 
 HELLO, REJECT, MESSAGE, MONITOR, DOWN, LINK, UNLINK, LOOKUP, LOOKUP_REPLY, \
-    HEARTBEAT = range(1, 11)
+    HEARTBEAT, RETIRE = range(1, 12)
 
+# RETIRE (section 4.1) only ever comes on a second connection between the
+# same two identities; this client uses one connection per identity, so a
+# retire it receives is an unexpected frame.
 KIND_NAMES = {HELLO: "hello", REJECT: "reject", MESSAGE: "message",
               MONITOR: "monitor", DOWN: "down", LINK: "link", UNLINK: "unlink",
               LOOKUP: "lookup", LOOKUP_REPLY: "lookup_reply",
-              HEARTBEAT: "heartbeat"}
+              HEARTBEAT: "heartbeat", RETIRE: "retire"}
 
 # -- section 3: actor ref tags ------------------------------------------------
 
@@ -63,7 +66,8 @@ RELAY_ERRC = [None, "invalid_uri", "unknown_scheme", "listen_failed",
               "unregistered_type", "unknown_type_id", "no_such_actor",
               "name_not_found", "interface_mismatch", "node_unreachable",
               "already_registered", "lookup_timeout", "invalid_argument",
-              "authentication_failed", "insecure_configuration"]
+              "authentication_failed", "insecure_configuration",
+              "heartbeat_timeout"]
 
 EXIT_REASONS = ["normal", "unhandled_exception", "unknown", "out_of_workers",
                 "user_shutdown", "kill", "remote_link_unreachable",

@@ -84,9 +84,13 @@ public:
   /// listen_failed.
   caf::expected<std::string> listen(const std::string& uri);
 
-  /// Makes `handle` reachable from other nodes as `name`. For typed handles,
-  /// the interface is published too and checked by typed lookups. Errors:
-  /// already_registered (name taken), invalid_argument (null handle).
+  /// Makes `handle` reachable from other nodes as `name` (at most
+  /// name_registry::max_name_size = 256 bytes). For typed handles, the
+  /// interface is published too and checked by typed lookups. The name
+  /// stops resolving when the actor terminates, as Erlang's registered
+  /// names do. Errors: already_registered (name taken by a live actor),
+  /// invalid_argument (null handle, an actor of another node, empty or
+  /// over-long name, an actor that terminated).
   template <class Handle>
   caf::error publish(const Handle& handle, std::string name) {
     return publish_impl(caf::actor_cast<caf::strong_actor_ptr>(handle),

@@ -122,11 +122,14 @@ public:
   caf::timespan connect_timeout = std::chrono::seconds{5};
   caf::timespan lookup_timeout = std::chrono::seconds{10};
   /// A connection on which nothing was sent for this long carries a
-  /// heartbeat frame. Must be positive and below heartbeat_timeout.
+  /// heartbeat frame (one per interval while idle). Must be positive.
   caf::timespan heartbeat_interval = std::chrono::milliseconds{500};
   /// A connection on which nothing arrived for this long is closed with
-  /// heartbeat_timeout, and its node reported down. Detection takes between
-  /// this and this plus one heartbeat_interval.
+  /// errc::heartbeat_timeout, and its node reported down. Counted in ticks
+  /// of heartbeat_interval: detection takes ceil(timeout / interval) ticks,
+  /// i.e. between that long and one interval more. At least twice
+  /// heartbeat_interval (the node's constructor throws config_error
+  /// otherwise).
   caf::timespan heartbeat_timeout = std::chrono::seconds{2};
   bool allow_other_uids = false;
   /// File holding the shared secret that authenticates peers on transports

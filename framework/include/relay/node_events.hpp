@@ -76,7 +76,8 @@ public:
   /// `info.node` is connected now (first connection to it).
   virtual void on_node_up(const peer_info& info);
 
-  /// `node` is no longer connected; every proxy of it reported DOWN.
+  /// `node` is no longer connected. Every proxy of it reported DOWN and
+  /// every request to it failed before this call.
   virtual void on_node_down(const caf::node_id& node, const caf::error& reason);
 };
 
