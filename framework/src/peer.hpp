@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -33,7 +34,7 @@ class peer;
 /// (handshake.cpp), then every frame on it, dispatched by kind through the
 /// node's frame_table to the protocol that owns the kind (one file each:
 /// message_protocol.cpp, monitor_protocol.cpp, lookup_protocol.cpp,
-/// heartbeat.cpp, and modules). One peer per connection; once the handshake
+/// heartbeat.cpp, retire.cpp, and modules). One peer per connection; once the handshake
 /// completes, the node routes everything for the remote node through it (one
 /// connection per pair of nodes).
 ///
@@ -196,11 +197,9 @@ public:
   /// The remote sent its last frame on this connection.
   void on_remote_retire();
 
-  /// True if this connection retired but the remote's retire is still
-  /// missing (checked after the handshake bound; see check_handshake).
-  bool retire_overdue() const noexcept {
-    return retired_.load() && !remote_retired_.load();
-  }
+  /// True if this connection retired at least `bound` ago and the remote's
+  /// retire is still missing (see node_impl::check_handshake).
+  bool retire_overdue(std::chrono::steady_clock::duration bound) const;
 
   bool duplicate() const noexcept {
     return duplicate_;
@@ -245,7 +244,8 @@ private:
   std::atomic<bool> retired_{false};
   std::atomic<bool> remote_retired_{false};
   std::atomic<bool> holding_{false};
-  std::mutex hold_mtx_;
+  std::chrono::steady_clock::time_point retired_at_; // guarded by hold_mtx_
+  mutable std::mutex hold_mtx_;
   std::deque<frame_buffer> held_;           // guarded by hold_mtx_
   std::weak_ptr<peer> release_on_retire_;   // guarded by hold_mtx_
 

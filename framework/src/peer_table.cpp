@@ -59,7 +59,7 @@ void node_impl::check_handshake(uint64_t serial) {
                         p->display_name()
                           + " did not complete the handshake within "
                           + ms_string(cfg_.handshake_timeout)));
-  else if (p->retire_overdue())
+  else if (p->retire_overdue(cfg_.handshake_timeout))
     p->close(make_error(errc::connection_closed,
                         "duplicate connection to " + p->display_name()
                           + " not retired by the peer within "

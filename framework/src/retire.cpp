@@ -26,11 +26,16 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
   if (retired_.exchange(true))
     return;
   duplicate_ = true;
-  if (winner && winner.get() != this && !remote_retired_.load()
-      && state_.load() != state::closed) {
-    winner->hold();
+  {
+    // Under our lock, which on_remote_retire takes too: the winner holds
+    // exactly if someone will release it. Lock order: ours, then winner's.
     std::lock_guard<std::mutex> guard{hold_mtx_};
-    release_on_retire_ = winner;
+    retired_at_ = std::chrono::steady_clock::now();
+    if (winner && winner.get() != this && !remote_retired_.load()
+        && state_.load() != state::closed) {
+      winner->hold();
+      release_on_retire_ = winner;
+    }
   }
   // Frames sent through this connection from now on take the route's
   // current connection (the winner); never this one again.
@@ -56,17 +61,24 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
 }
 
 void peer::on_remote_retire() {
-  if (remote_retired_.exchange(true))
-    return;
   std::shared_ptr<peer> winner;
   {
     std::lock_guard<std::mutex> guard{hold_mtx_};
+    if (remote_retired_.exchange(true))
+      return;
     winner = release_on_retire_.lock();
     release_on_retire_.reset();
   }
   if (winner)
     winner->release();
   close_if_retired();
+}
+
+bool peer::retire_overdue(std::chrono::steady_clock::duration bound) const {
+  if (!retired_.load() || remote_retired_.load())
+    return false;
+  std::lock_guard<std::mutex> guard{hold_mtx_};
+  return std::chrono::steady_clock::now() - retired_at_ >= bound;
 }
 
 void peer::close_if_retired() {
