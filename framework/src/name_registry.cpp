@@ -25,12 +25,21 @@ caf::error name_registry::publish(caf::strong_actor_ptr handle,
                         + std::to_string(max_name_size) + ")");
   auto aid = handle->id();
   auto* actor = handle->get();
+  caf::strong_actor_ptr released; // dropped outside the lock
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto [i, added] = names_.emplace(name, entry{handle, std::move(interface)});
-    if (!added)
-      return make_error(errc::already_registered,
-                        "name '" + i->first + "' is already published");
+    auto i = names_.find(name);
+    if (i != names_.end()) {
+      if (!i->second.handle->get()->getf(
+            caf::abstract_actor::is_terminated_flag))
+        return make_error(errc::already_registered,
+                          "name '" + i->first + "' is already published");
+      // Its actor terminated; on_exit has not run yet (see find).
+      released.swap(i->second.handle);
+      i->second = entry{handle, std::move(interface)};
+    } else {
+      names_.emplace(name, entry{handle, std::move(interface)});
+    }
   }
   // Attached outside the lock: if the actor terminated already, the functor
   // runs at once and takes the lock.
@@ -74,6 +83,11 @@ name_registry::find(const std::string& name) const {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = names_.find(name);
   if (i == names_.end())
+    return std::nullopt;
+  // CAF marks an actor terminated before it runs its attachables, so a
+  // DOWN observer may act before on_exit removed the name: a terminated
+  // actor's name resolves no more from the moment it terminates.
+  if (i->second.handle->get()->getf(caf::abstract_actor::is_terminated_flag))
     return std::nullopt;
   return i->second;
 }
