@@ -24,22 +24,22 @@ caf::behavior heartbeat_actor(caf::stateful_actor<heartbeat_state>* self,
         auto [i, added] = known.emplace(probe.key, heartbeat_state::entry{});
         auto& e = i->second;
         if (added) {
-          e.frames_in = probe.frames_in;
-          e.frames_out = probe.frames_out;
+          e.received = probe.received;
+          e.sent = probe.sent;
           continue;
         }
-        if (probe.frames_in != e.frames_in) {
-          e.frames_in = probe.frames_in;
+        if (probe.received != e.received) {
+          e.received = probe.received;
           e.silent_ticks = 0;
         } else if (++e.silent_ticks >= ticks) {
           probe.close_silent();
           continue;
         }
-        bool idle = probe.frames_out == e.frames_out;
-        e.frames_out = probe.frames_out;
+        bool idle = probe.sent == e.sent;
+        e.sent = probe.sent;
         if (idle) {
           probe.send_heartbeat();
-          ++e.frames_out; // the heartbeat itself: idle means one per tick
+          ++e.sent; // the heartbeat itself: idle means one per tick
         }
       }
       for (auto i = known.begin(); i != known.end();)

@@ -16,9 +16,10 @@ namespace relay {
 struct heartbeat_probe {
   /// Unique per connection (the peer's serial).
   uint64_t key = 0;
-  /// Frames received and sent so far; only their changes matter.
-  uint64_t frames_in = 0;
-  uint64_t frames_out = 0;
+  /// Progress received (bytes read: a large frame counts while it arrives)
+  /// and frames sent so far; only their changes matter.
+  uint64_t received = 0;
+  uint64_t sent = 0;
   /// Sends a heartbeat frame on the connection.
   std::function<void()> send_heartbeat;
   /// Closes the connection as silent (errc::heartbeat_timeout).
@@ -31,8 +32,8 @@ using heartbeat_source = std::function<std::vector<heartbeat_probe>()>;
 /// What the heartbeat actor remembers of each connection between ticks.
 struct heartbeat_state {
   struct entry {
-    uint64_t frames_in = 0;
-    uint64_t frames_out = 0;
+    uint64_t received = 0;
+    uint64_t sent = 0;
     /// Consecutive ticks without a frame received.
     uint32_t silent_ticks = 0;
   };
@@ -52,7 +53,7 @@ struct heartbeat_tick {};
 ///   closes the connection, which reports the node down. A connection is
 ///   thus closed after at least n and less than n + 1 intervals of silence.
 /// Counting ticks instead of reading clocks keeps the message path free of
-/// time stamps: each frame costs one relaxed counter increment.
+/// time stamps: it reads the counters the transport keeps anyway.
 caf::behavior heartbeat_actor(caf::stateful_actor<heartbeat_state>* self,
                               caf::timespan interval, caf::timespan timeout,
                               heartbeat_source source);

@@ -10,20 +10,21 @@ namespace relay {
 
 // -- lookup_client ----------------------------------------------------------------
 
-uint64_t lookup_client::begin() {
+uint64_t lookup_client::begin(const caf::node_id& to) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto id = next_++;
-  pending_[id];
+  pending_[id].to = to;
   return id;
 }
 
-void lookup_client::complete(uint64_t id, caf::expected<lookup_result> result) {
+void lookup_client::complete(uint64_t id, const caf::node_id& from,
+                             caf::expected<lookup_result> result) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     auto i = pending_.find(id);
-    if (i == pending_.end())
-      return; // timed out already
-    i->second = std::move(result);
+    if (i == pending_.end() || i->second.to != from)
+      return; // timed out already, or not asked
+    i->second.result = std::move(result);
   }
   cv_.notify_all();
 }
@@ -32,9 +33,10 @@ std::optional<caf::expected<lookup_result>>
 lookup_client::wait(uint64_t id, std::chrono::steady_clock::time_point deadline,
                     const std::function<bool()>& gave_up) {
   std::unique_lock<std::mutex> guard{mtx_};
-  cv_.wait_until(guard, deadline,
-                 [&] { return pending_[id].has_value() || gave_up(); });
-  auto result = std::move(pending_[id]);
+  cv_.wait_until(guard, deadline, [&] {
+    return pending_[id].result.has_value() || gave_up();
+  });
+  auto result = std::move(pending_[id].result);
   pending_.erase(id);
   return result;
 }
@@ -85,15 +87,18 @@ node_impl::lookup(const std::string& uri, const std::string& name,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto what = "'" + name + "' at " + uri;
   // A connection that closes before the reply (it lost a tie-break against
-  // a simultaneous connection, or broke) is retried while time remains.
-  for (;;) {
+  // a simultaneous connection, or broke) is retried while time remains, a
+  // few times at most.
+  constexpr int max_attempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    bool may_retry = attempt < max_attempts;
     auto p = connect(uri);
     if (!p)
       return std::move(p.error());
-    auto id = lookups_.begin();
+    auto id = lookups_.begin((*p)->remote_id());
     if (auto err = (*p)->send_lookup(id, name)) {
       lookups_.cancel(id);
-      if (std::chrono::steady_clock::now() < deadline
+      if (may_retry && std::chrono::steady_clock::now() < deadline
           && (*p)->current_state() == peer::state::closed)
         continue;
       return err;
@@ -102,8 +107,14 @@ node_impl::lookup(const std::string& uri, const std::string& name,
       return (*p)->current_state() == peer::state::closed;
     });
     if (!reply) {
-      if (std::chrono::steady_clock::now() < deadline)
-        continue; // the connection closed first: try again
+      if (std::chrono::steady_clock::now() < deadline) {
+        if (may_retry)
+          continue; // the connection closed first: try again
+        return make_error(errc::connection_closed,
+                          "connection to " + uri
+                            + " closed before the lookup of '" + name
+                            + "' was answered");
+      }
       return make_error(errc::lookup_timeout,
                         "no reply to the lookup of " + what + " within "
                           + std::to_string(

@@ -12,6 +12,7 @@
 
 #include <caf/actor_control_block.hpp>
 #include <caf/expected.hpp>
+#include <caf/node_id.hpp>
 
 namespace relay {
 
@@ -28,11 +29,14 @@ struct lookup_result {
 /// Thread rules: thread-safe.
 class lookup_client {
 public:
-  /// Registers a new request; returns its id.
-  uint64_t begin();
+  /// Registers a new request to node `to`; returns its id.
+  uint64_t begin(const caf::node_id& to);
 
-  /// Delivers the reply to request `id` (ignored if it timed out already).
-  void complete(uint64_t id, caf::expected<lookup_result> result);
+  /// Delivers the reply to request `id` from node `from`. Ignored if the
+  /// request timed out already or went to another node (a peer cannot
+  /// answer lookups it was not asked).
+  void complete(uint64_t id, const caf::node_id& from,
+                caf::expected<lookup_result> result);
 
   /// Waits until request `id` has its reply, `gave_up()` holds (checked on
   /// every wake-up, see wake_all) or `deadline` passes. Forgets the request.
@@ -50,8 +54,11 @@ public:
 private:
   std::mutex mtx_;
   std::condition_variable cv_;
-  std::unordered_map<uint64_t, std::optional<caf::expected<lookup_result>>>
-    pending_;
+  struct pending {
+    caf::node_id to;
+    std::optional<caf::expected<lookup_result>> result;
+  };
+  std::unordered_map<uint64_t, pending> pending_;
   uint64_t next_ = 1;
 };
 

@@ -38,7 +38,8 @@ void handle_lookup_reply(peer& p, wire_reader& in) {
   in(request_id, status);
   if (status == static_cast<uint8_t>(wire::lookup_status::not_found)) {
     p.node().lookups().complete(
-      request_id, make_error(errc::name_not_found,
+      request_id, p.remote_id(),
+      make_error(errc::name_not_found,
                              "no actor is published under that name on "
                                + p.display_name()));
     return;
@@ -53,7 +54,7 @@ void handle_lookup_reply(peer& p, wire_reader& in) {
   lookup_result result;
   result.aid = aid;
   in(result.interface);
-  p.node().lookups().complete(request_id, std::move(result));
+  p.node().lookups().complete(request_id, p.remote_id(), std::move(result));
 }
 
 } // namespace

@@ -236,7 +236,8 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
     }
     count_drop(*this, to() + ": " + describe(reason));
   };
-  if (state_.load() == state::closed) {
+  // A retired connection passes frames on even once closed (send_last).
+  if (state_.load() == state::closed && !retired_.load()) {
     fail(make_error(errc::node_unreachable,
                     "connection to " + display_name() + " is closed"));
     return;

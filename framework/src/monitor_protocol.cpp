@@ -16,18 +16,20 @@ namespace relay {
 
 namespace {
 
-/// Tells the remote node when a local actor it monitors ends. Identified by
-/// the peer it reports to, so the peer can detach it when it closes.
+/// Tells the remote node when a local actor it monitors ends, through
+/// whichever connection serves the node then. Identified by the route, so
+/// the node can detach it when the route is lost.
 class down_reporter : public caf::attachable {
 public:
-  down_reporter(std::weak_ptr<peer> target, caf::actor_id aid, const void* tag)
-    : target_(std::move(target)), aid_(aid), tag_(tag) {
+  down_reporter(std::weak_ptr<route> target, caf::actor_id aid)
+    : target_(std::move(target)), aid_(aid), tag_(target_.lock().get()) {
     // nop
   }
 
   void actor_exited(const caf::error& reason, caf::execution_unit*) override {
-    if (auto p = target_.lock())
-      p->send_down(aid_, reason);
+    if (auto r = target_.lock())
+      if (auto p = r->current())
+        p->send_down(aid_, reason);
   }
 
   bool matches(const token& what) override {
@@ -35,7 +37,7 @@ public:
   }
 
 private:
-  std::weak_ptr<peer> target_;
+  std::weak_ptr<route> target_;
   caf::actor_id aid_;
   const void* tag_;
 };
@@ -75,13 +77,17 @@ void handle_link(peer& p, wire_reader& in, bool link) {
 } // namespace
 
 void peer::report_down_of(const caf::strong_actor_ptr& target) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!monitored_.insert(target->id()).second)
-      return;
-  }
+  if (!route_->add_monitored(target->id()))
+    return;
   target->get()->attach(caf::attachable_ptr{
-    new down_reporter(weak_from_this(), target->id(), this)});
+    new down_reporter(std::weak_ptr<route>{route_}, target->id())});
+}
+
+void stop_reporting_downs(node_impl& node, route& r) {
+  for (auto aid : r.take_monitored())
+    if (auto target = node.find_exported(aid))
+      target->get()->detach(
+        caf::attachable::token{caf::attachable::token::anonymous, &r});
 }
 
 void peer::send_monitor(caf::actor_id aid) {

@@ -46,7 +46,7 @@ node_config::node_config() {
     .add(heartbeat_timeout, "heartbeat-timeout",
          "silence after which a connection is closed as dead")
     .add(allow_other_uids, "allow-other-uids",
-         "accept uds peers running as another user")
+         "accept peers of local transports running as another user")
     .add(cookie_file, "cookie-file",
          "file with the secret that authenticates peers (mode 0600)")
     .add(deliver_on_io_thread, "deliver-on-io-thread",

@@ -79,8 +79,11 @@ node_impl::node_impl(node_config& cfg)
         std::weak_ptr<peer> weak = p;
         heartbeat_probe probe;
         probe.key = p->serial();
-        probe.frames_in = p->frames_in();
-        probe.frames_out = p->frames_out();
+        // Bytes, not frames, tell that the peer is alive: a large frame
+        // may take longer than the timeout to arrive.
+        auto t = p->traffic();
+        probe.received = t.bytes_in;
+        probe.sent = t.frames_out;
         probe.send_heartbeat = [weak] {
           if (auto p = weak.lock()) {
             auto buf = begin_frame(0);
@@ -179,11 +182,13 @@ caf::error node_impl::add_frame_handler(uint8_t kind, std::string name,
                         + std::to_string(first_module_frame_kind)
                         + " to 255)");
   {
+    // The table is read without a lock: it must not change once a
+    // connection exists.
     std::lock_guard<std::mutex> guard{peers_mtx_};
-    if (frames_frozen_)
+    if (frames_frozen_ || !live_.empty())
       return make_error(errc::invalid_argument,
                         "frame handlers can only be added while the node "
-                        "starts (node_module::start)");
+                        "starts (node_module::start), before it connects");
   }
   return frames_.add(kind, std::move(name), std::move(handler));
 }
@@ -259,7 +264,7 @@ caf::strong_actor_ptr node_impl::make_proxy(caf::node_id nid,
   }
   caf::actor_config cfg;
   auto result = caf::make_actor<remote_proxy, caf::strong_actor_ptr>(
-    aid, nid, &system_, cfg, r);
+    aid, nid, &system_, cfg, r, this);
   auto p = r ? r->current() : nullptr;
   if (p) {
     p->send_monitor(aid);

@@ -124,6 +124,17 @@ public:
   /// A peer's connection ended.
   void on_peer_closed(peer& p, const caf::error& reason);
 
+  /// The lock of the peer table; a route changes its current peer only
+  /// under it (retire.cpp hands a route over).
+  std::mutex& peers_mutex() noexcept {
+    return peers_mtx_;
+  }
+
+  /// Waits up to `timeout` until exactly `n` connections are open
+  /// (handshaking, serving or retiring); returns whether that happened. For
+  /// tests and tools.
+  bool wait_for_open_connections(size_t n, std::chrono::milliseconds timeout);
+
   /// The peers that currently serve a node (one per connected node).
   std::vector<std::shared_ptr<peer>> established_peers() const;
 

@@ -45,29 +45,24 @@ peer_info peer::info() const {
   result.uri = uri_.empty() ? conn_->peer_name() : uri_;
   result.transport = scheme_;
   result.since = since_;
-  result.frames_in = frames_in_.load(std::memory_order_relaxed);
-  result.frames_out = frames_out_.load(std::memory_order_relaxed);
-  result.bytes_in = bytes_in_.load(std::memory_order_relaxed);
-  result.bytes_out = bytes_out_.load(std::memory_order_relaxed);
-  result.queued_bytes = conn_->queued_bytes();
+  auto t = conn_->traffic();
+  result.frames_in = t.frames_in;
+  result.frames_out = t.frames_out;
+  result.bytes_in = t.bytes_in;
+  result.bytes_out = t.bytes_out;
+  result.queued_bytes = t.queued_bytes;
   return result;
 }
 
 caf::error peer::send_frame(frame_buffer frame) {
-  auto size = frame.size();
-  auto body = size - frame_header::size;
+  auto body = frame.size() - frame_header::size;
   if (body > node_.config().max_frame_size)
     return make_error(errc::frame_too_large,
                       "frame of " + std::to_string(body)
                         + " bytes exceeds the bound of "
                         + std::to_string(node_.config().max_frame_size)
                         + " bytes (relay.max-frame-size)");
-  auto err = conn_->send(std::move(frame));
-  if (!err) {
-    frames_out_.fetch_add(1, std::memory_order_relaxed);
-    bytes_out_.fetch_add(size, std::memory_order_relaxed);
-  }
-  return err;
+  return conn_->send(std::move(frame));
 }
 
 // -- codec_context --------------------------------------------------------------
@@ -150,9 +145,6 @@ caf::strong_actor_ptr peer::read_local_actor(wire_reader& ar) {
 
 void peer::on_frame(connection&, const frame_header& header,
                     const std::byte* body) {
-  frames_in_.fetch_add(1, std::memory_order_relaxed);
-  bytes_in_.fetch_add(frame_header::size + header.length,
-                      std::memory_order_relaxed);
   auto st = state_.load();
   if (st == state::handshaking) {
     handle_hello(header, body, header.length);
@@ -161,12 +153,22 @@ void peer::on_frame(connection&, const frame_header& header,
   if (st == state::closed)
     return;
   if (holding_.load()) {
-    std::lock_guard<std::mutex> guard{hold_mtx_};
+    std::unique_lock<std::mutex> guard{hold_mtx_};
     if (holding_.load()) {
-      frame_buffer copy(frame_header::size + header.length);
+      auto size = frame_header::size + size_t{header.length};
+      if (held_bytes_ + size > max_held_bytes) {
+        guard.unlock();
+        close(make_error(errc::protocol_error,
+                         "more than " + std::to_string(max_held_bytes)
+                           + " bytes arrived while the duplicate connection "
+                             "to this node was not retired"));
+        return;
+      }
+      frame_buffer copy(size);
       header.write(copy.data());
       if (header.length > 0)
         std::memcpy(copy.data() + frame_header::size, body, header.length);
+      held_bytes_ += size;
       held_.push_back(std::move(copy));
       return;
     }
@@ -241,16 +243,9 @@ void peer::on_closed(connection&, const caf::error& reason) {
   }
   if (winner)
     winner->release();
-  // Stop reporting downs for local actors to this peer.
-  std::unordered_set<caf::actor_id> monitored;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    monitored.swap(monitored_);
-  }
-  for (auto aid : monitored)
-    if (auto target = node_.find_exported(aid))
-      target->get()->detach(
-        caf::attachable::token{caf::attachable::token::anonymous, this});
+  // A retired connection that still served its node passes it on.
+  if (retired_.load())
+    hand_over();
   node_.on_peer_closed(*this, reason);
 }
 

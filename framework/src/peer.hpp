@@ -164,14 +164,14 @@ public:
   /// A snapshot for node::peers().
   peer_info info() const;
 
-  /// Frames received and sent so far (heartbeats count).
-  uint64_t frames_in() const noexcept {
-    return frames_in_.load(std::memory_order_relaxed);
+  /// The connection's traffic so far (heartbeats count).
+  connection::traffic_counters traffic() const noexcept {
+    return conn_->traffic();
   }
 
-  uint64_t frames_out() const noexcept {
-    return frames_out_.load(std::memory_order_relaxed);
-  }
+  /// Bound on what a winner holds while the loser's retire is missing
+  /// (see retire); past it the winner closes as a protocol violation.
+  static constexpr size_t max_held_bytes = size_t{64} << 20;
 
   /// Sets the route this peer serves; called once by the node when the
   /// handshake completes, before the peer becomes established.
@@ -218,6 +218,12 @@ private:
   /// Closes once both sides retired this connection.
   void close_if_retired();
 
+  /// If this connection served its node when it retired: moves what was
+  /// queued for it to the winner and makes the winner serve the node.
+  void hand_over();
+
+  struct handover_queue;
+
   // -- handshake.cpp ------------------------------------------------------------
 
   void handle_hello(const frame_header& header, const std::byte* body,
@@ -247,12 +253,12 @@ private:
   std::chrono::steady_clock::time_point retired_at_; // guarded by hold_mtx_
   mutable std::mutex hold_mtx_;
   std::deque<frame_buffer> held_;           // guarded by hold_mtx_
+  size_t held_bytes_ = 0;                   // guarded by hold_mtx_
   std::weak_ptr<peer> release_on_retire_;   // guarded by hold_mtx_
+  // Set once by retire(), before the successor can run; read by
+  // hand_over() on I/O threads afterwards.
+  std::shared_ptr<handover_queue> handover_;
 
-  std::atomic<uint64_t> frames_in_{0};
-  std::atomic<uint64_t> frames_out_{0};
-  std::atomic<uint64_t> bytes_in_{0};
-  std::atomic<uint64_t> bytes_out_{0};
 
   // Set once by the handshake, on the I/O thread, before state_ becomes
   // established; read-only afterwards.
@@ -268,8 +274,6 @@ private:
   bool handshake_done_ = false;
   // Weak: usually this peer itself, which must not keep itself alive.
   std::weak_ptr<peer> handshake_use_;
-  // Local actors this peer monitors on behalf of the remote node.
-  std::unordered_set<caf::actor_id> monitored_;
 };
 
 } // namespace relay

@@ -9,6 +9,7 @@
 
 #include "node_impl.hpp"
 #include "peer.hpp"
+#include "protocols.hpp"
 #include "relay/log.hpp"
 #include "service_actor.hpp"
 
@@ -166,8 +167,9 @@ node_impl::on_handshake(std::shared_ptr<peer> p) {
       bool new_wins = kp.first < ke.first
                       || (kp.first == ke.first && kp.second < ke.second);
       if (new_wins) {
+        // The existing connection keeps serving until it hands over (see
+        // retire.cpp), so that nothing sent later overtakes it.
         loser = existing;
-        r->set(p);
       } else {
         loser = p;
         use = existing;
@@ -218,11 +220,18 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
                                     "lost the connection to "
                                       + p.display_name() + ": "
                                       + describe(reason)));
+      stop_reporting_downs(*this, *lost);
       events_.node_down_locked(p.remote_id(), reason);
     }
   }
   peers_cv_.notify_all();
   lookups_.wake_all();
+}
+
+bool node_impl::wait_for_open_connections(size_t n,
+                                          std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> guard{peers_mtx_};
+  return peers_cv_.wait_for(guard, timeout, [&] { return live_.size() == n; });
 }
 
 std::vector<std::shared_ptr<peer>> node_impl::established_peers() const {

@@ -15,4 +15,11 @@ caf::error add_lookup_protocol(frame_table& table);   // lookup_protocol.cpp
 caf::error add_heartbeat_protocol(frame_table& table); // heartbeat.cpp
 caf::error add_retire_protocol(frame_table& table);    // retire.cpp
 
+class node_impl;
+class route;
+
+/// Detaches the down reporters of every local actor that the node behind
+/// `r` monitored (monitor_protocol.cpp); for a lost node.
+void stop_reporting_downs(node_impl& node, route& r);
+
 } // namespace relay

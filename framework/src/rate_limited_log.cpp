@@ -4,7 +4,7 @@ namespace relay {
 
 void rate_limited_log::log(log_level level, const std::string& key,
                            const std::string& text) {
-  auto now = std::chrono::steady_clock::now();
+  auto now = now_();
   uint64_t before = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};

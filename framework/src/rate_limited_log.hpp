@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -25,10 +26,14 @@ public:
   /// Bound on distinct keys kept; past it, the table starts over.
   static constexpr size_t max_keys = 1024;
 
+  using clock_function = std::function<std::chrono::steady_clock::time_point()>;
+
+  /// `now` reads the time (tests pass their own clock).
   explicit rate_limited_log(size_t burst = default_burst,
                             std::chrono::steady_clock::duration window
-                            = default_window)
-    : burst_(burst), window_(window) {
+                            = default_window,
+                            clock_function now = std::chrono::steady_clock::now)
+    : burst_(burst), window_(window), now_(std::move(now)) {
     // nop
   }
 
@@ -47,6 +52,7 @@ private:
 
   const size_t burst_;
   const std::chrono::steady_clock::duration window_;
+  const clock_function now_;
   mutable std::mutex mtx_;
   std::unordered_map<std::string, slot> slots_;
   uint64_t total_suppressed_ = 0;

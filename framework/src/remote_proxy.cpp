@@ -3,13 +3,16 @@
 #include <caf/default_attachable.hpp>
 #include <caf/system_messages.hpp>
 
+#include "node_impl.hpp"
 #include "peer.hpp"
+#include "relay/log.hpp"
 #include "relay/error.hpp"
 
 namespace relay {
 
-remote_proxy::remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route)
-  : caf::actor_proxy(cfg), route_(std::move(route)) {
+remote_proxy::remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route,
+                           node_impl* node)
+  : caf::actor_proxy(cfg), route_(std::move(route)), node_(node) {
   // nop
 }
 
@@ -42,16 +45,31 @@ void remote_proxy::enqueue(caf::mailbox_element_ptr what,
     return;
   auto target = route_ ? route_->current() : nullptr;
   if (!target) {
-    peer::bounce(*what, make_error(errc::node_unreachable,
-                                   "no connection to node "
-                                     + caf::to_string(node())),
-                 ctx);
+    auto reason = make_error(errc::node_unreachable,
+                             "no connection to node " + caf::to_string(node()));
+    if (what->mid.is_request() && what->sender) {
+      peer::bounce(*what, reason, ctx);
+    } else {
+      ++node_->dropped_messages;
+      node_->drop_log().log(log_level::warning, "drop:no-route",
+                            "dropped message to actor " + std::to_string(id())
+                              + ": " + describe(reason));
+    }
     return;
   }
   target->send_message(id(), *what, ctx);
 }
 
 bool remote_proxy::add_backlink(caf::abstract_actor* x) {
+  if (x->node() != node_->system().node()) {
+    // A link between actors of two other nodes: the wire protocol links a
+    // remote actor with one of the receiver's only.
+    log(log_level::warning, "cannot link actor " + std::to_string(id())
+                              + " of node " + caf::to_string(node())
+                              + " with actor " + std::to_string(x->id())
+                              + " of another remote node");
+    return false;
+  }
   if (!caf::monitorable_actor::add_backlink(x))
     return false;
   if (auto target = route_ ? route_->current() : nullptr)

@@ -8,6 +8,7 @@
 namespace relay {
 
 class route;
+class node_impl;
 
 /// Stands in for an actor on another node. Messages enqueued to it are
 /// serialized on the sender's thread and handed to the peer's connection as
@@ -20,7 +21,8 @@ class remote_proxy final : public caf::actor_proxy {
 public:
   /// `route` is null for actors of nodes this node has no connection to;
   /// such proxies are killed right after creation.
-  remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route);
+  remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route,
+               node_impl* node);
 
   ~remote_proxy() override;
 
@@ -49,6 +51,7 @@ private:
   bool is_link_exit(const caf::mailbox_element& what);
 
   std::shared_ptr<route> route_;
+  node_impl* node_; // outlives its proxies (node.hpp's contract)
 };
 
 } // namespace relay

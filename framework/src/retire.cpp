@@ -22,6 +22,15 @@
 
 namespace relay {
 
+/// What is sent through a retiring connection that served its node, until
+/// the remote's retire says it holds the winner (see hand_over).
+struct peer::handover_queue {
+  std::mutex mtx;
+  std::deque<frame_buffer> frames; // guarded by mtx
+  std::shared_ptr<peer> target;    // the winner
+  bool open = true;                // guarded by mtx: still queueing
+};
+
 void peer::retire(const std::shared_ptr<peer>& winner) {
   if (retired_.exchange(true))
     return;
@@ -37,27 +46,78 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
       release_on_retire_ = winner;
     }
   }
-  // Frames sent through this connection from now on take the route's
-  // current connection (the winner); never this one again.
-  std::weak_ptr<route> weak_route = route_;
-  std::weak_ptr<peer> self = weak_from_this();
   auto buf = begin_frame(0);
   finish_frame(buf, frame_kind::retire);
-  auto err = conn_->send_last(std::move(buf), [weak_route, self](frame_buffer f) {
-    auto r = weak_route.lock();
-    auto next = r ? r->current() : nullptr;
-    if (!next || next == self.lock())
-      return make_error(errc::node_unreachable,
-                        "no connection to the node serves it any more");
-    return next->send_frame(std::move(f));
-  });
+  connection::successor next;
+  if (route_ && route_->current().get() == this && winner
+      && winner.get() != this) {
+    // This connection served the node: it keeps doing so (the route points
+    // here) while what is sent through it waits, so that nothing overtakes
+    // what already went out on it. hand_over() sends it on to the winner.
+    auto q = std::make_shared<handover_queue>();
+    q->target = winner;
+    handover_ = q;
+    next = [q](frame_buffer f) -> caf::error {
+      std::unique_lock<std::mutex> guard{q->mtx};
+      if (q->open) {
+        q->frames.push_back(std::move(f));
+        return caf::none;
+      }
+      guard.unlock();
+      return q->target->send_frame(std::move(f));
+    };
+  } else {
+    // The winner serves the node already: frames take it at once.
+    std::weak_ptr<route> weak_route = route_;
+    std::weak_ptr<peer> self = weak_from_this();
+    next = [weak_route, self](frame_buffer f) {
+      auto r = weak_route.lock();
+      auto p = r ? r->current() : nullptr;
+      if (!p || p == self.lock())
+        return make_error(errc::node_unreachable,
+                          "no connection to the node serves it any more");
+      return p->send_frame(std::move(f));
+    };
+  }
+  auto err = conn_->send_last(std::move(buf), std::move(next));
   if (err) {
     close(err, false);
     return;
   }
-  frames_out_.fetch_add(1, std::memory_order_relaxed);
   log(log_level::info, "retiring duplicate connection to " + display_name());
+  if (remote_retired_.load())
+    hand_over();
   close_if_retired();
+}
+
+void peer::hand_over() {
+  auto q = handover_;
+  if (!q)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{q->mtx};
+    if (!q->open)
+      return;
+    // Sent under the lock: a sender that finds the queue closed goes after.
+    uint64_t lost = 0;
+    for (auto& f : q->frames)
+      if (q->target->send_frame(std::move(f)))
+        ++lost;
+    q->frames.clear();
+    q->open = false;
+    if (lost > 0) {
+      node_.dropped_messages += lost;
+      log(log_level::warning,
+          std::to_string(lost) + " frames for " + display_name()
+            + " could not move to the connection that replaced this one");
+    }
+  }
+  if (q->target->current_state() != state::closed) {
+    // From now on new frames take the winner directly.
+    std::lock_guard<std::mutex> guard{node_.peers_mutex()};
+    if (route_->current().get() == this)
+      route_->set(q->target);
+  }
 }
 
 void peer::on_remote_retire() {
@@ -71,6 +131,10 @@ void peer::on_remote_retire() {
   }
   if (winner)
     winner->release();
+  // The remote holds what arrives on the winner until our retire, which is
+  // out already: our queued frames may take the winner now.
+  if (retired_.load())
+    hand_over();
   close_if_retired();
 }
 
@@ -104,6 +168,7 @@ void peer::release() {
       }
       f = std::move(held_.front());
       held_.pop_front();
+      held_bytes_ -= f.size();
     }
     if (state_.load() == state::closed)
       continue;

@@ -17,6 +17,18 @@ void route::erase_pending(caf::actor_id sender, uint64_t response_id) {
   pending_.erase(pending_key{sender, response_id});
 }
 
+bool route::add_monitored(caf::actor_id aid) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return monitored_.insert(aid).second;
+}
+
+std::vector<caf::actor_id> route::take_monitored() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<caf::actor_id> result{monitored_.begin(), monitored_.end()};
+  monitored_.clear();
+  return result;
+}
+
 void route::fail_pending(const caf::error& reason) {
   decltype(pending_) pending;
   {

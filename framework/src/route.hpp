@@ -5,6 +5,8 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
@@ -50,6 +52,14 @@ public:
   /// Fails every waiting request with `reason`.
   void fail_pending(const caf::error& reason);
 
+  /// Remembers that the remote node monitors local actor `aid`. Returns
+  /// false if it did already. The monitor belongs to the route, not to one
+  /// connection: a connection retired for a duplicate passes it on.
+  bool add_monitored(caf::actor_id aid);
+
+  /// Forgets and returns every monitored actor (the node is lost).
+  std::vector<caf::actor_id> take_monitored();
+
 private:
   using pending_key = std::pair<caf::actor_id, uint64_t>;
 
@@ -64,6 +74,7 @@ private:
   std::mutex mtx_;
   std::unordered_map<pending_key, caf::weak_actor_ptr, pending_key_hash>
     pending_;
+  std::unordered_set<caf::actor_id> monitored_;
 };
 
 } // namespace relay

@@ -11,8 +11,8 @@ connection::~connection() = default;
 acceptor::~acceptor() = default;
 transport::~transport() = default;
 
-uint64_t connection::queued_bytes() const noexcept {
-  return 0;
+connection::traffic_counters connection::traffic() const noexcept {
+  return {};
 }
 
 uint64_t connection::unsent_frames() const noexcept {

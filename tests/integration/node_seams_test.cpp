@@ -75,6 +75,20 @@ caf::behavior echo() {
   };
 }
 
+/// Records the integers it receives; answers (count, in order).
+caf::behavior sequence(caf::stateful_actor<std::vector<int32_t>>* self) {
+  return {
+    [=](int32_t x) { self->state.push_back(x); },
+    [=](get_atom) {
+      bool ordered = true;
+      for (size_t i = 0; i < self->state.size(); ++i)
+        ordered = ordered && self->state[i] == static_cast<int32_t>(i);
+      return caf::make_message(static_cast<int64_t>(self->state.size()),
+                               ordered);
+    },
+  };
+}
+
 /// Counts the integers and checked values it receives.
 caf::behavior counter(caf::stateful_actor<int64_t>* self) {
   return {
@@ -463,7 +477,9 @@ TEST_P(node_seams, a_reply_that_cannot_be_sent_reaches_the_requester) {
   ASSERT_TRUE(remote);
   caf::scoped_actor self{client->system()};
   auto start = std::chrono::steady_clock::now();
-  self->request(*remote, caf::infinite, ping{1, "small question"})
+  // Before the fix the requester waited for its timeout: the error must
+  // come at once, well within it.
+  self->request(*remote, 30s, ping{1, "small question"})
     .receive([](const pong&) { ADD_FAILURE() << "an oversized reply passed"; },
              [](caf::error& err) {
                EXPECT_TRUE(is(err, errc::frame_too_large)) << describe(err);
@@ -557,25 +573,34 @@ TEST_P(node_seams, nodes_that_connect_to_each_other_at_once_lose_nothing) {
     auto uri_a = a.listen(GetParam().listen_uri(dir.path(), tag + "a"));
     auto uri_b = b.listen(GetParam().listen_uri(dir.path(), tag + "b"));
     ASSERT_TRUE(uri_a && uri_b);
-    auto sink_a = a.system().spawn(counter);
-    auto sink_b = b.system().spawn(counter);
+    auto sink_a = a.system().spawn(sequence);
+    auto sink_b = b.system().spawn(sequence);
     ASSERT_FALSE(a.publish(sink_a, "sink"));
     ASSERT_FALSE(b.publish(sink_b, "sink"));
     constexpr int32_t n = 1000;
-    auto run = [n](node& self_node, const std::string& other) {
+    // Both look each other up at once, then send n integers in order and a
+    // request; the handle each got stays monitored.
+    auto run = [n](node& self_node, const std::string& other,
+                   caf::actor& handle) {
       auto remote = self_node.lookup(other, "sink");
       if (!remote)
         return describe(remote.error());
+      handle = *remote;
       caf::scoped_actor self{self_node.system()};
       for (int32_t i = 0; i < n; ++i)
         self->send(*remote, i);
       std::string result;
       self->request(*remote, 10s, get_atom::value)
-        .receive([&](int64_t) {}, [&](caf::error& err) { result = describe(err); });
+        .receive([&](int64_t, bool) {},
+                 [&](caf::error& err) { result = describe(err); });
       return result;
     };
-    auto fa = std::async(std::launch::async, [&] { return run(a, *uri_b); });
-    auto fb = std::async(std::launch::async, [&] { return run(b, *uri_a); });
+    caf::actor b_at_a;
+    caf::actor a_at_b;
+    auto fa = std::async(std::launch::async,
+                         [&] { return run(a, *uri_b, b_at_a); });
+    auto fb = std::async(std::launch::async,
+                         [&] { return run(b, *uri_a, a_at_b); });
     ASSERT_EQ(fa.wait_for(30s), std::future_status::ready);
     ASSERT_EQ(fb.wait_for(30s), std::future_status::ready);
     EXPECT_EQ(fa.get(), "");
@@ -583,13 +608,28 @@ TEST_P(node_seams, nodes_that_connect_to_each_other_at_once_lose_nothing) {
     caf::scoped_actor self{a.system()};
     for (auto* sink : {&sink_a, &sink_b})
       self->request(*sink, 5s, get_atom::value)
-        .receive([&](int64_t got) { EXPECT_EQ(got, n); },
-                 [](caf::error& err) { ADD_FAILURE() << describe(err); });
+        .receive(
+          [&](int64_t got, bool ordered) {
+            EXPECT_EQ(got, n);
+            EXPECT_TRUE(ordered);
+          },
+          [](caf::error& err) { ADD_FAILURE() << describe(err); });
     EXPECT_EQ(a.stats().dropped_messages + b.stats().dropped_messages, 0u);
-    EXPECT_EQ(a.peers().size(), 1u);
-    EXPECT_EQ(b.peers().size(), 1u);
-    for (auto* sink : {&sink_a, &sink_b})
-      caf::anon_send_exit(*sink, caf::exit_reason::user_shutdown);
+    // The loser is closed on both sides: one connection each remains.
+    EXPECT_TRUE(a.impl().wait_for_open_connections(1, 10s));
+    EXPECT_TRUE(b.impl().wait_for_open_connections(1, 10s));
+    // Monitors placed through whichever connection still report the real
+    // exit reason.
+    ASSERT_TRUE(b_at_a);
+    self->monitor(b_at_a);
+    caf::anon_send_exit(sink_b, caf::exit_reason::user_shutdown);
+    self->receive(
+      [&](const caf::down_msg& dm) {
+        EXPECT_EQ(dm.reason, caf::exit_reason::user_shutdown)
+          << describe(dm.reason);
+      },
+      caf::after(10s) >> [] { ADD_FAILURE() << "no DOWN across a retire"; });
+    caf::anon_send_exit(sink_a, caf::exit_reason::user_shutdown);
   }
 }
 

@@ -38,8 +38,8 @@ protected:
           continue;
         heartbeat_probe p;
         p.key = key;
-        p.frames_in = c.in;
-        p.frames_out = c.out;
+        p.received = c.in;
+        p.sent = c.out;
         p.send_heartbeat = [&c = c] {
           ++c.heartbeats;
           ++c.out;

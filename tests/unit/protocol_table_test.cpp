@@ -70,4 +70,15 @@ TEST(rate_limited_log, says_how_many_were_suppressed_when_lines_pass_again) {
   strict.log(log_level::warning, "k", "first");
   strict.log(log_level::warning, "k", "second");
   EXPECT_EQ(strict.suppressed(), 1u);
+  // Once the window has passed, the next line says what was suppressed.
+  auto now = std::chrono::steady_clock::time_point{};
+  rate_limited_log clocked{1, std::chrono::seconds{1}, [&] { return now; }};
+  clocked.log(log_level::warning, "k", "one");
+  clocked.log(log_level::warning, "k", "two");
+  clocked.log(log_level::warning, "k", "three");
+  now += std::chrono::seconds{1};
+  clocked.log(log_level::warning, "k", "four");
+  EXPECT_TRUE(logs.wait_for({"four (2 similar lines suppressed)"},
+                            std::chrono::milliseconds{0}))
+    << logs.dump();
 }

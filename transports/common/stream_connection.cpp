@@ -113,6 +113,8 @@ caf::error stream_connection::send_last(frame_buffer frame, successor next) {
 caf::error stream_connection::send_locked(frame_buffer frame) {
   if (closing_ || finalized_)
     return closed_error();
+  bump(frames_out_, 1);
+  bump(bytes_out_, frame.size());
   if (out_.empty()) {
     // Nothing queued: write on the caller's thread, no hop to the reactor.
     size_t written = 0;
@@ -135,9 +137,9 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
     if (written == frame.size())
       return caf::none;
     out_offset_ = written;
-    queued_bytes_ += frame.size() - written;
+    bump(queued_bytes_, frame.size() - written);
   } else {
-    queued_bytes_ += frame.size();
+    bump(queued_bytes_, frame.size());
   }
   out_.push_back(std::move(frame));
   update_interest_locked();
@@ -247,6 +249,7 @@ void stream_connection::read_some() {
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     rend_ += static_cast<size_t>(n);
+    bump(bytes_in_, static_cast<uint64_t>(n));
     deliver_frames();
     return;
   }
@@ -288,6 +291,7 @@ void stream_connection::deliver_frames() {
     auto total = frame_header::size + size_t{header.length};
     if (avail < total)
       break;
+    bump(frames_in_, 1);
     handler_->on_frame(*this, header,
                        rbuf_.get() + rbeg_ + frame_header::size);
     rbeg_ += total;
@@ -403,7 +407,8 @@ int stream_connection::write_queue_locked() {
       return errno;
     }
     auto left = static_cast<size_t>(n);
-    queued_bytes_ -= left;
+    queued_bytes_.store(queued_bytes_.load(std::memory_order_relaxed) - left,
+                        std::memory_order_relaxed);
     while (left > 0) {
       auto rest = out_.front().size() - out_offset_;
       if (left < rest) {
@@ -457,14 +462,20 @@ void stream_connection::fail_locked(caf::error reason) {
 }
 
 void stream_connection::drop_queue_locked() {
-  unsent_frames_ += out_.size();
-  queued_bytes_ = 0;
+  bump(unsent_frames_, out_.size());
+  queued_bytes_.store(0, std::memory_order_relaxed);
   out_.clear();
   out_offset_ = 0;
 }
 
-uint64_t stream_connection::queued_bytes() const noexcept {
-  return queued_bytes_.load(std::memory_order_relaxed);
+connection::traffic_counters stream_connection::traffic() const noexcept {
+  traffic_counters result;
+  result.frames_in = frames_in_.load(std::memory_order_relaxed);
+  result.frames_out = frames_out_.load(std::memory_order_relaxed);
+  result.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+  result.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+  result.queued_bytes = queued_bytes_.load(std::memory_order_relaxed);
+  return result;
 }
 
 uint64_t stream_connection::unsent_frames() const noexcept {

@@ -95,8 +95,8 @@ public:
   /// The description given to make(). Thread-safe.
   std::string peer_name() const override;
 
-  /// Bytes in the queue of unsent frames. Thread-safe.
-  uint64_t queued_bytes() const noexcept override;
+  /// See connection::traffic. Thread-safe.
+  traffic_counters traffic() const noexcept override;
 
   /// Frames dropped from the queue when the connection closed or broke.
   uint64_t unsent_frames() const noexcept override;
@@ -166,10 +166,20 @@ private:
 
   std::atomic<bool> read_stopped_{false};
 
-  // -- written under mtx_, read by anyone ----------------------------------------
+  // -- counters: one writer at a time (under mtx_ or on the reactor thread),
+  // relaxed stores, read by anyone; in and out on separate cache lines -----
 
-  std::atomic<uint64_t> queued_bytes_{0};
-  std::atomic<uint64_t> unsent_frames_{0};
+  /// Adds `n` to a counter that only one thread writes at a time.
+  static void bump(std::atomic<uint64_t>& x, uint64_t n) noexcept {
+    x.store(x.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  alignas(64) std::atomic<uint64_t> frames_out_{0}; // under mtx_
+  std::atomic<uint64_t> bytes_out_{0};              // under mtx_
+  std::atomic<uint64_t> queued_bytes_{0};           // under mtx_
+  std::atomic<uint64_t> unsent_frames_{0};          // under mtx_
+  alignas(64) std::atomic<uint64_t> frames_in_{0};  // reactor thread
+  std::atomic<uint64_t> bytes_in_{0};               // reactor thread
 
   // -- reactor thread only ----------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 // How a protocol plugs into a node: a handler per frame kind, looked up in a
 // table when a frame arrives. The framework's own protocols (messages,
-// monitor/down, link/unlink, lookup, heartbeat) fill kinds below
+// monitor/down, link/unlink, lookup, heartbeat, retire) fill kinds below
 // first_module_frame_kind; modules register the kinds above it. A peer never
 // switches on the kind itself.
 

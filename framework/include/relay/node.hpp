@@ -167,8 +167,9 @@ public:
 
   /// Handles frames of `kind` (first_module_frame_kind to 255) with
   /// `handler`, named `name` in logs. Only while the node starts, i.e. from
-  /// node_module::start. Errors: invalid_argument (a reserved kind, or
-  /// called after start), already_registered (the kind is taken).
+  /// node_module::start, before any connection. Errors: invalid_argument (a
+  /// reserved kind, or called after start or after a connection opened),
+  /// already_registered (the kind is taken).
   caf::error add_frame_handler(uint8_t kind, std::string name,
                                frame_handler handler);
 

@@ -127,9 +127,21 @@ public:
   /// "uds:///run/a.sock (pid 42, uid 1000)". Thread-safe, never empty.
   virtual std::string peer_name() const = 0;
 
-  /// Bytes accepted by send() and not yet handed to the channel. Thread-safe;
-  /// a snapshot. The default reports 0 (a transport without a queue).
-  virtual uint64_t queued_bytes() const noexcept;
+  /// What went through a connection so far. Frames count whole frames
+  /// accepted by send() or delivered to on_frame; bytes_in counts bytes as
+  /// they are read, so it grows while a large frame is still arriving.
+  struct traffic_counters {
+    uint64_t frames_in = 0;
+    uint64_t frames_out = 0;
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+    /// Bytes accepted by send() and not yet handed to the channel.
+    uint64_t queued_bytes = 0;
+  };
+
+  /// A snapshot of the counters. Thread-safe; counting costs the message
+  /// path no atomic read-modify-write. The default reports zeros.
+  virtual traffic_counters traffic() const noexcept;
 
   /// Frames accepted by send() that the connection discarded unsent when it
   /// closed (no flush, or the flush bound elapsed). Meaningful once
