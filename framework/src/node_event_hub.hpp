@@ -16,15 +16,18 @@ namespace relay {
 /// Delivers node events to observer actors and in-process listeners.
 ///
 /// Ordering: the node holds order_mutex() while it decides that a node came
-/// up or went down and while it calls node_up/node_down, so that events for
-/// one node reach everyone in the order they happened. Lock order:
-/// order_mutex() before the node's peer lock; no listener may take either.
+/// up or went down, while the proxies of a lost node report DOWN, and while
+/// it calls node_up/node_down, so that events for one node reach everyone in
+/// the order they happened. Lock order: order_mutex() before the node's
+/// peer lock. The mutex is recursive: code that runs under it on the same
+/// thread (a listener, a functor attached to a remote handle) may call
+/// monitor_node and the like without deadlocking.
 ///
 /// Thread rules: thread-safe.
 class node_event_hub {
 public:
   /// The lock that orders events (see above).
-  std::mutex& order_mutex() noexcept {
+  std::recursive_mutex& order_mutex() noexcept {
     return order_mtx_;
   }
 
@@ -49,7 +52,7 @@ public:
   void node_down_locked(const caf::node_id& node, const caf::error& reason);
 
 private:
-  std::mutex order_mtx_;
+  std::recursive_mutex order_mtx_;
   std::mutex mtx_; // guards the members below; a leaf
   std::vector<caf::weak_actor_ptr> observers_;
   std::unordered_map<caf::node_id, std::vector<caf::weak_actor_ptr>> monitors_;

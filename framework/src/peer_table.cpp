@@ -142,7 +142,7 @@ node_impl::on_handshake(std::shared_ptr<peer> p) {
   std::shared_ptr<peer> loser;
   std::shared_ptr<peer> use = p;
   bool is_new = false;
-  std::lock_guard<std::mutex> order{events_.order_mutex()};
+  std::lock_guard<std::recursive_mutex> order{events_.order_mutex()};
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
     if (stopping_)
@@ -194,7 +194,7 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
   std::shared_ptr<peer> keep_alive;
   {
     // Held until node_down is out, so that a reconnect's node_up follows it.
-    std::lock_guard<std::mutex> order{events_.order_mutex()};
+    std::lock_guard<std::recursive_mutex> order{events_.order_mutex()};
     {
       std::lock_guard<std::mutex> guard{peers_mtx_};
       auto i = live_.find(p.serial());
@@ -255,7 +255,7 @@ void node_impl::monitor_node(const caf::actor& observer,
                              const caf::node_id& node) {
   if (!observer)
     return;
-  std::lock_guard<std::mutex> order{events_.order_mutex()};
+  std::lock_guard<std::recursive_mutex> order{events_.order_mutex()};
   bool connected;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};

@@ -276,6 +276,39 @@ TEST_P(node_seams, listeners_see_events_in_order) {
   EXPECT_TRUE(client->remove_listener(listener));
 }
 
+TEST_P(node_seams, code_run_by_a_node_down_may_call_the_node_back) {
+  // A functor attached to a remote handle runs while the node reports the
+  // proxy DOWN, and a listener while it reports node_down; both may use
+  // the node's event functions without deadlocking its I/O thread.
+  serve(*server, "echo", echo);
+  auto remote = client->lookup(uri, "echo");
+  ASSERT_TRUE(remote);
+  caf::scoped_actor self{client->system()};
+  auto server_id = server->id();
+  auto* n = client.get();
+  caf::actor observer = caf::actor_cast<caf::actor>(self);
+  (*remote)->attach_functor([n, observer, server_id](const caf::error&) {
+    n->monitor_node(observer, server_id);
+  });
+  struct relisten : node_listener {
+    node* n;
+    caf::actor observer;
+    void on_node_down(const caf::node_id& id, const caf::error&) override {
+      n->monitor_node(observer, id);
+      n->add_listener(std::make_shared<node_listener>());
+    }
+  };
+  auto listener = std::make_shared<relisten>();
+  listener->n = n;
+  listener->observer = observer;
+  client->add_listener(listener);
+  ASSERT_TRUE(client->disconnect(server_id));
+  for (int i = 0; i < 2; ++i)
+    self->receive(
+      [&](const node_down_msg& down) { EXPECT_EQ(down.node, server_id); },
+      caf::after(5s) >> [] { ADD_FAILURE() << "deadlock or no node_down"; });
+}
+
 // -- modules ----------------------------------------------------------------------
 
 namespace {

@@ -66,9 +66,8 @@ struct peer_info {
 ///
 /// Thread rules: called on a transport I/O thread, one event at a time for
 /// the whole node, in the order the events happened: for each node, up
-/// before down and exactly one down per up. A listener must not block and
-/// must not call add_listener/remove_listener, monitor_nodes or
-/// monitor_node from inside a call.
+/// before down and exactly one down per up. A listener must not block; it
+/// may call the node's event functions (monitor_node, add_listener, ...).
 class node_listener {
 public:
   virtual ~node_listener();

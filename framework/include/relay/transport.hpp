@@ -140,7 +140,9 @@ public:
   };
 
   /// A snapshot of the counters. Thread-safe; counting costs the message
-  /// path no atomic read-modify-write. The default reports zeros.
+  /// path no atomic read-modify-write. The default reports zeros, which the
+  /// node's heartbeat reads as silence: a transport must override this, or
+  /// its connections close after relay.heartbeat-timeout.
   virtual traffic_counters traffic() const noexcept;
 
   /// Frames accepted by send() that the connection discarded unsent when it
