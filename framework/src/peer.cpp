@@ -234,18 +234,8 @@ void peer::on_closed(connection&, const caf::error& reason) {
     log(log_level::warning, "closed connection to " + display_name() + ": "
                               + describe(reason));
   finish_handshake(reason, nullptr);
-  // A winner that waited for this connection's last frames waits no more.
-  std::shared_ptr<peer> winner;
-  {
-    std::lock_guard<std::mutex> guard{hold_mtx_};
-    winner = release_on_retire_.lock();
-    release_on_retire_.reset();
-  }
-  if (winner)
-    winner->release();
-  // A retired connection that still served its node passes it on.
-  if (retired_.load())
-    hand_over();
+  // Nothing more arrives here: as if the remote's retire had come.
+  end_of_retired_input(false);
   node_.on_peer_closed(*this, reason);
 }
 

@@ -222,6 +222,11 @@ private:
   /// queued for it to the winner and makes the winner serve the node.
   void hand_over();
 
+  /// Nothing more arrives on this connection: the remote retired it
+  /// (`remote_retired`, false if it had done so already) or it closed.
+  /// Releases the winner and hands over. Returns false for a second retire.
+  bool end_of_retired_input(bool remote_retired);
+
   struct handover_queue;
 
   // -- handshake.cpp ------------------------------------------------------------

@@ -121,21 +121,28 @@ void peer::hand_over() {
 }
 
 void peer::on_remote_retire() {
+  if (end_of_retired_input(true))
+    close_if_retired();
+}
+
+bool peer::end_of_retired_input(bool remote_retired) {
   std::shared_ptr<peer> winner;
   {
     std::lock_guard<std::mutex> guard{hold_mtx_};
-    if (remote_retired_.exchange(true))
-      return;
+    if (remote_retired && remote_retired_.exchange(true))
+      return false;
     winner = release_on_retire_.lock();
     release_on_retire_.reset();
   }
+  // A winner that waited for this connection's last frames waits no more.
   if (winner)
     winner->release();
   // The remote holds what arrives on the winner until our retire, which is
-  // out already: our queued frames may take the winner now.
+  // out already (or this connection closed): our queued frames may take the
+  // winner now.
   if (retired_.load())
     hand_over();
-  close_if_retired();
+  return true;
 }
 
 bool peer::retire_overdue(std::chrono::steady_clock::duration bound) const {
