@@ -272,6 +272,13 @@ void node_impl::monitor_node(const caf::actor& observer,
 }
 
 caf::error node_impl::send_frame(const caf::node_id& id, frame_buffer frame) {
+  if (frame.size() < frame_header::size
+      || static_cast<uint8_t>(frame_header::read(frame.data()).kind)
+           < first_module_frame_kind)
+    return make_error(errc::invalid_argument,
+                      "node::send_frame sends module frame kinds ("
+                        + std::to_string(first_module_frame_kind)
+                        + " to 255) built with begin_frame/finish_frame");
   std::shared_ptr<peer> p;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};

@@ -406,7 +406,10 @@ TEST_P(node_seams, modules_start_in_order_stop_in_reverse_and_speak_their_kind) 
     EXPECT_TRUE(is(na.add_frame_handler(greeting_kind + 1, "late",
                                         [](peer_context&, wire_reader&) {}),
                    errc::invalid_argument));
-    // Reserved kinds are the framework's.
+    // Reserved kinds are the framework's; unconnected nodes are refused.
+    auto hb = begin_frame(0);
+    finish_frame(hb, frame_kind::heartbeat);
+    EXPECT_TRUE(is(nc.send_frame(*id, std::move(hb)), errc::invalid_argument));
     EXPECT_TRUE(is(nc.send_frame(server->id(), greeter::make("x")),
                    errc::node_unreachable));
     journal->clear();

@@ -49,6 +49,8 @@ public:
 /// Handles the body of one frame kind. `body` reads the frame body; it
 /// resolves actor references in the body through the connection, so a
 /// handler reads a `caf::actor` or `caf::strong_actor_ptr` like any value.
+/// (Writing one needs the connection's codec, which modules do not have:
+/// module frames carry plain values; send actor handles inside messages.)
 ///
 /// Thread rules: called on the connection's I/O thread, one frame at a time
 /// per connection, in arrival order; must not block. Errors: a handler that
@@ -66,7 +68,9 @@ class frame_table {
 public:
   /// Registers `handler` for `kind`, named `name` in log lines. Errors:
   /// already_registered (the kind is taken; the message names the owner),
-  /// invalid_argument (kind 0, a handshake kind, or an empty handler).
+  /// invalid_argument (kind 0, a handshake kind, or an empty handler). The
+  /// node's own add_frame_handler also keeps modules to kinds from
+  /// first_module_frame_kind up.
   caf::error add(uint8_t kind, std::string name, frame_handler handler);
 
   /// The handler for `kind`, or null.

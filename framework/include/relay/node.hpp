@@ -46,7 +46,8 @@ struct node_stats {
 
 class node_impl;
 
-/// One Relay node per process: owns the actor system, the node identity, the
+/// A Relay node, usually one per process (several in one process work, as
+/// the tests show; each has its own actor system): owns the actor system, the node identity, the
 /// transports, the connections to other nodes, the proxies and the names.
 ///
 /// Thread rules: every member function is thread-safe. The node must
@@ -175,8 +176,10 @@ public:
 
   /// Sends `frame` (built with begin_frame/finish_frame) to connected node
   /// `id`, for modules speaking their own frame kinds. Thread-safe; frames
-  /// passed by one thread leave in call order. Errors: node_unreachable (not
-  /// connected), frame_too_large, connection_closed.
+  /// passed by one thread leave in call order. Errors: invalid_argument (a
+  /// kind below first_module_frame_kind: the framework's own kinds are not
+  /// for modules to send), node_unreachable (not connected),
+  /// frame_too_large, connection_closed.
   caf::error send_frame(const caf::node_id& id, frame_buffer frame);
 
   /// The interface of `Handle` as published and checked on lookup: one
