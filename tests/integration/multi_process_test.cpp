@@ -200,6 +200,12 @@ protected:
 
   std::vector<std::string> dev_shm_before = dev_shm_entries();
 
+  /// A node of this process that talks to the ping_pong server.
+  void configure_client(node_config& cfg) {
+    cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
+    cfg.cookie_file = cookie;
+  }
+
   /// A 0600 file holding `secret`.
   std::string write_cookie(const std::string& name, const std::string& secret) {
     auto path = dir.path() + "/" + name;
@@ -247,8 +253,7 @@ TEST_P(multi_process, ping_process_completes_round_trips) {
 
 TEST_P(multi_process, killed_peer_process_reports_down_and_fails_requests) {
   node_config cfg;
-  cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
-  cfg.cookie_file = cookie;
+  configure_client(cfg);
   node n{cfg};
   auto remote = n.lookup(uri, "pong");
   ASSERT_TRUE(remote) << describe(remote.error());
@@ -277,8 +282,7 @@ TEST_P(multi_process, stopped_peer_process_is_down_within_the_heartbeat_timeout)
   // The peer is alive at the transport level (its socket stays open, the
   // kernel even buffers for it) but answers nothing: only heartbeats tell.
   node_config cfg;
-  cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
-  cfg.cookie_file = cookie;
+  configure_client(cfg);
   node n{cfg};
   auto remote = n.lookup(uri, "pong");
   ASSERT_TRUE(remote) << describe(remote.error());

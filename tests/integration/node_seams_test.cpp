@@ -4,7 +4,6 @@
 
 #include <fstream>
 #include <future>
-#include <thread>
 
 #include <sys/stat.h>
 

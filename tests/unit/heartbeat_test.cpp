@@ -10,6 +10,8 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include "test_coordinator.hpp"
+
 using namespace std::chrono_literals;
 
 namespace relay {
@@ -25,11 +27,6 @@ struct fake_connection {
 
 class heartbeat_test : public ::testing::Test {
 protected:
-  static caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    return cfg;
-  }
-
   void start(caf::timespan interval, caf::timespan timeout) {
     self = sys.spawn(heartbeat_actor, interval, timeout, [this] {
       std::vector<heartbeat_probe> result;
@@ -65,7 +62,7 @@ protected:
   }
 
   caf::actor_system_config cfg;
-  caf::actor_system sys{testing_config(cfg)};
+  caf::actor_system sys{test::testing_config(cfg)};
   caf::scheduler::test_coordinator& sched
     = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   caf::actor self;

@@ -8,6 +8,8 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include "test_coordinator.hpp"
+
 #include "service_actor.hpp"
 
 using namespace std::chrono_literals;
@@ -17,11 +19,6 @@ namespace {
 
 class service_actor_test : public ::testing::Test {
 protected:
-  static caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    return cfg;
-  }
-
   void SetUp() override {
     self = sys.spawn(service_actor,
                      [this](uint64_t key) { fired.push_back(key); });
@@ -35,7 +32,7 @@ protected:
   }
 
   caf::actor_system_config cfg;
-  caf::actor_system sys{testing_config(cfg)};
+  caf::actor_system sys{test::testing_config(cfg)};
   caf::scheduler::test_coordinator& sched
     = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   caf::actor self;
