@@ -1,5 +1,9 @@
 #include "relay/error.hpp"
 
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
 #include <caf/message.hpp>
 
 namespace relay {
@@ -43,13 +47,46 @@ caf::error make_error(errc x, std::string what) {
                     caf::make_message(std::move(what))};
 }
 
+namespace {
+
+struct foreign_category {
+  caf::atom_value category;
+  std::string prefix;
+  const char* (*name)(uint8_t);
+};
+
+std::mutex categories_mtx;
+std::vector<foreign_category> categories;
+
+} // namespace
+
+void register_error_category(caf::atom_value category, std::string prefix,
+                             const char* (*name)(uint8_t code)) {
+  std::lock_guard<std::mutex> guard{categories_mtx};
+  for (auto& x : categories)
+    if (x.category == category) {
+      x.prefix = std::move(prefix);
+      x.name = name;
+      return;
+    }
+  categories.push_back({category, std::move(prefix), name});
+}
+
 std::string describe(const caf::error& x) {
   if (!x)
     return "none";
-  if (x.category() != error_category_atom)
-    return caf::to_string(x);
-  std::string result = "relay.";
-  result += to_string(static_cast<errc>(x.code()));
+  std::string result;
+  if (x.category() == error_category_atom) {
+    result = "relay.";
+    result += to_string(static_cast<errc>(x.code()));
+  } else {
+    std::lock_guard<std::mutex> guard{categories_mtx};
+    auto i = std::find_if(categories.begin(), categories.end(),
+                          [&](auto& c) { return c.category == x.category(); });
+    if (i == categories.end())
+      return caf::to_string(x);
+    result = i->prefix + "." + i->name(x.code());
+  }
   const auto& ctx = x.context();
   if (ctx.size() == 1 && ctx.match_element<std::string>(0)) {
     result += ": ";

@@ -58,6 +58,13 @@ caf::error make_error(errc x, std::string what);
 /// file or directory" for Relay's errors, CAF's rendering otherwise.
 std::string describe(const caf::error& x);
 
+/// Lets describe() render errors of another library's category the same
+/// way: "<prefix>.<name(code)>: <context>". Libraries above the framework
+/// (supervisors, ...) call it once, e.g. from a static initializer.
+/// Thread-safe; a second call for `category` replaces the first.
+void register_error_category(caf::atom_value category, std::string prefix,
+                             const char* (*name)(uint8_t code));
+
 /// True if `x` is a Relay error with code `code`.
 bool is(const caf::error& x, errc code);
 

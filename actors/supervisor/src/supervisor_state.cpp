@@ -1,0 +1,860 @@
+#include "supervisor_state.hpp"
+
+#include <algorithm>
+
+#include <caf/exit_reason.hpp>
+#include <caf/sec.hpp>
+#include <caf/send.hpp>
+
+#include "relay/error.hpp"
+#include "relay/log.hpp"
+#include "relay/node.hpp"
+#include "supervisor_validation.hpp"
+
+namespace relay {
+
+namespace {
+
+bool is_exit_reason(const caf::error& x, caf::exit_reason r) {
+  return x == caf::make_error(r);
+}
+
+/// OTP's clean exits: normal and shutdown.
+bool is_clean(const caf::error& reason) {
+  return !reason || is_exit_reason(reason, caf::exit_reason::user_shutdown);
+}
+
+} // namespace
+
+// -- set-up ---------------------------------------------------------------------------
+
+caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
+                                              std::vector<child_spec> children) {
+  spec_ = std::move(spec);
+  if (spec_.name.empty())
+    spec_.name = "supervisor-" + std::to_string(self_->id());
+  rng_.seed(static_cast<std::minstd_rand::result_type>(
+    spec_.seed != 0 ? spec_.seed : self_->id()));
+  if (dynamic()) {
+    template_ = std::move(children.front());
+  } else {
+    for (auto& cs : children) {
+      auto c = std::make_shared<child_record>();
+      c->spec = std::move(cs);
+      c->serial = next_serial_++;
+      children_.push_back(std::move(c));
+    }
+  }
+  // No child outlives its supervisor, whatever ends it (OTP links them).
+  self_->attach_functor([live = live_](const caf::error& reason) {
+    auto why = reason ? reason : caf::make_error(caf::exit_reason::user_shutdown);
+    for (auto& kvp : *live)
+      caf::anon_send(kvp.second, caf::exit_msg{caf::actor_addr{}, why});
+    live->clear();
+  });
+  self_->set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
+  self_->set_exit_handler([this](caf::exit_msg& em) {
+    if (!em.reason)
+      return; // exit_reason::normal, as CAF's default handler
+    post([this, reason = em.reason] { shutdown(reason); });
+  });
+  self_->set_default_handler(
+    [this](caf::scheduled_actor*, caf::message_view& xs) -> caf::result<caf::message> {
+      // (start_child_atom, args...) from a handle that cannot send a
+      // caf::message (a remote one).
+      auto& content = xs.content();
+      if (content.size() >= 1 && content.type(0).first == caf::type_nr<caf::atom_value>::value
+          && content.get_as<caf::atom_value>(0) == start_child_atom::value) {
+        auto args = xs.copy_content_to_message().drop(1);
+        auto rp = self_->make_response_promise();
+        post([this, rp, args]() mutable { start_dynamic_child(std::move(args), rp); },
+             cancel_with(rp));
+        return rp;
+      }
+      return caf::print_and_drop(self_, xs);
+    });
+  init();
+  return {
+    [this](start_child_atom, child_spec& cs) {
+      auto rp = self_->make_response_promise();
+      post([this, rp, cs = std::move(cs)]() mutable { start_child(std::move(cs), rp); },
+           cancel_with(rp));
+      return rp;
+    },
+    [this](start_child_atom, caf::message& args) {
+      auto rp = self_->make_response_promise();
+      post([this, rp, args = std::move(args)]() mutable {
+        start_dynamic_child(std::move(args), rp);
+      }, cancel_with(rp));
+      return rp;
+    },
+    [this](terminate_child_atom, const std::string& id) {
+      auto rp = self_->make_response_promise();
+      post([this, rp, id]() mutable { terminate_child(id, rp); }, cancel_with(rp));
+      return rp;
+    },
+    [this](terminate_child_atom, const caf::actor& child) {
+      auto rp = self_->make_response_promise();
+      post([this, rp, child]() mutable { terminate_dynamic_child(child, rp); },
+           cancel_with(rp));
+      return rp;
+    },
+    [this](restart_child_atom, const std::string& id) {
+      auto rp = self_->make_response_promise();
+      post([this, rp, id]() mutable { restart_child(id, rp); }, cancel_with(rp));
+      return rp;
+    },
+    [this](delete_child_atom, const std::string& id) {
+      auto rp = self_->make_response_promise();
+      post([this, rp, id]() mutable { delete_child(id, rp); }, cancel_with(rp));
+      return rp;
+    },
+    [this](which_children_atom) {
+      auto rp = self_->make_response_promise();
+      post([this, rp]() mutable { rp.deliver(which_children()); }, cancel_with(rp));
+      return rp;
+    },
+    [this](count_children_atom) {
+      auto rp = self_->make_response_promise();
+      post([this, rp]() mutable { rp.deliver(count_children()); }, cancel_with(rp));
+      return rp;
+    },
+    [this](subscribe_reports_atom, const caf::actor& who) {
+      if (!who || std::find(subscribers_.begin(), subscribers_.end(), who)
+                    != subscribers_.end())
+        return;
+      self_->monitor(who);
+      subscribers_.push_back(who);
+    },
+    [this](unsubscribe_reports_atom, const caf::actor& who) {
+      subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), who),
+                         subscribers_.end());
+    },
+    [this](wait_started_atom) {
+      auto rp = self_->make_response_promise();
+      if (started_)
+        rp.deliver(ok_atom::value);
+      else
+        waiting_start_.push_back(rp);
+      return rp;
+    },
+    [this](shutdown_timer_atom, uint64_t timer) { on_shutdown_timer(timer); },
+    [this](try_again_atom, uint64_t serial, uint64_t epoch) {
+      post([this, serial, epoch] {
+        // OTP's try_again_restart: only if the child still waits for it.
+        auto c = find_serial(serial);
+        if (c && c->st == child_record::state::restarting
+            && c->restart_epoch == epoch)
+          restart(c);
+      });
+    },
+    [this](delayed_restart_atom, uint64_t serial, uint64_t epoch) {
+      post([this, serial, epoch] {
+        auto c = find_serial(serial);
+        if (c && c->st == child_record::state::restarting
+            && c->restart_epoch == epoch)
+          restart_now(c);
+      });
+    },
+  };
+}
+
+// -- operations -------------------------------------------------------------------------
+
+void supervisor_state::post(std::function<void()> run,
+                            std::function<void()> cancel) {
+  if (busy_ || stopping_) {
+    deferred_.push_back({std::move(run), std::move(cancel)});
+    return;
+  }
+  run();
+}
+
+std::function<void()> supervisor_state::cancel_with(caf::response_promise rp) {
+  auto name = spec_.name;
+  return [rp, name]() mutable {
+    rp.deliver(caf::make_error(caf::sec::request_receiver_down,
+                               "supervisor '" + name + "' is shutting down"));
+  };
+}
+
+void supervisor_state::begin_op() {
+  busy_ = true;
+}
+
+void supervisor_state::end_op() {
+  busy_ = false;
+  while (!busy_ && !stopping_ && !deferred_.empty()) {
+    auto next = std::move(deferred_.front());
+    deferred_.pop_front();
+    next.run();
+  }
+}
+
+void supervisor_state::start_one(const child_ptr& c, bool restart,
+                                 bool report_error, start_done_fn done) {
+  auto on_result = [this, c, restart, report_error,
+                    done = std::move(done)](child_start::result r) {
+    caf::error err;
+    if (!r) {
+      err = std::move(r.error());
+    } else if (*r && !c->spec.name.empty()) {
+      // A named child: this incarnation answers to the name (the previous
+      // one's registration ended with it).
+      if (auto perr = spec_.node->publish(*r, c->spec.name)) {
+        caf::anon_send_exit(*r, caf::exit_reason::kill);
+        err = std::move(perr);
+      }
+    }
+    if (err) {
+      auto failure = make_error(supervisor_errc::start_failed,
+                                describe_child(*c) + ": " + describe(err));
+      if (report_error)
+        report(supervisor_report::kind::start_error, c.get(), failure);
+      done(std::move(failure));
+      return;
+    }
+    if (!*r) { // OTP's ignore
+      c->st = child_record::state::undefined;
+      done(caf::none);
+      return;
+    }
+    c->handle = std::move(*r);
+    c->st = child_record::state::running;
+    c->last_addr = c->handle.address();
+    ++c->incarnation;
+    c->started_at = self_->clock().now();
+    by_addr_[c->last_addr] = c;
+    (*live_)[c->last_addr] = c->handle;
+    self_->monitor(c->handle);
+    report(supervisor_report::kind::started, c.get(), caf::error{}, restart);
+    done(caf::none);
+  };
+  c->spec.start(self_, c->extra, std::move(on_result));
+}
+
+void supervisor_state::on_down(caf::down_msg& dm) {
+  auto s = stopping_children_.find(dm.source);
+  if (s != stopping_children_.end()) {
+    auto pending = std::move(s->second);
+    stopping_children_.erase(s);
+    finish_stop(pending, dm.reason);
+    return;
+  }
+  auto i = by_addr_.find(dm.source);
+  if (i == by_addr_.end()) {
+    subscribers_.erase(
+      std::remove_if(subscribers_.begin(), subscribers_.end(),
+                     [&](const caf::actor& x) { return x.address() == dm.source; }),
+      subscribers_.end());
+    return;
+  }
+  // The incarnation is gone now, whether or not an operation runs: an
+  // operation that wants to stop it finds it stopped (OTP takes the reason
+  // from the EXIT already queued). What to do about it waits its turn.
+  auto c = i->second;
+  by_addr_.erase(i);
+  live_->erase(dm.source);
+  c->handle = nullptr;
+  c->st = child_record::state::undefined;
+  c->last_exit = dm.reason;
+  auto incarnation = c->incarnation;
+  post([this, c, incarnation, reason = std::move(dm.reason)] {
+    // Ignored if the child was restarted or deleted meanwhile (a group
+    // restart, terminate_child): OTP flushes those EXITs.
+    if (c->incarnation != incarnation || c->st != child_record::state::undefined
+        || !contains(c))
+      return;
+    on_child_exit(c, reason);
+  });
+}
+
+void supervisor_state::stop_one(const child_ptr& c, done_fn done) {
+  if (c->st != child_record::state::running) {
+    if (c->st == child_record::state::restarting)
+      c->st = child_record::state::undefined;
+    done();
+    return;
+  }
+  auto policy = c->spec.effective_shutdown();
+  pending_stop pending{c, policy, 0, false, std::move(done)};
+  auto& h = c->handle;
+  switch (policy.how) {
+    case shutdown_policy::kind::brutal_kill:
+      self_->send_exit(h, caf::exit_reason::kill);
+      break;
+    case shutdown_policy::kind::timeout:
+      pending.timer = next_timer_++;
+      self_->send_exit(h, caf::exit_reason::user_shutdown);
+      self_->delayed_send(self_, policy.timeout, shutdown_timer_atom::value,
+                          pending.timer);
+      break;
+    case shutdown_policy::kind::infinity:
+      self_->send_exit(h, caf::exit_reason::user_shutdown);
+      break;
+  }
+  stopping_children_.emplace(h.address(), std::move(pending));
+}
+
+void supervisor_state::on_shutdown_timer(uint64_t timer) {
+  for (auto& kvp : stopping_children_) {
+    auto& pending = kvp.second;
+    if (pending.timer != timer || pending.killed_after_timeout)
+      continue;
+    pending.killed_after_timeout = true;
+    if (pending.child->handle)
+      self_->send_exit(pending.child->handle, caf::exit_reason::kill);
+  }
+}
+
+void supervisor_state::finish_stop(pending_stop& pending, const caf::error& reason) {
+  auto& c = pending.child;
+  by_addr_.erase(c->last_addr);
+  live_->erase(c->last_addr);
+  c->handle = nullptr;
+  c->st = child_record::state::undefined;
+  // OTP's shutdown/2: brutal_kill expects killed; a timeout or infinity
+  // expects shutdown, and from a non-permanent child also normal.
+  bool expected;
+  if (pending.policy.how == shutdown_policy::kind::brutal_kill)
+    expected = is_exit_reason(reason, caf::exit_reason::kill);
+  else if (pending.killed_after_timeout)
+    expected = false;
+  else
+    expected = is_exit_reason(reason, caf::exit_reason::user_shutdown)
+               || (!reason && c->spec.restart != restart_type::permanent);
+  if (!expected)
+    report(supervisor_report::kind::shutdown_error, c.get(), reason);
+  auto done = std::move(pending.done);
+  done();
+}
+
+void supervisor_state::stop_each(std::vector<child_ptr> cs, done_fn done) {
+  if (cs.empty()) {
+    done();
+    return;
+  }
+  auto first = cs.front();
+  cs.erase(cs.begin());
+  stop_one(first, [this, cs = std::move(cs), done = std::move(done)]() mutable {
+    stop_each(std::move(cs), std::move(done));
+  });
+}
+
+void supervisor_state::stop_all_at_once(done_fn done) {
+  auto remaining = std::make_shared<size_t>(0);
+  auto finish = std::make_shared<done_fn>(std::move(done));
+  auto policy = template_.effective_shutdown();
+  uint64_t timer = 0;
+  if (policy.how == shutdown_policy::kind::timeout)
+    timer = next_timer_++;
+  for (auto& c : children_) {
+    if (c->st != child_record::state::running)
+      continue;
+    ++*remaining;
+    auto& h = c->handle;
+    self_->send_exit(h, policy.how == shutdown_policy::kind::brutal_kill
+                          ? caf::exit_reason::kill
+                          : caf::exit_reason::user_shutdown);
+    stopping_children_.emplace(
+      h.address(), pending_stop{c, policy, timer, false, [remaining, finish] {
+                                  if (--*remaining == 0)
+                                    (*finish)();
+                                }});
+  }
+  if (*remaining == 0) {
+    (*finish)();
+    return;
+  }
+  if (timer != 0)
+    self_->delayed_send(self_, policy.timeout, shutdown_timer_atom::value, timer);
+}
+
+void supervisor_state::start_each(std::vector<child_ptr> cs, size_t i,
+                                  bool restart, group_done_fn done) {
+  if (i == cs.size()) {
+    done(caf::none, nullptr);
+    return;
+  }
+  auto c = cs[i];
+  start_one(c, restart, true,
+            [this, cs = std::move(cs), i, restart, c,
+             done = std::move(done)](caf::error err) mutable {
+              if (err) {
+                done(std::move(err), c);
+                return;
+              }
+              if (c->st == child_record::state::undefined
+                  && c->spec.restart == restart_type::temporary)
+                forget(c); // an ignored temporary child is not kept
+              start_each(std::move(cs), i + 1, restart, std::move(done));
+            });
+}
+
+// -- OTP's logic ------------------------------------------------------------------------
+
+void supervisor_state::init() {
+  begin_op();
+  auto all = children_;
+  start_each(all, 0, false, [this](caf::error err, child_ptr failed) {
+    if (!err) {
+      started_ = true;
+      for (auto& rp : waiting_start_)
+        rp.deliver(ok_atom::value);
+      waiting_start_.clear();
+      end_op();
+      return;
+    }
+    // OTP's init_children: stop what started, in reverse, and fail.
+    auto reason = make_error(supervisor_errc::failed_to_start_child,
+                             "supervisor '" + spec_.name + "': child '"
+                               + failed->spec.id + "' failed to start: "
+                               + describe(err));
+    stopping_ = true;
+    std::vector<child_ptr> started;
+    for (auto i = children_.rbegin(); i != children_.rend(); ++i)
+      if ((*i)->st == child_record::state::running)
+        started.push_back(*i);
+    stop_each(std::move(started), [this, reason] { quit(reason); });
+  });
+}
+
+void supervisor_state::on_child_exit(const child_ptr& c, caf::error reason) {
+  auto now = self_->clock().now();
+  auto& delay = c->spec.restart_delay;
+  if (delay.enabled()) {
+    auto reset = delay.reset_after.count() > 0 ? delay.reset_after : delay.max_delay;
+    if (now - c->started_at >= reset)
+      c->backoff_attempt = 0;
+  }
+  bool clean = is_clean(reason);
+  switch (c->spec.restart) {
+    case restart_type::permanent:
+      report(supervisor_report::kind::child_terminated, c.get(), reason);
+      restart(c);
+      return;
+    case restart_type::transient:
+      if (clean)
+        break;
+      report(supervisor_report::kind::child_terminated, c.get(), reason);
+      restart(c);
+      return;
+    case restart_type::temporary:
+      if (!clean)
+        report(supervisor_report::kind::child_terminated, c.get(), reason);
+      break;
+  }
+  del_child(c);
+  maybe_auto_shutdown(c);
+}
+
+bool supervisor_state::add_restart() {
+  // OTP's add_restart/3: keep the restarts with T >= Now - Period, add Now,
+  // and allow at most `intensity` of them.
+  auto now = self_->clock().now();
+  auto threshold = now - spec_.period;
+  while (!restarts_.empty() && restarts_.front() < threshold)
+    restarts_.pop_front();
+  restarts_.push_back(now);
+  return restarts_.size() <= spec_.intensity;
+}
+
+void supervisor_state::restart(const child_ptr& c) {
+  if (!add_restart()) {
+    report(supervisor_report::kind::reached_max_restart_intensity, c.get(),
+           c->last_exit);
+    shutdown(caf::make_error(caf::exit_reason::user_shutdown));
+    return;
+  }
+  if (c->spec.restart_delay.enabled()) {
+    auto delay = restart_delay(*c);
+    c->st = child_record::state::restarting;
+    self_->delayed_send(self_, delay, delayed_restart_atom::value, c->serial,
+                        c->restart_epoch);
+    return;
+  }
+  restart_now(c);
+}
+
+void supervisor_state::restart_now(const child_ptr& c) {
+  switch (spec_.strategy) {
+    case restart_strategy::one_for_one:
+    case restart_strategy::simple_one_for_one:
+      begin_op();
+      start_one(c, true, true, [this, c](caf::error err) {
+        if (err) {
+          c->st = child_record::state::restarting;
+          retry_later(c);
+        } else if (c->st == child_record::state::undefined && dynamic()) {
+          forget(c); // an ignored dynamic child is dropped
+        }
+        end_op();
+      });
+      return;
+    case restart_strategy::one_for_all:
+      restart_group(children_);
+      return;
+    case restart_strategy::rest_for_one: {
+      auto i = std::find(children_.begin(), children_.end(), c);
+      restart_group(std::vector<child_ptr>(i, children_.end()));
+      return;
+    }
+  }
+}
+
+void supervisor_state::restart_group(std::vector<child_ptr> group) {
+  begin_op();
+  std::vector<child_ptr> running;
+  for (auto i = group.rbegin(); i != group.rend(); ++i)
+    if ((*i)->st == child_record::state::running)
+      running.push_back(*i);
+  stop_each(std::move(running), [this, group = std::move(group)] {
+    // OTP's restart_multiple_children: temporary children are not
+    // restarted but removed; the others start in order.
+    std::vector<child_ptr> to_start;
+    for (auto& g : group) {
+      if (g->spec.restart == restart_type::temporary) {
+        forget(g);
+        continue;
+      }
+      ++g->restart_epoch; // a pending retry or delay is superseded
+      to_start.push_back(g);
+    }
+    start_each(std::move(to_start), 0, true, [this](caf::error err, child_ptr failed) {
+      if (err) {
+        failed->st = child_record::state::restarting;
+        retry_later(failed);
+      }
+      end_op();
+    });
+  });
+}
+
+void supervisor_state::retry_later(const child_ptr& c) {
+  // OTP casts try_again_restart to itself: what is queued goes first.
+  self_->send(self_, try_again_atom::value, c->serial, c->restart_epoch);
+}
+
+void supervisor_state::del_child(const child_ptr& c) {
+  if (dynamic() || c->spec.restart == restart_type::temporary)
+    forget(c);
+  else
+    c->st = child_record::state::undefined;
+}
+
+void supervisor_state::maybe_auto_shutdown(const child_ptr& c) {
+  if (spec_.auto_shutdown == auto_shutdown::never || !c->spec.significant)
+    return;
+  if (spec_.auto_shutdown == auto_shutdown::all_significant) {
+    for (auto& other : children_)
+      if (other->spec.significant && other->st != child_record::state::undefined)
+        return;
+  }
+  report(supervisor_report::kind::auto_shutdown, c.get(), c->last_exit);
+  shutdown(caf::make_error(caf::exit_reason::user_shutdown));
+}
+
+void supervisor_state::shutdown(caf::error reason) {
+  if (stopping_)
+    return;
+  stopping_ = true;
+  begin_op();
+  auto done = [this, reason] {
+    report(supervisor_report::kind::shutdown, nullptr, reason);
+    quit(reason);
+  };
+  if (dynamic()) {
+    stop_all_at_once(std::move(done));
+    return;
+  }
+  std::vector<child_ptr> running;
+  for (auto i = children_.rbegin(); i != children_.rend(); ++i)
+    if ((*i)->st == child_record::state::running)
+      running.push_back(*i);
+  stop_each(std::move(running), std::move(done));
+}
+
+void supervisor_state::quit(caf::error reason) {
+  stopping_ = true;
+  for (auto& rp : waiting_start_)
+    rp.deliver(reason);
+  waiting_start_.clear();
+  auto pending = std::move(deferred_);
+  deferred_.clear();
+  for (auto& d : pending)
+    if (d.cancel)
+      d.cancel();
+  self_->quit(std::move(reason));
+}
+
+// -- management calls ---------------------------------------------------------------------
+
+void supervisor_state::start_child(child_spec spec, caf::response_promise rp) {
+  if (dynamic()) {
+    rp.deliver(make_error(supervisor_errc::simple_one_for_one,
+                          "supervisor '" + spec_.name
+                            + "' is simple_one_for_one: start_child takes the "
+                              "arguments for its template"));
+    return;
+  }
+  if (auto err = validate_child(spec_, spec)) {
+    rp.deliver(std::move(err));
+    return;
+  }
+  if (auto existing = find(spec.id)) {
+    if (existing->st == child_record::state::running)
+      rp.deliver(make_error(supervisor_errc::already_started,
+                            describe_child(*existing) + " runs as actor "
+                              + std::to_string(existing->handle.id())));
+    else
+      rp.deliver(make_error(supervisor_errc::already_present,
+                            describe_child(*existing) + " exists (not running)"));
+    return;
+  }
+  auto c = std::make_shared<child_record>();
+  c->spec = std::move(spec);
+  c->serial = next_serial_++;
+  children_.push_back(c);
+  begin_op();
+  start_one(c, false, false, [this, c, rp](caf::error err) mutable {
+    if (err) {
+      forget(c);
+      rp.deliver(std::move(err));
+    } else {
+      if (c->st == child_record::state::undefined
+          && c->spec.restart == restart_type::temporary)
+        forget(c);
+      rp.deliver(c->handle);
+    }
+    end_op();
+  });
+}
+
+void supervisor_state::start_dynamic_child(caf::message args,
+                                           caf::response_promise rp) {
+  if (!dynamic()) {
+    rp.deliver(make_error(supervisor_errc::simple_one_for_one,
+                          "start_child with arguments needs a "
+                          "simple_one_for_one supervisor; '"
+                            + spec_.name + "' is not one"));
+    return;
+  }
+  auto c = std::make_shared<child_record>();
+  c->spec = template_;
+  c->extra = std::move(args);
+  c->serial = next_serial_++;
+  children_.push_back(c);
+  begin_op();
+  start_one(c, false, false, [this, c, rp](caf::error err) mutable {
+    if (err || c->st != child_record::state::running)
+      forget(c);
+    if (err)
+      rp.deliver(std::move(err));
+    else
+      rp.deliver(c->handle);
+    end_op();
+  });
+}
+
+void supervisor_state::terminate_child(const std::string& id,
+                                       caf::response_promise rp) {
+  if (dynamic()) {
+    rp.deliver(make_error(supervisor_errc::simple_one_for_one,
+                          "supervisor '" + spec_.name
+                            + "' is simple_one_for_one: terminate its "
+                              "children by handle"));
+    return;
+  }
+  auto c = find(id);
+  if (!c) {
+    rp.deliver(make_error(supervisor_errc::not_found, "no child '" + id
+                                                        + "' in supervisor '"
+                                                        + spec_.name + "'"));
+    return;
+  }
+  ++c->restart_epoch; // cancels a pending restart, as OTP's del_child
+  begin_op();
+  stop_one(c, [this, c, rp]() mutable {
+    if (c->spec.restart == restart_type::temporary)
+      forget(c);
+    rp.deliver(ok_atom::value);
+    end_op();
+  });
+}
+
+void supervisor_state::terminate_dynamic_child(const caf::actor& child,
+                                               caf::response_promise rp) {
+  child_ptr c;
+  if (dynamic() && child) {
+    auto addr = child.address();
+    for (auto& x : children_)
+      if (x->last_addr == addr)
+        c = x;
+  }
+  if (!c) {
+    rp.deliver(make_error(supervisor_errc::not_found,
+                          "that actor is not a child of supervisor '"
+                            + spec_.name + "'"));
+    return;
+  }
+  ++c->restart_epoch;
+  begin_op();
+  stop_one(c, [this, c, rp]() mutable {
+    forget(c);
+    rp.deliver(ok_atom::value);
+    end_op();
+  });
+}
+
+void supervisor_state::restart_child(const std::string& id,
+                                     caf::response_promise rp) {
+  auto c = dynamic() ? nullptr : find(id);
+  if (auto err = check_idle(id, c, "restart")) {
+    rp.deliver(std::move(err));
+    return;
+  }
+  begin_op();
+  start_one(c, true, false, [this, c, rp](caf::error err) mutable {
+    if (err)
+      rp.deliver(std::move(err));
+    else
+      rp.deliver(c->handle);
+    end_op();
+  });
+}
+
+void supervisor_state::delete_child(const std::string& id,
+                                    caf::response_promise rp) {
+  auto c = dynamic() ? nullptr : find(id);
+  if (auto err = check_idle(id, c, "delete")) {
+    rp.deliver(std::move(err));
+    return;
+  }
+  forget(c);
+  rp.deliver(ok_atom::value);
+}
+
+caf::error supervisor_state::check_idle(const std::string& id,
+                                        const child_ptr& c,
+                                        const char* what) const {
+  if (dynamic())
+    return make_error(supervisor_errc::simple_one_for_one,
+                      std::string{"cannot "} + what + " a child of "
+                        + "simple_one_for_one supervisor '" + spec_.name + "'");
+  if (!c)
+    return make_error(supervisor_errc::not_found,
+                      "no child '" + id + "' in supervisor '" + spec_.name + "'");
+  if (c->st == child_record::state::running)
+    return make_error(supervisor_errc::running, describe_child(*c) + " is running");
+  if (c->st == child_record::state::restarting)
+    return make_error(supervisor_errc::restarting,
+                      describe_child(*c) + " is restarting");
+  return caf::none;
+}
+
+std::vector<child_info> supervisor_state::which_children() const {
+  std::vector<child_info> result;
+  result.reserve(children_.size());
+  for (auto& c : children_) {
+    child_info info;
+    info.id = dynamic() ? std::string{} : c->spec.id;
+    info.type = c->spec.type;
+    switch (c->st) {
+      case child_record::state::running:
+        info.state = child_info::status::running;
+        info.handle = c->handle;
+        break;
+      case child_record::state::restarting:
+        info.state = child_info::status::restarting;
+        break;
+      case child_record::state::undefined:
+        info.state = child_info::status::undefined;
+        break;
+    }
+    result.push_back(std::move(info));
+  }
+  return result;
+}
+
+child_counts supervisor_state::count_children() const {
+  child_counts result;
+  result.specs = dynamic() ? 1 : children_.size();
+  for (auto& c : children_) {
+    if (c->st == child_record::state::running)
+      ++result.active;
+    if (c->spec.type == child_type::supervisor)
+      ++result.supervisors;
+    else
+      ++result.workers;
+  }
+  return result;
+}
+
+// -- helpers --------------------------------------------------------------------------------
+
+child_ptr supervisor_state::find(const std::string& id) const {
+  for (auto& c : children_)
+    if (c->spec.id == id)
+      return c;
+  return nullptr;
+}
+
+child_ptr supervisor_state::find_serial(uint64_t serial) const {
+  for (auto& c : children_)
+    if (c->serial == serial)
+      return c;
+  return nullptr;
+}
+
+bool supervisor_state::contains(const child_ptr& c) const {
+  return std::find(children_.begin(), children_.end(), c) != children_.end();
+}
+
+void supervisor_state::forget(const child_ptr& c) {
+  ++c->restart_epoch;
+  children_.erase(std::remove(children_.begin(), children_.end(), c),
+                  children_.end());
+}
+
+std::string supervisor_state::describe_child(const child_record& c) const {
+  if (dynamic())
+    return "child of supervisor '" + spec_.name + "'";
+  return "child '" + c.spec.id + "' of supervisor '" + spec_.name + "'";
+}
+
+caf::timespan supervisor_state::restart_delay(child_record& c) {
+  auto& b = c.spec.restart_delay;
+  auto base = b.delay(c.backoff_attempt);
+  if (c.backoff_attempt < 64)
+    ++c.backoff_attempt;
+  if (b.random_factor <= 0)
+    return base;
+  std::uniform_real_distribution<double> extra{0.0, b.random_factor};
+  return base + std::chrono::duration_cast<caf::timespan>(
+                  std::chrono::duration<double, std::nano>(
+                    static_cast<double>(base.count()) * extra(rng_)));
+}
+
+void supervisor_state::report(supervisor_report::kind what,
+                              const child_record* c, caf::error reason,
+                              bool restart) {
+  supervisor_report r;
+  r.what = what;
+  r.supervisor = spec_.name;
+  if (c) {
+    if (!dynamic())
+      r.child_id = c->spec.id;
+    r.child = c->handle;
+  }
+  r.restart = restart;
+  r.reason = std::move(reason);
+  auto level = what == supervisor_report::kind::started
+                   || what == supervisor_report::kind::shutdown
+                 ? log_level::info
+                 : log_level::error;
+  log(level, to_string(r));
+  for (auto& s : subscribers_)
+    self_->send(s, r);
+}
+
+} // namespace relay
