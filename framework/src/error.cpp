@@ -34,6 +34,9 @@ const char* to_string(errc x) {
     case errc::authentication_failed: return "authentication_failed";
     case errc::insecure_configuration: return "insecure_configuration";
     case errc::heartbeat_timeout: return "heartbeat_timeout";
+    case errc::unknown_actor_type: return "unknown_actor_type";
+    case errc::invalid_spawn_arguments: return "invalid_spawn_arguments";
+    case errc::spawn_timeout: return "spawn_timeout";
   }
   return "unknown";
 }

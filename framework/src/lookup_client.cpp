@@ -83,6 +83,27 @@ caf::error check_interface(const std::string& what,
 caf::expected<caf::strong_actor_ptr>
 node_impl::lookup(const std::string& uri, const std::string& name,
                   const std::vector<std::string>& interface) {
+  return lookup_via([&] { return connect(uri); }, uri, name, interface);
+}
+
+caf::expected<caf::strong_actor_ptr>
+node_impl::lookup(const caf::node_id& node, const std::string& name,
+                  const std::vector<std::string>& interface) {
+  auto what = "node " + caf::to_string(node);
+  return lookup_via(
+    [&]() -> caf::expected<std::shared_ptr<peer>> {
+      for (auto& p : established_peers())
+        if (p->remote_id() == node)
+          return p;
+      return make_error(errc::node_unreachable, "not connected to " + what);
+    },
+    what, name, interface);
+}
+
+caf::expected<caf::strong_actor_ptr> node_impl::lookup_via(
+  const std::function<caf::expected<std::shared_ptr<peer>>()>& connect,
+  const std::string& uri, const std::string& name,
+  const std::vector<std::string>& interface) {
   auto timeout = cfg_.lookup_timeout;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto what = "'" + name + "' at " + uri;
@@ -92,7 +113,7 @@ node_impl::lookup(const std::string& uri, const std::string& name,
   constexpr int max_attempts = 3;
   for (int attempt = 1;; ++attempt) {
     bool may_retry = attempt < max_attempts;
-    auto p = connect(uri);
+    auto p = connect();
     if (!p)
       return std::move(p.error());
     auto id = lookups_.begin((*p)->remote_id());

@@ -5,6 +5,8 @@
 #include "node_impl.hpp"
 #include "peer.hpp"
 
+#include <caf/scoped_actor.hpp>
+
 namespace relay {
 
 node::node(node_config& cfg) : impl_(std::make_unique<node_impl>(cfg)) {
@@ -33,6 +35,40 @@ caf::expected<std::string> node::listen(const std::string& uri) {
 
 bool node::unpublish(const std::string& name) {
   return impl_->names().unpublish(name);
+}
+
+caf::actor node::whereis(const std::string& name) const {
+  if (auto found = impl_->names().find(name))
+    return caf::actor_cast<caf::actor>(found->handle);
+  return nullptr;
+}
+
+caf::actor node::spawn_actor() const {
+  return impl_->spawn_client();
+}
+
+caf::expected<caf::strong_actor_ptr>
+node::spawn_on_impl(caf::message target, const std::string& type,
+                    const std::set<std::string>& interface, caf::message args) {
+  caf::scoped_actor self{impl_->system()};
+  std::vector<std::string> ifs(interface.begin(), interface.end());
+  caf::expected<caf::strong_actor_ptr> result{
+    caf::make_error(caf::sec::request_receiver_down)};
+  auto request = caf::make_message(spawn_atom::value) + target
+                 + caf::make_message(type, std::move(ifs), std::move(args));
+  self->request(impl_->spawn_client(), caf::infinite, std::move(request))
+    .receive(
+      [&](caf::actor& hdl) {
+        result = caf::actor_cast<caf::strong_actor_ptr>(std::move(hdl));
+      },
+      [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+caf::expected<caf::strong_actor_ptr>
+node::lookup_impl(const caf::node_id& id, const std::string& name,
+                  std::vector<std::string> interface) {
+  return impl_->lookup(id, name, interface);
 }
 
 caf::actor node::lookup_actor() const {

@@ -41,6 +41,9 @@ node_config::node_config() {
     .add(handshake_timeout, "handshake-timeout", "bound on a peer's handshake")
     .add(connect_timeout, "connect-timeout", "bound on connecting to a peer")
     .add(lookup_timeout, "lookup-timeout", "bound on a blocking lookup")
+    .add(spawn_timeout, "spawn-timeout", "bound on a remote spawn's answer")
+    .add(allow_remote_spawn, "allow-remote-spawn",
+         "let peers spawn the actor types registered with add_actor_type")
     .add(heartbeat_interval, "heartbeat-interval",
          "idle time after which a connection carries a heartbeat")
     .add(heartbeat_timeout, "heartbeat-timeout",

@@ -127,9 +127,11 @@ node_impl::node_impl(node_config& cfg)
         },
       };
     });
+  start_remote_spawn();
 }
 
 node_impl::~node_impl() {
+  stop_remote_spawn();
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
     stopping_ = true;

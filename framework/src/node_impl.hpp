@@ -59,6 +59,10 @@ public:
   caf::expected<caf::strong_actor_ptr>
   lookup(const std::string& uri, const std::string& name,
          const std::vector<std::string>& interface);
+  /// A lookup on connected node `node` (node_unreachable if none).
+  caf::expected<caf::strong_actor_ptr>
+  lookup(const caf::node_id& node, const std::string& name,
+         const std::vector<std::string>& interface);
   caf::expected<std::shared_ptr<peer>> connect(const std::string& uri);
   node_stats stats() const;
   bool disconnect(const caf::node_id& peer_id);
@@ -171,7 +175,36 @@ public:
   caf::strong_actor_ptr make_proxy(caf::node_id nid, caf::actor_id aid) override;
   void set_last_hop(caf::node_id* ptr) override;
 
+  /// The spawner of remote_spawn.cpp, published as remote_spawner_name.
+  const caf::actor& spawner() const noexcept {
+    return spawner_;
+  }
+
+  /// The actor behind node::spawn_actor().
+  const caf::actor& spawn_client() const noexcept {
+    return spawn_client_;
+  }
+
+  /// Starts and stops the spawner and spawn_client (remote_spawn.cpp).
+  void start_remote_spawn();
+  void stop_remote_spawn();
+
+  /// Asks `spawner` (a remote node's) to spawn `type` from `args`; answers
+  /// the current request of `self` with the actor or a clear error.
+  caf::result<caf::actor> spawn_via(caf::event_based_actor* self,
+                                    const caf::strong_actor_ptr& spawner,
+                                    const std::string& type,
+                                    const std::vector<std::string>& ifs,
+                                    caf::message args);
+
 private:
+  /// A lookup over the connection `connect` returns; `uri` names the node
+  /// in errors.
+  caf::expected<caf::strong_actor_ptr> lookup_via(
+    const std::function<caf::expected<std::shared_ptr<peer>>()>& connect,
+    const std::string& uri, const std::string& name,
+    const std::vector<std::string>& interface);
+
   /// The transport for `ep`'s scheme. Errors: unknown_scheme, listing the
   /// known ones.
   caf::expected<transport*> find_transport(const endpoint& ep);
@@ -202,6 +235,8 @@ private:
   caf::actor service_actor_;
   caf::actor heartbeat_actor_;
   caf::actor lookup_actor_;
+  caf::actor spawner_;
+  caf::actor spawn_client_;
 
   std::mutex acceptors_mtx_;
   std::vector<std::unique_ptr<acceptor>> acceptors_;

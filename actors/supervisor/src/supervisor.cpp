@@ -4,11 +4,16 @@
 #include "relay/supervisor.hpp"
 
 #include <cmath>
+#include <cstdlib>
+#include <cxxabi.h>
+#include <memory>
+#include <typeinfo>
 #include <exception>
 
 #include <caf/stateful_actor.hpp>
 
 #include "relay/error.hpp"
+#include "relay/node.hpp"
 #include "relay/node_config.hpp"
 #include "supervisor_state.hpp"
 #include "supervisor_validation.hpp"
@@ -177,6 +182,56 @@ child_spec supervisor_child(std::string id, supervisor_spec spec,
               [done](caf::error& err) { done(std::move(err)); });
     });
   return result;
+}
+
+namespace {
+
+child_start remote_start_impl(node& n, caf::message target, std::string type,
+                              caf::message args) {
+  return child_start::async(
+    [&n, target = std::move(target), type = std::move(type),
+     args = std::move(args)](caf::event_based_actor* self,
+                             const caf::message& extra, child_start::reply done) {
+      auto request = caf::make_message(spawn_atom::value) + target
+                     + caf::make_message(type, std::vector<std::string>{},
+                                         args + extra);
+      // The spawn service bounds the wait (lookup and spawn timeouts).
+      self->request(n.spawn_actor(), caf::infinite, std::move(request))
+        .then([done](caf::actor& hdl) { done(std::move(hdl)); },
+              [done](caf::error& err) { done(std::move(err)); });
+    });
+}
+
+} // namespace
+
+child_start remote_start(node& n, std::string uri, std::string type,
+                         caf::message args) {
+  return remote_start_impl(n, caf::make_message(std::move(uri)),
+                           std::move(type), std::move(args));
+}
+
+child_start remote_start(node& n, caf::node_id id, std::string type,
+                         caf::message args) {
+  return remote_start_impl(n, caf::make_message(std::move(id)), std::move(type),
+                           std::move(args));
+}
+
+void name_exceptions(caf::scheduled_actor* self) {
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& ptr) {
+    try {
+      std::rethrow_exception(ptr);
+    } catch (const std::exception& e) {
+      int status = 0;
+      std::unique_ptr<char, void (*)(void*)> type{
+        abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status),
+        std::free};
+      std::string name = status == 0 && type ? type.get() : typeid(e).name();
+      return caf::make_error(caf::sec::runtime_error, name + ": " + e.what());
+    } catch (...) {
+      return caf::make_error(caf::sec::runtime_error,
+                             "exception of unknown type");
+    }
+  });
 }
 
 void add_supervisor_types(node_config& cfg) {

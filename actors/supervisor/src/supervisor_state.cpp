@@ -73,8 +73,12 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
       }
       return caf::print_and_drop(self_, xs);
     });
-  init();
+  // Start the children on a message of our own, so that requests already
+  // queued (wait_started from the parent) are seen first and wait.
+  busy_ = true;
+  self_->send(self_, init_atom::value);
   return {
+    [this](init_atom) { init(); },
     [this](start_child_atom, child_spec& cs) {
       auto rp = self_->make_response_promise();
       post([this, rp, cs = std::move(cs)]() mutable { start_child(std::move(cs), rp); },

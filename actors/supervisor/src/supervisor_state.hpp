@@ -28,6 +28,7 @@
 
 namespace relay {
 
+using init_atom = caf::atom_constant<caf::atom("supinit")>;
 using shutdown_timer_atom = caf::atom_constant<caf::atom("suptimeout")>;
 using try_again_atom = caf::atom_constant<caf::atom("suptryagai")>;
 using delayed_restart_atom = caf::atom_constant<caf::atom("supdelayed")>;

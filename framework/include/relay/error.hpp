@@ -37,10 +37,13 @@ enum class errc : uint8_t {
   authentication_failed,  ///< peer failed the shared-secret check, or we did
   insecure_configuration, ///< a setting would weaken security (see message)
   heartbeat_timeout,      ///< nothing arrived from a peer for too long
+  unknown_actor_type,     ///< remote spawn: no such type registered there
+  invalid_spawn_arguments,///< remote spawn: the type's factory refused them
+  spawn_timeout,          ///< remote spawn: no answer in time
 };
 
 /// The highest code of relay::errc (codes are 1 to errc_last, without gaps).
-constexpr errc errc_last = errc::heartbeat_timeout;
+constexpr errc errc_last = errc::spawn_timeout;
 
 /// Name of the category for relay::errc in caf::error.
 constexpr caf::atom_value error_category_atom = caf::atom("relay");

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
 #include <caf/expected.hpp>
+#include <caf/make_message.hpp>
 #include <caf/node_id.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -27,6 +29,11 @@ namespace relay {
 /// checks that the remote actor implements every signature in `interface`
 /// (see node::interface_of).
 using lookup_atom = caf::atom_constant<caf::atom("rlookup")>;
+
+/// Message to a node's spawn service (node::spawn_actor):
+/// `(spawn_atom, uri_or_node_id, type, interface, caf::message args)`
+/// answers with the actor spawned on that node.
+using spawn_atom = caf::atom_constant<caf::atom("rspawn")>;
 
 /// Counters of events a node handled without failing anyone.
 struct node_stats {
@@ -117,6 +124,55 @@ public:
       return std::move(ptr.error());
     return caf::actor_cast<Handle>(std::move(*ptr));
   }
+
+  /// Resolves `name` among this node's own published actors (Erlang's
+  /// whereis/1). Returns a null handle if nobody holds it.
+  caf::actor whereis(const std::string& name) const;
+
+  /// As lookup(uri, name), on node `id`, to which this node must be
+  /// connected (in either direction). Errors: node_unreachable, then as
+  /// for lookup.
+  template <class Handle = caf::actor>
+  caf::expected<Handle> lookup(const caf::node_id& id, const std::string& name) {
+    auto ptr = lookup_impl(id, name, interface_of<Handle>());
+    if (!ptr)
+      return std::move(ptr.error());
+    return caf::actor_cast<Handle>(std::move(*ptr));
+  }
+
+  /// The name under which every node publishes its spawner.
+  static constexpr const char* remote_spawner_name = "relay.spawner";
+
+  /// Spawns an actor of `type` on the node at `uri_or_node` (a URI, or the
+  /// caf::node_id of a connected node) from `args`, as CAF's
+  /// `system().spawn<Handle>(type, args)` does there: `type` must be
+  /// registered with `cfg.add_actor_type` on that node, and `args` must be
+  /// registered message types. Blocks the caller up to
+  /// relay.lookup-timeout plus relay.spawn-timeout; from inside an actor,
+  /// use spawn_actor() instead. For a typed `Handle`, the remote factory's
+  /// interface must match (CAF's check). The actor is stopped with
+  /// exit_reason::remote_link_unreachable if this node goes down. Errors:
+  /// as for lookup, and unknown_actor_type, invalid_spawn_arguments,
+  /// interface_mismatch, spawn_timeout, peer_rejected (spawning disabled
+  /// there), unregistered_type (an argument).
+  template <class Handle = caf::actor, class Target, class... Ts>
+  caf::expected<Handle> spawn_on(const Target& uri_or_node,
+                                 const std::string& type, Ts&&... args) {
+    auto ptr = spawn_on_impl(to_target(uri_or_node), type,
+                             system().message_types<Handle>(),
+                             caf::make_message(std::forward<Ts>(args)...));
+    if (!ptr)
+      return std::move(ptr.error());
+    return caf::actor_cast<Handle>(std::move(*ptr));
+  }
+
+  /// An actor that spawns on other nodes without blocking its caller:
+  /// `self->request(node.spawn_actor(), timeout, spawn_atom::value, uri,
+  /// type, std::vector<std::string>{}, caf::make_message(args...))`, with a
+  /// node id in place of the URI for a connected node; the vector is the
+  /// expected interface (system().message_types<Handle>(), empty for
+  /// caf::actor). Errors: as for spawn_on.
+  caf::actor spawn_actor() const;
 
   /// An actor that performs lookups without blocking its caller:
   /// `self->request(node.lookup_actor(), timeout, lookup_atom::value, uri,
@@ -248,6 +304,24 @@ private:
 
   caf::error publish_impl(caf::strong_actor_ptr handle, std::string name,
                           std::vector<std::string> interface);
+
+  caf::expected<caf::strong_actor_ptr>
+  lookup_impl(const caf::node_id& id, const std::string& name,
+              std::vector<std::string> interface);
+
+  static caf::message to_target(const std::string& uri) {
+    return caf::make_message(uri);
+  }
+  static caf::message to_target(const char* uri) {
+    return caf::make_message(std::string{uri});
+  }
+  static caf::message to_target(const caf::node_id& id) {
+    return caf::make_message(id);
+  }
+
+  caf::expected<caf::strong_actor_ptr>
+  spawn_on_impl(caf::message target, const std::string& type,
+                const std::set<std::string>& interface, caf::message args);
 
   caf::expected<caf::strong_actor_ptr>
   lookup_impl(const std::string& uri, const std::string& name,

@@ -41,6 +41,9 @@ public:
 ///   relay.handshake-timeout   bound on a peer's handshake (5s)
 ///   relay.connect-timeout     bound on connecting (5s)
 ///   relay.lookup-timeout      bound on a blocking lookup (10s)
+///   relay.spawn-timeout       bound on the answer to a remote spawn (10s)
+///   relay.allow-remote-spawn  let peers spawn the types registered with
+///                             add_actor_type (true)
 ///   relay.heartbeat-interval  idle time after which a connection carries a
 ///                             heartbeat (500ms)
 ///   relay.heartbeat-timeout   silence after which a connection is closed
@@ -121,6 +124,13 @@ public:
   caf::timespan handshake_timeout = std::chrono::seconds{5};
   caf::timespan connect_timeout = std::chrono::seconds{5};
   caf::timespan lookup_timeout = std::chrono::seconds{10};
+  /// Bound on the answer to node::spawn_on (after the connection exists).
+  caf::timespan spawn_timeout = std::chrono::seconds{10};
+  /// Whether peers may spawn, on this node, the actor types registered with
+  /// CAF's add_actor_type (node::spawn_on). Only registered types can be
+  /// spawned; peers are authenticated like any peer (same uid, or the
+  /// shared secret).
+  bool allow_remote_spawn = true;
   /// A connection on which nothing was sent for this long carries a
   /// heartbeat frame (one per interval while idle). Must be positive.
   caf::timespan heartbeat_interval = std::chrono::milliseconds{500};

@@ -20,6 +20,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/expected.hpp>
 #include <caf/message.hpp>
+#include <caf/node_id.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
@@ -383,6 +384,27 @@ spawn_supervisor(caf::actor_system& sys, supervisor_spec spec,
 /// shutdown infinity.
 child_spec supervisor_child(std::string id, supervisor_spec spec,
                             std::vector<child_spec> children);
+
+/// A start that spawns actor type `type` (registered with add_actor_type
+/// there) from `args` on the node at `uri`, or on connected node `id`,
+/// through `n` (node::spawn_actor). The arguments given to start_child of a
+/// simple_one_for_one supervisor are appended to `args`. The child is
+/// supervised like a local one: its crash is a crash, and the loss of its
+/// node (connection lost, heartbeat timeout) ends it with
+/// exit_reason::remote_link_unreachable, a crash. Its node stops it when
+/// this node goes down. `n` must outlive the supervisor.
+child_start remote_start(node& n, std::string uri, std::string type,
+                         caf::message args = caf::message{});
+child_start remote_start(node& n, caf::node_id id, std::string type,
+                         caf::message args = caf::message{});
+
+/// Makes an exception that escapes a message handler of `self` end the
+/// actor with caf::sec::runtime_error naming the exception's type and
+/// what() ("std::runtime_error: disk full"), so that supervisor reports say
+/// what failed; CAF's default handler ends it with a bare runtime_error and
+/// prints the text to stderr. Call it first in the actor's behavior
+/// function; only the actor itself may call it.
+void name_exceptions(caf::scheduled_actor* self);
 
 /// Registers the management interface's types (child_info, child_counts,
 /// supervisor_report) on `cfg` under "relay.supervisor.*", so supervisors
