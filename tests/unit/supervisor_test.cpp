@@ -306,11 +306,13 @@ TEST_F(supervisor_test, a_throwing_handler_is_a_crash_that_names_the_exception) 
   sched.run();
   EXPECT_EQ(starts["w"], 2);
   ASSERT_EQ(count_reports(supervisor_report::kind::child_terminated), 1u);
-  for (auto& r : *reports)
-    if (r.what == supervisor_report::kind::child_terminated)
+  for (auto& r : *reports) {
+    if (r.what == supervisor_report::kind::child_terminated) {
       EXPECT_NE(describe(r.reason).find("std::runtime_error: handler failed"),
                 std::string::npos)
         << describe(r.reason);
+    }
+  }
 }
 
 // -- restart intensity ------------------------------------------------------------------

@@ -14,7 +14,6 @@ namespace {
 struct named_state {
   static inline const char* name = "relay.named_actor";
   caf::actor holder;
-  uint64_t dropped = 0;
 };
 
 caf::behavior named_impl(caf::stateful_actor<named_state>* self, node* n,
@@ -40,10 +39,8 @@ caf::behavior named_impl(caf::stateful_actor<named_state>* self, node* n,
         auto err = make_error(errc::name_not_found,
                               "nobody holds the name '" + name + "'"
                                 + (uri.empty() ? "" : " at " + uri));
-        if (!self->current_message_id().is_request()) {
-          ++st.dropped;
-          log(log_level::warning, "dropped a message to " + describe(err));
-        }
+        if (!self->current_message_id().is_request())
+          log(log_level::warning, "dropped a message: " + describe(err));
         return err;
       }
       self->delegate(st.holder, xs.move_content_to_message());

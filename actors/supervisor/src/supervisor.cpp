@@ -124,6 +124,19 @@ caf::timespan backoff::delay(uint32_t n) const noexcept {
   return caf::timespan{static_cast<caf::timespan::rep>(std::min(scaled, cap))};
 }
 
+namespace {
+
+/// "std::runtime_error: disk full".
+std::string exception_text(const std::exception& e) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> type{
+    abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status), std::free};
+  std::string name = status == 0 && type ? type.get() : typeid(e).name();
+  return name + ": " + e.what();
+}
+
+} // namespace
+
 void child_start::operator()(caf::event_based_actor* self,
                              const caf::message& extra, reply done) const {
   try {
@@ -138,7 +151,7 @@ void child_start::operator()(caf::event_based_actor* self,
     done(sync_(self->system(), extra));
   } catch (const std::exception& e) {
     done(caf::make_error(caf::sec::runtime_error,
-                         std::string{"start threw: "} + e.what()));
+                         "start threw " + exception_text(e)));
   } catch (...) {
     done(caf::make_error(caf::sec::runtime_error,
                          "start threw an exception of unknown type"));
@@ -221,12 +234,7 @@ void name_exceptions(caf::scheduled_actor* self) {
     try {
       std::rethrow_exception(ptr);
     } catch (const std::exception& e) {
-      int status = 0;
-      std::unique_ptr<char, void (*)(void*)> type{
-        abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status),
-        std::free};
-      std::string name = status == 0 && type ? type.get() : typeid(e).name();
-      return caf::make_error(caf::sec::runtime_error, name + ": " + e.what());
+      return caf::make_error(caf::sec::runtime_error, exception_text(e));
     } catch (...) {
       return caf::make_error(caf::sec::runtime_error,
                              "exception of unknown type");

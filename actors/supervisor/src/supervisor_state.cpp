@@ -131,8 +131,11 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
       subscribers_.push_back(who);
     },
     [this](unsubscribe_reports_atom, const caf::actor& who) {
-      subscribers_.erase(std::remove(subscribers_.begin(), subscribers_.end(), who),
-                         subscribers_.end());
+      auto i = std::find(subscribers_.begin(), subscribers_.end(), who);
+      if (i == subscribers_.end())
+        return;
+      self_->demonitor(who);
+      subscribers_.erase(i);
     },
     [this](wait_started_atom) {
       auto rp = self_->make_response_promise();
@@ -854,6 +857,7 @@ void supervisor_state::report(supervisor_report::kind what,
   r.reason = std::move(reason);
   auto level = what == supervisor_report::kind::started
                    || what == supervisor_report::kind::shutdown
+                   || what == supervisor_report::kind::auto_shutdown
                  ? log_level::info
                  : log_level::error;
   log(level, to_string(r));

@@ -6,7 +6,8 @@ namespace relay {
 
 caf::error validate_child(const supervisor_spec& sup, const child_spec& child) {
   bool dynamic = sup.strategy == restart_strategy::simple_one_for_one;
-  auto what = "child '" + child.id + "' of supervisor '" + sup.name + "': ";
+  auto sup_name = sup.name.empty() ? std::string{"(unnamed)"} : sup.name;
+  auto what = "child '" + child.id + "' of supervisor '" + sup_name + "': ";
   auto fail = [&](const std::string& rule) {
     return make_error(supervisor_errc::invalid_child_spec, what + rule);
   };
@@ -37,9 +38,10 @@ caf::error validate_child(const supervisor_spec& sup, const child_spec& child) {
 
 caf::error validate_supervisor(const supervisor_spec& sup,
                                const std::vector<child_spec>& children) {
+  auto sup_name = sup.name.empty() ? std::string{"(unnamed)"} : sup.name;
   auto fail = [&](const std::string& rule) {
     return make_error(supervisor_errc::invalid_supervisor_spec,
-                      "supervisor '" + sup.name + "': " + rule);
+                      "supervisor '" + sup_name + "': " + rule);
   };
   if (sup.period.count() <= 0)
     return fail("the period must be positive");
@@ -58,7 +60,7 @@ caf::error validate_supervisor(const supervisor_spec& sup,
     if (sup.strategy != restart_strategy::simple_one_for_one
         && !ids.insert(child.id).second)
       return make_error(supervisor_errc::invalid_child_spec,
-                        "supervisor '" + sup.name + "': two children have the id '"
+                        "supervisor '" + sup_name + "': two children have the id '"
                           + child.id + "'");
   }
   return caf::none;

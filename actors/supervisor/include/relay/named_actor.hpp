@@ -17,7 +17,7 @@ class node;
 /// block). Sender and request id are kept (CAF's delegate), so requests are
 /// answered by the holder. A message while nobody holds the name fails a
 /// request with errc::name_not_found; an asynchronous one is logged as
-/// dropped (rate: one line per message). `n` must outlive the returned actor; stop it with an exit
+/// dropped (a warning per message). `n` must outlive the returned actor; stop it with an exit
 /// message when done.
 caf::actor named_actor(node& n, std::string name, std::string uri = {});
 

@@ -134,8 +134,8 @@ struct backoff {
 ///
 /// `extra` holds the arguments given to start_child of a
 /// simple_one_for_one supervisor (empty otherwise), as OTP appends them.
-/// Starting an actor on another node is asynchronous (see remote_start in
-/// relay/remote_spawn.hpp).
+/// Starting an actor on another node is asynchronous (see remote_start
+/// below).
 class child_start {
 public:
   using result = caf::expected<caf::actor>;
@@ -338,8 +338,8 @@ struct child_counts {
 /// - `(which_children_atom)`, `(count_children_atom)`.
 /// - `(subscribe_reports_atom, caf::actor)`: the actor receives every
 ///   supervisor_report of this supervisor from now on; unsubscribe with
-///   `unsubscribe_reports_atom`. A subscriber that terminated is dropped
-///   at the next report.
+///   `unsubscribe_reports_atom`. Subscribers are monitored and dropped when
+///   they terminate.
 /// - `(wait_started_atom)` -> ok_atom once the supervisor has started its
 ///   children; fails with the start error if it could not.
 ///

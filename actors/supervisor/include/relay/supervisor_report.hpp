@@ -13,7 +13,7 @@ namespace relay {
 
 /// One event in a supervisor's life, as OTP's SASL progress and supervisor
 /// reports carry them. Each is logged through relay::log (info for
-/// progress, error otherwise) and sent to the supervisor's subscribers
+/// started, auto_shutdown and shutdown; error otherwise) and sent to the supervisor's subscribers
 /// (subscribe_reports_atom).
 struct supervisor_report {
   enum class kind : uint8_t {
