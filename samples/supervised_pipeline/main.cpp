@@ -119,6 +119,8 @@ struct source_state {
   std::set<caf::actor_addr> known;
   uint64_t crashes = 0;
   uint64_t restarts = 0;
+  /// Hands out queued jobs to idle workers.
+  std::function<void()> dispatch;
 };
 
 caf::behavior source(caf::stateful_actor<source_state>* self,
@@ -127,7 +129,6 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
   auto& st = self->state;
   for (uint64_t i = 1; i <= opts.jobs; ++i)
     st.queue.push_back(job{i, i});
-  auto dispatch = std::make_shared<std::function<void()>>();
   auto add_worker = [=](const caf::actor& w) {
     auto& st = self->state;
     if (!w || !st.known.insert(w.address()).second)
@@ -144,7 +145,7 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
     else
       st.queue.push_front(j);
   };
-  *dispatch = [=] {
+  st.dispatch = [=] {
     auto& st = self->state;
     while (!st.queue.empty() && !st.idle.empty()) {
       auto w = st.idle.back();
@@ -162,7 +163,7 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
             st.busy.erase(i);
             self->send(sink_actor, done_atom::value, r);
             st.idle.push_back(w);
-            (*dispatch)();
+            self->state.dispatch();
           },
           [=](caf::error&) {
             // The DOWN of the worker requeues the job.
@@ -192,7 +193,7 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
       auto j = i->second;
       st.busy.erase(i);
       requeue(j, relay::describe(dm.reason));
-      (*dispatch)();
+      self->state.dispatch();
     }
   });
   self->monitor(pool);
@@ -202,7 +203,7 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
     .then([=](std::vector<relay::child_info>& xs) {
       for (auto& x : xs)
         add_worker(x.handle);
-      (*dispatch)();
+      self->state.dispatch();
     });
   return {
     [=](relay::supervisor_report& r) {
@@ -220,7 +221,7 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
                                                       : "the workers' node")
                   << std::endl;
         add_worker(r.child);
-        (*dispatch)();
+        self->state.dispatch();
       } else if (r.what != kind::started) {
         std::cout << "pool: " << relay::to_string(r) << std::endl;
       }
