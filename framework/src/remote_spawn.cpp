@@ -9,6 +9,7 @@
 // Erlang process linked to a remote parent dies with the connection.
 
 #include <map>
+#include <set>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
@@ -42,6 +43,8 @@ struct spawner_state {
   static inline const char* name = "relay.spawner";
   /// Actors spawned for each node (weakly: they end by themselves too).
   std::multimap<caf::node_id, caf::actor_addr> spawned;
+  /// Nodes this spawner monitors (once each).
+  std::set<caf::node_id> monitored;
 };
 
 caf::behavior spawner_actor(caf::stateful_actor<spawner_state>* self,
@@ -80,7 +83,8 @@ caf::behavior spawner_actor(caf::stateful_actor<spawner_state>* self,
       auto sender = self->current_sender();
       if (sender && sender->node() != self->system().node()) {
         // Stopped when the requesting node goes down.
-        node->monitor_node(caf::actor_cast<caf::actor>(self), sender->node());
+        if (self->state.monitored.insert(sender->node()).second)
+          node->monitor_node(caf::actor_cast<caf::actor>(self), sender->node());
         self->monitor(*spawned);
         self->state.spawned.emplace(sender->node(), spawned->address());
       }
@@ -92,6 +96,7 @@ caf::behavior spawner_actor(caf::stateful_actor<spawner_state>* self,
     });
   return {
     [self](const node_down_msg& down) {
+      self->state.monitored.erase(down.node);
       auto range = self->state.spawned.equal_range(down.node);
       for (auto i = range.first; i != range.second; ++i)
         if (auto hdl = caf::actor_cast<caf::actor>(i->second))
@@ -158,13 +163,12 @@ node_impl::spawn_via(caf::event_based_actor* self,
 }
 
 void node_impl::stop_remote_spawn() {
+  // The handles stay set (node::spawn_actor may copy them on any thread
+  // until the node is gone); the actors end here.
   caf::scoped_actor self{system_};
   for (auto* hdl : {&spawner_, &spawn_client_}) {
-    if (!*hdl)
-      continue;
     self->send_exit(*hdl, caf::exit_reason::user_shutdown);
     self->wait_for(*hdl);
-    *hdl = nullptr;
   }
 }
 

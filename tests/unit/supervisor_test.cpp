@@ -66,6 +66,7 @@ protected:
     spec.name = spec.name.empty() ? "sup" : spec.name;
     auto sup = spawn_supervisor(sys, std::move(spec), std::move(children));
     if (sup) {
+      spawned_sups.push_back(caf::actor_cast<caf::actor>(*sup));
       client->monitor(*sup);
       client->send(*sup, subscribe_reports_atom::value,
                    caf::actor_cast<caf::actor>(reports_sink));
@@ -427,6 +428,8 @@ TEST_F(supervisor_test, infinity_waits_as_long_as_it_takes) {
   ASSERT_TRUE(sup);
   auto s = child(*sup, "s");
   caf::anon_send_exit(*sup, caf::exit_reason::user_shutdown);
+  sched.run();
+  EXPECT_EQ(sched.clock().schedule().size(), 0u) << "infinity arms no timer";
   sched.clock().advance_time(1h);
   EXPECT_FALSE(exit_of(*sup));
   caf::anon_send(s, crash_atom::value, caf::make_error(caf::exit_reason::user_shutdown));
@@ -448,6 +451,98 @@ TEST_F(supervisor_test, no_child_outlives_a_killed_supervisor) {
   caf::anon_send_exit(*sup, caf::exit_reason::kill);
   sched.run();
   EXPECT_EQ(events, (strings{"stop a"}));
+}
+
+TEST_F(supervisor_test, an_exit_queued_behind_terminate_child_is_dropped) {
+  // OTP flushes the EXIT of a child it terminates (unlink_flush).
+  stubborn_ids["s"] = true;
+  auto slow = worker("s");
+  slow.shutdown = shutdown_policy::after(1s);
+  auto sup = spawn(flags(restart_strategy::one_for_one), {worker("a"), slow});
+  ASSERT_TRUE(sup);
+  auto a = child(*sup, "a");
+  auto dest = caf::actor_cast<caf::actor>(*sup);
+  // The supervisor is busy stopping s (it ignores shutdown for 1 s) ...
+  client->send(dest, terminate_child_atom::value, std::string{"s"});
+  sched.run();
+  // ... when terminate_child(a) arrives and a crashes.
+  client->send(dest, terminate_child_atom::value, std::string{"a"});
+  caf::anon_send(a, crash_atom::value, crash_reason);
+  sched.run();
+  sched.clock().advance_time(1s);
+  sched.run();
+  EXPECT_EQ(starts["a"], 1) << "a was terminated, not restarted";
+  EXPECT_EQ(count_reports(supervisor_report::kind::child_terminated), 0u);
+  for (auto& c : children(*sup))
+    EXPECT_EQ(c.state, child_info::status::undefined) << c.id;
+}
+
+TEST_F(supervisor_test, a_child_whose_exit_waits_its_turn_counts_as_running) {
+  stubborn_ids["s"] = true;
+  auto slow = worker("s");
+  slow.shutdown = shutdown_policy::after(1s);
+  auto sup = spawn(flags(restart_strategy::one_for_one), {worker("a"), slow});
+  ASSERT_TRUE(sup);
+  auto a = child(*sup, "a");
+  auto dest = caf::actor_cast<caf::actor>(*sup);
+  client->send(dest, terminate_child_atom::value, std::string{"s"});
+  sched.run();
+  caf::anon_send(a, crash_atom::value, crash_reason);
+  sched.run(); // a is gone; its exit waits behind the stop of s
+  auto restart = client->request(dest, caf::infinite, restart_child_atom::value,
+                                 std::string{"a"});
+  sched.run();
+  sched.clock().advance_time(1s);
+  sched.run();
+  caf::error answer;
+  restart.receive([](caf::actor&) {}, [&](caf::error& err) { answer = err; });
+  EXPECT_TRUE(is(answer, supervisor_errc::running)) << describe(answer);
+  EXPECT_EQ(starts["a"], 2) << "the crash is then handled: one restart";
+  EXPECT_EQ(count_reports(supervisor_report::kind::child_terminated), 1u);
+}
+
+TEST_F(supervisor_test, a_nested_supervisor_killed_during_its_start_fails_the_parent) {
+  caf::actor nested;
+  child_spec hanging;
+  hanging.id = "hang";
+  hanging.start = child_start::async(
+    [&](caf::event_based_actor* self, const caf::message&, child_start::reply) {
+      nested = caf::actor_cast<caf::actor>(self); // never answers
+    });
+  auto sup = spawn(flags(restart_strategy::one_for_one),
+                   {supervisor_child("inner", flags(restart_strategy::one_for_one),
+                                     {hanging})});
+  ASSERT_TRUE(sup);
+  ASSERT_TRUE(nested);
+  EXPECT_FALSE(exit_of(*sup)) << "the parent waits for the nested start";
+  caf::anon_send_exit(nested, caf::exit_reason::kill);
+  auto reason = exit_of(*sup);
+  ASSERT_TRUE(reason);
+  EXPECT_TRUE(is(*reason, supervisor_errc::failed_to_start_child)) << describe(*reason);
+}
+
+TEST_F(supervisor_test, a_throwing_start_is_a_start_failure_naming_the_exception) {
+  child_spec thrower;
+  thrower.id = "t";
+  thrower.start = [](caf::actor_system&) -> caf::expected<caf::actor> {
+    throw std::logic_error("no config");
+  };
+  child_spec async_thrower;
+  async_thrower.id = "u";
+  async_thrower.start = child_start::async(
+    [](caf::event_based_actor*, const caf::message&, child_start::reply) {
+      throw std::logic_error("async no config");
+    });
+  auto sup = spawn(flags(restart_strategy::one_for_one), {worker("a")});
+  ASSERT_TRUE(sup);
+  for (auto* spec : {&thrower, &async_thrower}) {
+    auto res = call<caf::actor>(*sup, start_child_atom::value, *spec);
+    ASSERT_FALSE(res);
+    EXPECT_TRUE(is(res.error(), supervisor_errc::start_failed));
+    EXPECT_NE(describe(res.error()).find("std::logic_error"), std::string::npos)
+      << describe(res.error());
+  }
+  EXPECT_FALSE(exit_of(*sup));
 }
 
 // -- start failures -----------------------------------------------------------------------
@@ -497,9 +592,9 @@ TEST_F(supervisor_test, a_failing_restart_is_retried_and_each_attempt_counts) {
   EXPECT_EQ(starts["w"], 4);
   EXPECT_EQ(count_reports(supervisor_report::kind::start_error), 2u);
   EXPECT_FALSE(exit_of(*sup));
-  failing_starts["w"] = 100;
   end_child(*sup, "w", crash_reason); // restart 4 exceeds 3 within 5 s
   EXPECT_TRUE(exit_of(*sup));
+  EXPECT_EQ(starts["w"], 4) << "no start after giving up";
 }
 
 TEST_F(supervisor_test, rest_for_one_retry_restarts_from_the_failed_child) {
@@ -518,12 +613,15 @@ TEST_F(supervisor_test, rest_for_one_retry_restarts_from_the_failed_child) {
 }
 
 TEST_F(supervisor_test, ignore_keeps_the_spec_without_a_child) {
+  // OTP's sup_start_ignore_child and sup_start_ignore_temporary_child.
   ignoring["i"] = true;
+  ignoring["t"] = true;
   auto sup = spawn(flags(restart_strategy::one_for_one),
                    {worker("i"), worker("t", restart_type::temporary)});
   ASSERT_TRUE(sup);
   auto xs = children(*sup);
-  ASSERT_EQ(xs.size(), 2u);
+  ASSERT_EQ(xs.size(), 1u) << "an ignored temporary child is not kept";
+  EXPECT_EQ(xs[0].id, "i");
   EXPECT_EQ(xs[0].state, child_info::status::undefined);
   EXPECT_FALSE(xs[0].handle);
 }
@@ -547,7 +645,8 @@ TEST_F(supervisor_test, simple_one_for_one_starts_with_arguments_and_restarts_th
   EXPECT_EQ(events, (strings{"start (1)", "start (2)"}));
   caf::anon_send(*b, crash_atom::value, crash_reason);
   sched.run();
-  EXPECT_EQ(events.back(), "start (2)");
+  EXPECT_EQ(events, (strings{"start (1)", "start (2)", "start (2)"}))
+    << "restarted with the same arguments";
   EXPECT_EQ(call<child_counts>(*sup, count_children_atom::value)->active, 2u);
   ASSERT_TRUE(call<ok_atom>(*sup, terminate_child_atom::value, *a));
   EXPECT_EQ(children(*sup).size(), 1u);
@@ -716,10 +815,14 @@ TEST_F(supervisor_test, all_significant_waits_for_the_last_significant_child) {
   ASSERT_TRUE(sup);
   end_child(*sup, "s1", crash_reason);
   EXPECT_FALSE(exit_of(*sup));
-  // terminate_child does not trigger auto_shutdown by itself.
-  ASSERT_TRUE(call<ok_atom>(*sup, terminate_child_atom::value, std::string{"s2"}));
+  end_child(*sup, "s2", caf::error{});
+  EXPECT_FALSE(exit_of(*sup)) << "s3 still runs";
+  // terminate_child of the last significant child does not trigger it.
+  ASSERT_TRUE(call<ok_atom>(*sup, terminate_child_atom::value, std::string{"s3"}));
   EXPECT_FALSE(exit_of(*sup));
-  end_child(*sup, "s3", caf::error{}); // the last significant child
+  // Restarted by hand, then ending by itself, it does.
+  ASSERT_TRUE(call<caf::actor>(*sup, restart_child_atom::value, std::string{"s3"}));
+  end_child(*sup, "s3", caf::error{});
   EXPECT_TRUE(exit_of(*sup));
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <typeinfo>
 #include <exception>
+#include <optional>
 
 #include <caf/stateful_actor.hpp>
 
@@ -139,23 +140,34 @@ std::string exception_text(const std::exception& e) {
 
 void child_start::operator()(caf::event_based_actor* self,
                              const caf::message& extra, reply done) const {
+  // `done` runs once, and outside the try: an exception from the
+  // supervisor's continuation is not the start's failure.
+  auto once = std::make_shared<reply>(std::move(done));
+  auto finish = [once](result r) {
+    if (!*once)
+      return;
+    auto f = std::move(*once);
+    *once = nullptr;
+    f(std::move(r));
+  };
+  std::optional<result> outcome;
   try {
-    if (async_) {
-      async_(self, extra, std::move(done));
-      return;
-    }
-    if (!sync_) {
-      done(make_error(supervisor_errc::invalid_child_spec, "no start function"));
-      return;
-    }
-    done(sync_(self->system(), extra));
+    if (async_)
+      async_(self, extra, finish);
+    else if (sync_)
+      outcome = sync_(self->system(), extra);
+    else
+      outcome = make_error(supervisor_errc::invalid_child_spec,
+                           "no start function");
   } catch (const std::exception& e) {
-    done(caf::make_error(caf::sec::runtime_error,
-                         "start threw " + exception_text(e)));
+    outcome = caf::make_error(caf::sec::runtime_error,
+                              "start threw " + exception_text(e));
   } catch (...) {
-    done(caf::make_error(caf::sec::runtime_error,
-                         "start threw an exception of unknown type"));
+    outcome = caf::make_error(caf::sec::runtime_error,
+                              "start threw an exception of unknown type");
   }
+  if (outcome)
+    finish(std::move(*outcome));
 }
 
 // -- spawning ---------------------------------------------------------------------------------

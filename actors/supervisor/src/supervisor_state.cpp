@@ -46,11 +46,19 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
     }
   }
   // No child outlives its supervisor, whatever ends it (OTP links them).
-  self_->attach_functor([live = live_](const caf::error& reason) {
+  self_->attach_functor([shared = shared_](const caf::error& reason) {
     auto why = reason ? reason : caf::make_error(caf::exit_reason::user_shutdown);
-    for (auto& kvp : *live)
+    for (auto& kvp : shared->live)
       caf::anon_send(kvp.second, caf::exit_msg{caf::actor_addr{}, why});
-    live->clear();
+    shared->live.clear();
+    for (auto& rp : shared->waiting_start)
+      rp.deliver(why);
+    shared->waiting_start.clear();
+    auto pending = std::move(shared->deferred);
+    shared->deferred.clear();
+    for (auto& d : pending)
+      if (d.cancel)
+        d.cancel();
   });
   self_->set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
   self_->set_exit_handler([this](caf::exit_msg& em) {
@@ -142,7 +150,7 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
       if (started_)
         rp.deliver(ok_atom::value);
       else
-        waiting_start_.push_back(rp);
+        shared_->waiting_start.push_back(rp);
       return rp;
     },
     [this](shutdown_timer_atom, uint64_t timer) { on_shutdown_timer(timer); },
@@ -171,7 +179,7 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
 void supervisor_state::post(std::function<void()> run,
                             std::function<void()> cancel) {
   if (busy_ || stopping_) {
-    deferred_.push_back({std::move(run), std::move(cancel)});
+    shared_->deferred.push_back({std::move(run), std::move(cancel)});
     return;
   }
   run();
@@ -191,11 +199,18 @@ void supervisor_state::begin_op() {
 
 void supervisor_state::end_op() {
   busy_ = false;
-  while (!busy_ && !stopping_ && !deferred_.empty()) {
-    auto next = std::move(deferred_.front());
-    deferred_.pop_front();
+  // Only the outermost end_op runs the queue: a call that completes at once
+  // ends its own operation inside next.run(), and must not recurse.
+  if (draining_)
+    return;
+  draining_ = true;
+  auto& queue = shared_->deferred;
+  while (!busy_ && !stopping_ && !queue.empty()) {
+    auto next = std::move(queue.front());
+    queue.pop_front();
     next.run();
   }
+  draining_ = false;
 }
 
 void supervisor_state::start_one(const child_ptr& c, bool restart,
@@ -227,12 +242,14 @@ void supervisor_state::start_one(const child_ptr& c, bool restart,
       return;
     }
     c->handle = std::move(*r);
+    c->last_handle = c->handle;
     c->st = child_record::state::running;
+    c->exit_pending = false;
     c->last_addr = c->handle.address();
     ++c->incarnation;
     c->started_at = self_->clock().now();
     by_addr_[c->last_addr] = c;
-    (*live_)[c->last_addr] = c->handle;
+    shared_->live[c->last_addr] = c->handle;
     self_->monitor(c->handle);
     report(supervisor_report::kind::started, c.get(), caf::error{}, restart);
     done(caf::none);
@@ -261,17 +278,21 @@ void supervisor_state::on_down(caf::down_msg& dm) {
   // from the EXIT already queued). What to do about it waits its turn.
   auto c = i->second;
   by_addr_.erase(i);
-  live_->erase(dm.source);
+  shared_->live.erase(dm.source);
   c->handle = nullptr;
   c->st = child_record::state::undefined;
   c->last_exit = dm.reason;
+  c->exit_pending = true;
   auto incarnation = c->incarnation;
-  post([this, c, incarnation, reason = std::move(dm.reason)] {
-    // Ignored if the child was restarted or deleted meanwhile (a group
-    // restart, terminate_child): OTP flushes those EXITs.
-    if (c->incarnation != incarnation || c->st != child_record::state::undefined
-        || !contains(c))
+  auto epoch = c->restart_epoch;
+  post([this, c, incarnation, epoch, reason = std::move(dm.reason)] {
+    // Ignored if the child was stopped, restarted or deleted meanwhile
+    // (terminate_child, a group restart, delete_child bump the epoch): OTP
+    // flushes those EXITs (unlink_flush).
+    if (c->incarnation != incarnation || c->restart_epoch != epoch
+        || c->st != child_record::state::undefined || !contains(c))
       return;
+    c->exit_pending = false;
     on_child_exit(c, reason);
   });
 }
@@ -317,19 +338,20 @@ void supervisor_state::on_shutdown_timer(uint64_t timer) {
 void supervisor_state::finish_stop(pending_stop& pending, const caf::error& reason) {
   auto& c = pending.child;
   by_addr_.erase(c->last_addr);
-  live_->erase(c->last_addr);
+  shared_->live.erase(c->last_addr);
   c->handle = nullptr;
   c->st = child_record::state::undefined;
   // OTP's shutdown/2: brutal_kill expects killed; a timeout or infinity
   // expects shutdown, and from a non-permanent child also normal.
   bool expected;
+  bool clean_ok = !reason && c->spec.restart != restart_type::permanent;
   if (pending.policy.how == shutdown_policy::kind::brutal_kill)
-    expected = is_exit_reason(reason, caf::exit_reason::kill);
+    expected = is_exit_reason(reason, caf::exit_reason::kill) || clean_ok;
   else if (pending.killed_after_timeout)
     expected = false;
   else
     expected = is_exit_reason(reason, caf::exit_reason::user_shutdown)
-               || (!reason && c->spec.restart != restart_type::permanent);
+               || clean_ok;
   if (!expected)
     report(supervisor_report::kind::shutdown_error, c.get(), reason);
   auto done = std::move(pending.done);
@@ -406,9 +428,9 @@ void supervisor_state::init() {
   start_each(all, 0, false, [this](caf::error err, child_ptr failed) {
     if (!err) {
       started_ = true;
-      for (auto& rp : waiting_start_)
+      for (auto& rp : shared_->waiting_start)
         rp.deliver(ok_atom::value);
-      waiting_start_.clear();
+      shared_->waiting_start.clear();
       end_op();
       return;
     }
@@ -524,7 +546,8 @@ void supervisor_state::restart_group(std::vector<child_ptr> group) {
         forget(g);
         continue;
       }
-      ++g->restart_epoch; // a pending retry or delay is superseded
+      ++g->restart_epoch; // a pending retry, delay or exit is superseded
+      g->exit_pending = false;
       to_start.push_back(g);
     }
     start_each(std::move(to_start), 0, true, [this](caf::error err, child_ptr failed) {
@@ -583,11 +606,11 @@ void supervisor_state::shutdown(caf::error reason) {
 
 void supervisor_state::quit(caf::error reason) {
   stopping_ = true;
-  for (auto& rp : waiting_start_)
+  for (auto& rp : shared_->waiting_start)
     rp.deliver(reason);
-  waiting_start_.clear();
-  auto pending = std::move(deferred_);
-  deferred_.clear();
+  shared_->waiting_start.clear();
+  auto pending = std::move(shared_->deferred);
+  shared_->deferred.clear();
   for (auto& d : pending)
     if (d.cancel)
       d.cancel();
@@ -609,7 +632,7 @@ void supervisor_state::start_child(child_spec spec, caf::response_promise rp) {
     return;
   }
   if (auto existing = find(spec.id)) {
-    if (existing->st == child_record::state::running)
+    if (existing->st == child_record::state::running || existing->exit_pending)
       rp.deliver(make_error(supervisor_errc::already_started,
                             describe_child(*existing) + " runs as actor "
                               + std::to_string(existing->handle.id())));
@@ -679,7 +702,8 @@ void supervisor_state::terminate_child(const std::string& id,
                                                         + spec_.name + "'"));
     return;
   }
-  ++c->restart_epoch; // cancels a pending restart, as OTP's del_child
+  ++c->restart_epoch; // cancels a pending restart or exit, as OTP's del_child
+  c->exit_pending = false;
   begin_op();
   stop_one(c, [this, c, rp]() mutable {
     if (c->spec.restart == restart_type::temporary)
@@ -705,6 +729,7 @@ void supervisor_state::terminate_dynamic_child(const caf::actor& child,
     return;
   }
   ++c->restart_epoch;
+  c->exit_pending = false;
   begin_op();
   stop_one(c, [this, c, rp]() mutable {
     forget(c);
@@ -751,7 +776,7 @@ caf::error supervisor_state::check_idle(const std::string& id,
   if (!c)
     return make_error(supervisor_errc::not_found,
                       "no child '" + id + "' in supervisor '" + spec_.name + "'");
-  if (c->st == child_record::state::running)
+  if (c->st == child_record::state::running || c->exit_pending)
     return make_error(supervisor_errc::running, describe_child(*c) + " is running");
   if (c->st == child_record::state::restarting)
     return make_error(supervisor_errc::restarting,
@@ -851,7 +876,7 @@ void supervisor_state::report(supervisor_report::kind what,
   if (c) {
     if (!dynamic())
       r.child_id = c->spec.id;
-    r.child = c->handle;
+    r.child = c->handle ? c->handle : c->last_handle;
   }
   r.restart = restart;
   r.reason = std::move(reason);

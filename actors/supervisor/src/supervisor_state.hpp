@@ -6,7 +6,7 @@
 // OTP's supervisor blocks inside a restart or a shutdown (a selective
 // receive for the child's DOWN). A CAF actor must not block, so each such
 // step is an operation: while one runs (busy_), every other input (a
-// child's exit, a management call, a retry) waits in deferred_ and runs
+// child's exit, a management call, a retry) waits in shared_->deferred and runs
 // after it, in arrival order; the DOWN and timer messages the operation
 // itself waits for are handled at once. This gives OTP's order of events
 // without blocking a scheduler thread.
@@ -40,8 +40,14 @@ struct child_record {
   /// For children of a simple_one_for_one supervisor: start_child's args.
   caf::message extra;
   caf::actor handle;
+  /// The latest incarnation (also after it ended), for reports.
+  caf::actor last_handle;
   /// The address of the latest incarnation (also after it ended).
   caf::actor_addr last_addr;
+  /// The latest incarnation ended and that exit waits its turn: the child
+  /// counts as running for management calls, as in OTP until it handles
+  /// the EXIT.
+  bool exit_pending = false;
   /// Counts incarnations; a deferred exit of an older one is ignored.
   uint64_t incarnation = 0;
   /// Why the latest incarnation ended.
@@ -173,23 +179,30 @@ private:
   std::vector<child_ptr> children_;
   /// Running children by address (DOWN messages name the address).
   std::map<caf::actor_addr, child_ptr> by_addr_;
-  /// Children alive now, shared with the functor that stops them when the
-  /// supervisor terminates by other means (e.g. exit_reason::kill).
-  std::shared_ptr<std::map<caf::actor_addr, caf::actor>> live_
-    = std::make_shared<std::map<caf::actor_addr, caf::actor>>();
+  struct deferred_call {
+    std::function<void()> run;
+    std::function<void()> cancel;
+  };
+  /// What must be cleaned up however the supervisor ends (also by
+  /// exit_reason::kill or an exception, when the state is gone): shared
+  /// with the functor attached to the supervisor.
+  struct shared_part {
+    /// Children alive now; they get the supervisor's exit reason.
+    std::map<caf::actor_addr, caf::actor> live;
+    /// wait_started requests; they get the exit reason.
+    std::vector<caf::response_promise> waiting_start;
+    /// Calls not run yet; they are cancelled (their requests fail).
+    std::deque<deferred_call> deferred;
+  };
+  std::shared_ptr<shared_part> shared_ = std::make_shared<shared_part>();
   /// Restart times within the period, oldest first (OTP's restarts).
   std::deque<caf::actor_clock::time_point> restarts_;
   uint64_t next_serial_ = 1;
 
   bool busy_ = false;
+  bool draining_ = false;
   bool started_ = false;
   bool stopping_ = false;
-  struct deferred_call {
-    std::function<void()> run;
-    std::function<void()> cancel;
-  };
-  std::deque<deferred_call> deferred_;
-  std::vector<caf::response_promise> waiting_start_;
 
   /// Children whose DOWN an operation waits for.
   std::map<caf::actor_addr, pending_stop> stopping_children_;

@@ -23,6 +23,9 @@ caf::error validate_child(const supervisor_spec& sup, const child_spec& child) {
   }
   if (!child.name.empty() && sup.node == nullptr)
     return fail("a named child needs supervisor_spec::node");
+  if (!child.name.empty() && dynamic)
+    return fail("children of a simple_one_for_one supervisor cannot share "
+                "one name");
   auto policy = child.effective_shutdown();
   if (policy.how == shutdown_policy::kind::timeout
       && policy.timeout.count() <= 0)
