@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "common/reactor.hpp"
+#include "fd/fd_transport.hpp"
 #include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
 #include "uds/uds_transport.hpp"
@@ -45,6 +46,7 @@ const builtin builtins[] = {
   builtin::of<uds_transport>(),
   builtin::of<tcp_transport>(),
   builtin::of<shm_transport>(),
+  builtin::of<fd_transport>(),
 };
 
 } // namespace

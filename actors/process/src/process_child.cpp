@@ -1,0 +1,422 @@
+// Process children: the parent's side (process_start and the process
+// actor) and the child's side (connect_to_parent, notify_ready).
+
+#include "relay/process_child.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "process_watcher.hpp"
+#include "relay/error.hpp"
+#include "relay/log.hpp"
+#include "relay/node.hpp"
+
+extern char** environ;
+
+namespace relay {
+
+// -- errors ----------------------------------------------------------------------------
+
+const char* to_string(process_errc x) {
+  switch (x) {
+    case process_errc::spawn_failed: return "spawn_failed";
+    case process_errc::exited: return "exited";
+    case process_errc::killed: return "killed";
+    case process_errc::not_ready: return "not_ready";
+    case process_errc::hung: return "hung";
+    case process_errc::no_parent: return "no_parent";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr caf::atom_value process_category = caf::atom("process");
+
+const char* code_name(uint8_t code) {
+  if (code == 0 || code > static_cast<uint8_t>(process_errc::no_parent))
+    return "unknown";
+  return to_string(static_cast<process_errc>(code));
+}
+
+const bool category_registered = [] {
+  register_error_category(process_category, "process", code_name);
+  return true;
+}();
+
+} // namespace
+
+caf::error make_error(process_errc x, std::string what) {
+  (void) category_registered;
+  return caf::error{static_cast<uint8_t>(x), process_category,
+                    caf::make_message(std::move(what))};
+}
+
+bool is(const caf::error& x, process_errc code) {
+  return x.category() == process_category
+         && x.code() == static_cast<uint8_t>(code);
+}
+
+// -- the process actor ----------------------------------------------------------------------
+
+namespace {
+
+using wait_ready_atom = caf::atom_constant<caf::atom("procwaitr")>;
+using exited_atom = caf::atom_constant<caf::atom("procexit")>;
+using ready_timeout_atom = caf::atom_constant<caf::atom("proctimeo")>;
+using hung_check_atom = caf::atom_constant<caf::atom("prochung")>;
+
+/// How long a process may keep running after its channel closed before it
+/// counts as hung: its own exit (e.g. after kill -9, the channel closes
+/// first) gets that long to be noticed with its real reason.
+constexpr auto hung_grace = std::chrono::milliseconds{200};
+
+constexpr const char* env_parent = "RELAY_PARENT";
+constexpr const char* env_parent_pid = "RELAY_PARENT_PID";
+constexpr const char* env_parent_name = "RELAY_PARENT_NAME";
+/// The descriptor number of the inherited channel in the child.
+constexpr int child_channel_fd = 3;
+
+struct process_state {
+  static inline const char* name = "relay.process";
+  std::string what; // "'exe' (pid 42)"
+  pid_t pid = 0;
+  caf::node_id child_node;
+  bool ready = false;
+  bool exited = false;
+  bool stop_requested = false;
+  bool hung = false;
+  bool not_ready = false;
+  std::vector<caf::response_promise> waiting;
+};
+
+std::string signal_text(int sig) {
+  const char* name = ::strsignal(sig);
+  return "killed by signal " + std::to_string(sig) + " ("
+         + (name ? name : "unknown") + ")";
+}
+
+/// Why the process actor ends, from how the process ended.
+caf::error exit_reason_of(const process_state& st, int code, int status) {
+  bool by_signal = code == CLD_KILLED || code == CLD_DUMPED;
+  if (st.hung)
+    return make_error(process_errc::hung,
+                      st.what
+                        + ": its channel to the parent closed or went silent "
+                          "while it ran; killed");
+  if (st.not_ready)
+    return make_error(process_errc::not_ready,
+                      st.what + ": not ready within the start timeout; killed");
+  if (st.stop_requested
+      && ((code == CLD_EXITED && status == 0) || (by_signal && status == SIGTERM)))
+    return caf::make_error(caf::exit_reason::user_shutdown);
+  if (code == CLD_EXITED && status == 0)
+    return caf::error{};
+  if (code == CLD_EXITED)
+    return make_error(process_errc::exited,
+                      st.what + ": exit status " + std::to_string(status));
+  if (by_signal)
+    return make_error(process_errc::killed, st.what + ": " + signal_text(status));
+  return make_error(process_errc::exited, st.what + ": ended (status unknown)");
+}
+
+caf::behavior process_actor(caf::stateful_actor<process_state>* self, pid_t pid, std::string what,
+                            caf::timespan start_timeout) {
+  auto& st = self->state;
+  st.pid = pid;
+  st.what = std::move(what);
+  // Whatever ends this actor ends the process (the watcher reaps it; a
+  // SIGKILL to a process that exited and was reaped meanwhile could hit a
+  // reused pid only after the watcher reaped it, which happens after the
+  // exit message reached us and we stopped).
+  self->attach_functor([self, pid](const caf::error&) {
+    (void) self;
+    ::kill(pid, SIGKILL);
+  });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    auto& st = self->state;
+    if (!em.reason || st.exited)
+      return;
+    // The supervisor stops us: SIGTERM, then wait (its timeout sends kill).
+    st.stop_requested = true;
+    ::kill(st.pid, SIGTERM);
+  });
+  self->delayed_send(self, start_timeout, ready_timeout_atom::value);
+  return {
+    [self](process_ready_atom, int32_t child_pid) {
+      auto& st = self->state;
+      auto sender = self->current_sender();
+      if (st.ready || child_pid != st.pid || !sender)
+        return;
+      st.ready = true;
+      st.child_node = sender->node();
+      log(log_level::info, st.what + " is ready (node "
+                             + caf::to_string(st.child_node) + ")");
+      for (auto& rp : st.waiting)
+        rp.deliver(ok_atom::value);
+      st.waiting.clear();
+    },
+    [](const node_up_msg&) {
+      // monitor_nodes reports every node; only the child's down matters.
+    },
+    [self](const node_down_msg& down) {
+      auto& st = self->state;
+      if (st.exited || down.node != st.child_node)
+        return;
+      self->delayed_send(self, hung_grace, hung_check_atom::value);
+    },
+    [self](hung_check_atom) {
+      auto& st = self->state;
+      if (st.exited)
+        return;
+      st.hung = true;
+      ::kill(st.pid, SIGKILL);
+    },
+    [self](ready_timeout_atom) {
+      auto& st = self->state;
+      if (st.ready || st.exited)
+        return;
+      st.not_ready = true;
+      ::kill(st.pid, SIGKILL);
+    },
+    [self](exited_atom, int32_t code, int32_t status) {
+      auto& st = self->state;
+      st.exited = true;
+      auto reason = exit_reason_of(st, code, status);
+      for (auto& rp : st.waiting)
+        rp.deliver(reason ? reason
+                          : make_error(process_errc::exited,
+                                       st.what + ": exited before it was ready"));
+      st.waiting.clear();
+      self->quit(reason);
+    },
+    [self](wait_ready_atom) {
+      auto& st = self->state;
+      auto rp = self->make_response_promise();
+      if (st.ready)
+        rp.deliver(ok_atom::value);
+      else
+        st.waiting.push_back(rp);
+      return rp;
+    },
+    [self](process_info_atom) {
+      return caf::make_message(static_cast<int32_t>(self->state.pid),
+                               self->state.child_node);
+    },
+  };
+}
+
+std::string random_token() {
+  std::random_device rd;
+  std::string result;
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i)
+    result += hex[rd() % 16];
+  return result;
+}
+
+/// Starts `spec` with `child_end` as descriptor 3. Returns the pid.
+caf::expected<pid_t> spawn_process(const process_spec& spec, int child_end,
+                                   const std::string& parent_name) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // dup2 clears close-on-exec on the new descriptor; everything else the
+  // parent opened is close-on-exec and stays behind.
+  posix_spawn_file_actions_adddup2(&actions, child_end, child_channel_fd);
+  if (!spec.working_dir.empty())
+    posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv{*e};
+    auto eq = kv.find('=');
+    if (eq != std::string::npos)
+      env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (auto& kvp : spec.env)
+    env[kvp.first] = kvp.second;
+  env[env_parent] = "fd://" + std::to_string(child_channel_fd);
+  env[env_parent_pid] = std::to_string(::getpid());
+  env[env_parent_name] = parent_name;
+  std::vector<std::string> env_strings;
+  for (auto& kvp : env)
+    env_strings.push_back(kvp.first + "=" + kvp.second);
+  std::vector<char*> envp;
+  for (auto& s : env_strings)
+    envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args{spec.executable};
+  args.insert(args.end(), spec.args.begin(), spec.args.end());
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  auto rc = ::posix_spawn(&pid, spec.executable.c_str(), &actions, &attr,
+                          argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    return make_error(process_errc::spawn_failed,
+                      "cannot start '" + spec.executable + "': "
+                        + std::strerror(rc));
+  return pid;
+}
+
+} // namespace
+
+child_start process_start(node& n, process_spec spec) {
+  return child_start::async([&n, spec = std::move(spec)](
+                              caf::event_based_actor* self, const caf::message&,
+                              child_start::reply done) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      done(make_error(process_errc::spawn_failed,
+                      std::string{"socketpair: "} + std::strerror(errno)));
+      return;
+    }
+    // The child's end must not already be descriptor 3 (dup2 onto itself
+    // would keep close-on-exec).
+    if (sv[1] == child_channel_fd) {
+      auto moved = ::fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+      ::close(sv[1]);
+      sv[1] = moved;
+    }
+    auto token = "relay.process." + random_token();
+    auto pid = spawn_process(spec, sv[1], token);
+    ::close(sv[1]);
+    if (!pid) {
+      ::close(sv[0]);
+      done(std::move(pid.error()));
+      return;
+    }
+    auto what = "'" + spec.executable + "' (pid " + std::to_string(*pid) + ")";
+    auto proc = n.system().spawn(process_actor, *pid, what, spec.start_timeout);
+    // Exit noticed at once, reaped at once.
+    auto pidfd = open_pidfd(*pid);
+    caf::error watch_err;
+    if (pidfd < 0)
+      watch_err = make_error(process_errc::spawn_failed,
+                             std::string{"pidfd_open: "} + std::strerror(errno));
+    else
+      watch_err = process_watcher::instance().watch(
+        pidfd, [proc](const siginfo_t& info) {
+          caf::anon_send(proc, exited_atom::value,
+                         static_cast<int32_t>(info.si_code),
+                         static_cast<int32_t>(info.si_status));
+        });
+    if (watch_err) {
+      ::kill(*pid, SIGKILL);
+      ::close(sv[0]);
+      caf::anon_send_exit(proc, caf::exit_reason::kill);
+      done(std::move(watch_err));
+      return;
+    }
+    n.monitor_nodes(proc); // node_down of its node: hung
+    if (auto err = n.publish(proc, token)) {
+      ::close(sv[0]);
+      caf::anon_send_exit(proc, caf::exit_reason::kill);
+      done(std::move(err));
+      return;
+    }
+    auto accepted = n.listen("fd://" + std::to_string(sv[0]));
+    if (!accepted) {
+      ::close(sv[0]);
+      caf::anon_send_exit(proc, caf::exit_reason::kill);
+      done(std::move(accepted.error()));
+      return;
+    }
+    self->request(proc, caf::infinite, wait_ready_atom::value)
+      .then(
+        [&n, proc, token, done](ok_atom) {
+          n.unpublish(token);
+          done(proc);
+        },
+        [done](caf::error& err) { done(std::move(err)); });
+  });
+}
+
+// -- the child's side -------------------------------------------------------------------------
+
+namespace {
+
+std::mutex parent_mtx;
+caf::node_id parent_node;
+std::string parent_name;
+
+} // namespace
+
+caf::expected<caf::node_id> connect_to_parent(node& n) {
+  auto uri_env = std::getenv(env_parent);
+  auto ppid_env = std::getenv(env_parent_pid);
+  auto name_env = std::getenv(env_parent_name);
+  if (!uri_env || !ppid_env || !name_env)
+    return make_error(process_errc::no_parent,
+                      "this process was not started by relay::process_start "
+                      "(no RELAY_PARENT in the environment)");
+  // Die with the parent. The parent may have died between our start and
+  // this call: then our parent is someone else already.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != static_cast<pid_t>(std::atoi(ppid_env))) {
+    log(log_level::error, "the parent process is gone; exiting");
+    std::_Exit(1);
+  }
+  std::string uri{uri_env};
+  std::string name{name_env};
+  // Not for this process's own children (descriptor 3 is close-on-exec
+  // once adopted).
+  ::unsetenv(env_parent);
+  ::unsetenv(env_parent_pid);
+  ::unsetenv(env_parent_name);
+  auto id = n.connect(uri);
+  if (!id)
+    return id;
+  std::lock_guard<std::mutex> guard{parent_mtx};
+  parent_node = *id;
+  parent_name = std::move(name);
+  return id;
+}
+
+caf::error notify_ready(node& n) {
+  caf::node_id parent;
+  std::string name;
+  {
+    std::lock_guard<std::mutex> guard{parent_mtx};
+    parent = parent_node;
+    name = parent_name;
+  }
+  if (!parent)
+    return make_error(process_errc::no_parent,
+                      "notify_ready needs connect_to_parent first");
+  auto proc = n.lookup(parent, name);
+  if (!proc)
+    return std::move(proc.error());
+  // Not anonymous: the parent learns this node's id from the sender.
+  caf::scoped_actor self{n.system()};
+  self->send(*proc, process_ready_atom::value, static_cast<int32_t>(::getpid()));
+  return caf::none;
+}
+
+} // namespace relay

@@ -1,0 +1,70 @@
+// A process child for tests/integration/process_child_test.cpp: connects
+// back to its parent, publishes "echo", says it is ready, and runs until
+// SIGTERM or until its parent goes away. Flags change that:
+//   --fail-at-start   exit 3 before connecting (a child that cannot start)
+//   --never-ready     connect but never call notify_ready
+// Heartbeats are fast (100 ms, timeout 300 ms) to match the test's node.
+
+#include <caf/all.hpp>
+
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "relay/node.hpp"
+#include "relay/process_child.hpp"
+
+namespace {
+
+caf::behavior echo(caf::event_based_actor*) {
+  return {[](const std::string& x) { return x; }};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bool fail_at_start = false;
+  bool never_ready = false;
+  for (int i = 1; i < argc; ++i) {
+    fail_at_start |= std::strcmp(argv[i], "--fail-at-start") == 0;
+    never_ready |= std::strcmp(argv[i], "--never-ready") == 0;
+  }
+  if (fail_at_start)
+    return 3;
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  relay::node_config cfg;
+  cfg.node_name = "process-child";
+  cfg.heartbeat_interval = std::chrono::milliseconds{100};
+  cfg.heartbeat_timeout = std::chrono::milliseconds{300};
+  relay::node n{cfg};
+  auto parent = relay::connect_to_parent(n);
+  if (!parent) {
+    std::cerr << relay::describe(parent.error()) << std::endl;
+    return 2;
+  }
+  auto e = n.system().spawn(echo);
+  if (auto err = n.publish(e, "echo")) {
+    std::cerr << relay::describe(err) << std::endl;
+    return 2;
+  }
+  // The parent going away ends this process too (besides PDEATHSIG).
+  auto watcher = n.system().spawn([](caf::event_based_actor*) {
+    return caf::behavior{[](const relay::node_down_msg&) { ::kill(::getpid(), SIGTERM); }};
+  });
+  n.monitor_node(watcher, *parent);
+  if (!never_ready)
+    if (auto err = relay::notify_ready(n)) {
+      std::cerr << relay::describe(err) << std::endl;
+      return 2;
+    }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  caf::anon_send_exit(e, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  return 0;
+}

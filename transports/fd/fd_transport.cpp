@@ -1,0 +1,116 @@
+#include "fd/fd_transport.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+
+#include "common/socket_util.hpp"
+#include "common/stream_connection.hpp"
+#include "uds/uds_peer.hpp"
+
+namespace relay {
+
+namespace {
+
+/// The acceptor of an adopted descriptor: nothing to stop, the connection
+/// owns the descriptor.
+class fd_acceptor : public acceptor {
+public:
+  explicit fd_acceptor(std::string uri) : uri_(std::move(uri)) {
+    // nop
+  }
+
+  std::string uri() const override {
+    return uri_;
+  }
+
+private:
+  std::string uri_;
+};
+
+caf::expected<int> parse(const endpoint& ep) {
+  auto bad = [&] {
+    return make_error(errc::invalid_uri,
+                      "'" + ep.text
+                        + "': the fd transport takes fd://N with N an open "
+                          "descriptor number (e.g. fd://3)");
+  };
+  if (ep.rest.size() < 3 || ep.rest.compare(0, 2, "//") != 0)
+    return bad();
+  auto digits = ep.rest.substr(2);
+  if (digits.empty() || digits.size() > 9
+      || digits.find_first_not_of("0123456789") != std::string::npos)
+    return bad();
+  return std::atoi(digits.c_str());
+}
+
+} // namespace
+
+fd_transport::fd_transport(std::shared_ptr<reactor> io,
+                           transport_options options)
+  : io_(std::move(io)), options_(std::move(options)) {
+  // nop
+}
+
+std::string fd_transport::scheme() const {
+  return scheme_name;
+}
+
+uint64_t fd_transport::rejected_peers() const noexcept {
+  return *rejected_;
+}
+
+caf::expected<connection_ptr> fd_transport::adopt(const endpoint& ep,
+                                                  errc code) {
+  auto fd = parse(ep);
+  if (!fd)
+    return fd.error();
+  auto& uri = ep.text;
+  if (::fcntl(*fd, F_GETFD) < 0)
+    return make_errno_error(code, uri, errno, "not an open descriptor");
+  int type = 0;
+  int domain = 0;
+  socklen_t len = sizeof(int);
+  if (::getsockopt(*fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    return make_errno_error(code, uri, errno, "not a socket");
+  len = sizeof(int);
+  if (::getsockopt(*fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0
+      || domain != AF_UNIX || type != SOCK_STREAM)
+    return make_error(code, uri + ": not a Unix stream socket");
+  auto peer = uds_peer::of(*fd, code, uri);
+  if (!peer)
+    return peer.error();
+  if (auto why = peer->check_uid(options_); !why.empty()) {
+    ++*rejected_;
+    return make_error(errc::peer_rejected, peer->describe(uri) + ": " + why);
+  }
+  if (auto err = set_nonblocking(*fd, true, code, uri))
+    return err;
+  if (auto err = set_cloexec(*fd, code, uri))
+    return err;
+  return stream_connection::make(io_, unique_fd{*fd}, peer->describe(uri),
+                                 options_);
+}
+
+caf::expected<std::unique_ptr<acceptor>>
+fd_transport::listen(const endpoint& ep, accept_callback on_accept) {
+  if (!on_accept)
+    return make_error(errc::invalid_argument, "listen without a callback");
+  auto conn = adopt(ep, errc::listen_failed);
+  if (!conn)
+    return conn.error();
+  // Not from inside listen(): the node may hold locks while it listens.
+  io_->dispatch([on_accept = std::move(on_accept), adopted = *conn] {
+    on_accept(adopted);
+  });
+  return std::unique_ptr<acceptor>{std::make_unique<fd_acceptor>(ep.text)};
+}
+
+caf::expected<connection_ptr> fd_transport::connect(const endpoint& ep) {
+  return adopt(ep, errc::connect_failed);
+}
+
+} // namespace relay
