@@ -32,10 +32,10 @@ using finished_atom = caf::atom_constant<caf::atom("finished")>;
 struct options {
   uint64_t jobs = 1000;
   size_t workers = 4;
-  double crash_rate = 0.02;
+  double crash_rate = 0.01;
   uint64_t seed = 1;
   uint32_t max_attempts = 10;
-  uint32_t max_restarts = 100;
+  uint32_t max_restarts = 1000;
   std::string workers_on;
   std::string serve;
   std::string cookie_file;
@@ -66,6 +66,8 @@ struct sink_state {
   uint64_t done = 0;
   uint64_t failed = 0;
   uint64_t duplicates = 0;
+  /// Failed jobs are listed one by one up to this many, then counted.
+  static constexpr uint64_t max_listed = 10;
 };
 
 caf::behavior sink(caf::stateful_actor<sink_state>* self, uint64_t jobs,
@@ -99,7 +101,10 @@ caf::behavior sink(caf::stateful_actor<sink_state>* self, uint64_t jobs,
         return;
       }
       ++st.failed;
-      std::cout << "job " << id << " failed: " << why << std::endl;
+      if (st.failed <= sink_state::max_listed)
+        std::cout << "job " << id << " failed: " << why << std::endl;
+      else if (st.failed == sink_state::max_listed + 1)
+        std::cout << "(further failed jobs are counted, not listed)" << std::endl;
       check();
     },
   };
@@ -269,6 +274,7 @@ int run(relay::node_config& cfg, const options& opts) {
                                     caf::make_message(opts.crash_rate, seed));
     workers.push_back(std::move(w));
   }
+  caf::scoped_actor self{sys};
   relay::supervisor_spec flags;
   flags.name = "pool";
   flags.strategy = relay::restart_strategy::one_for_one;
@@ -279,7 +285,6 @@ int run(relay::node_config& cfg, const options& opts) {
     std::cerr << relay::describe(pool.error()) << std::endl;
     return 1;
   }
-  caf::scoped_actor self{sys};
   auto sink_actor = sys.spawn(sink, opts.jobs, caf::actor{self});
   auto source_actor = sys.spawn(source, *pool, sink_actor, opts);
   self->monitor(*pool);

@@ -33,6 +33,10 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
   spec_ = std::move(spec);
   if (spec_.name.empty())
     spec_.name = "supervisor-" + std::to_string(self_->id());
+  if (spec_.report_to) {
+    self_->monitor(spec_.report_to);
+    subscribers_.push_back(spec_.report_to);
+  }
   rng_.seed(static_cast<std::minstd_rand::result_type>(
     spec_.seed != 0 ? spec_.seed : self_->id()));
   if (dynamic()) {
@@ -876,7 +880,12 @@ void supervisor_state::report(supervisor_report::kind what,
   if (c) {
     if (!dynamic())
       r.child_id = c->spec.id;
-    r.child = c->handle ? c->handle : c->last_handle;
+    // A failed start has no incarnation of its own; other reports name
+    // the one that ended.
+    if (c->handle)
+      r.child = c->handle;
+    else if (what != supervisor_report::kind::start_error)
+      r.child = c->last_handle;
   }
   r.restart = restart;
   r.reason = std::move(reason);

@@ -251,6 +251,9 @@ struct supervisor_spec {
   relay::node* node = nullptr;
   /// Seed of the restart delays' random extra (deterministic tests).
   uint64_t seed = 0;
+  /// Receives every supervisor_report from the first start on (later
+  /// subscribers miss the reports of the initial start).
+  caf::actor report_to;
 };
 
 // -- management interface ----------------------------------------------------------
