@@ -1,6 +1,7 @@
-// A process child for tests/integration/process_child_test.cpp: connects
-// back to its parent, publishes "echo", says it is ready, and runs until
-// SIGTERM or until its parent goes away. Flags change that:
+// A process child for tests/integration/process_child_test.cpp and the
+// relay-run tests: connects back to its parent, publishes "echo", says it
+// is ready (printing "ready <pid>"), prints "hangup <pid>" on SIGHUP, and
+// runs until SIGTERM or until its parent goes away. Flags change that:
 //   --fail-at-start   exit 3 before connecting (a child that cannot start)
 //   --never-ready     connect but never call notify_ready
 // Heartbeats are fast (100 ms, timeout 300 ms) to match the test's node.
@@ -11,6 +12,7 @@
 
 #include <cstring>
 #include <iostream>
+#include <unistd.h>
 
 #include "relay/node.hpp"
 #include "relay/process_child.hpp"
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   relay::node_config cfg;
   cfg.node_name = "process-child";
@@ -57,13 +60,16 @@ int main(int argc, char** argv) {
     return caf::behavior{[](const relay::node_down_msg&) { ::kill(::getpid(), SIGTERM); }};
   });
   n.monitor_node(watcher, *parent);
-  if (!never_ready)
+  if (!never_ready) {
     if (auto err = relay::notify_ready(n)) {
       std::cerr << relay::describe(err) << std::endl;
       return 2;
     }
+    std::cout << "ready " << ::getpid() << std::endl;
+  }
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP)
+    std::cout << "hangup " << ::getpid() << std::endl;
   caf::anon_send_exit(e, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
   return 0;

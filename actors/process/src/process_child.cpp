@@ -8,6 +8,8 @@
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -91,10 +93,18 @@ constexpr const char* env_parent_name = "RELAY_PARENT_NAME";
 /// The descriptor number of the inherited channel in the child.
 constexpr int child_channel_fd = 3;
 
+/// pidfd_send_signal(2): unlike kill(2), never hits another process that
+/// reused the pid after ours was reaped.
+void signal_process(int pidfd, int sig) {
+  ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+}
+
 struct process_state {
   static inline const char* name = "relay.process";
   std::string what; // "'exe' (pid 42)"
   pid_t pid = 0;
+  /// Our own pidfd of the process, for signals.
+  int pidfd = -1;
   caf::node_id child_node;
   bool ready = false;
   bool exited = false;
@@ -134,18 +144,18 @@ caf::error exit_reason_of(const process_state& st, int code, int status) {
   return make_error(process_errc::exited, st.what + ": ended (status unknown)");
 }
 
-caf::behavior process_actor(caf::stateful_actor<process_state>* self, pid_t pid, std::string what,
+caf::behavior process_actor(caf::stateful_actor<process_state>* self, node* n,
+                            pid_t pid, int pidfd, std::string what,
                             caf::timespan start_timeout) {
   auto& st = self->state;
   st.pid = pid;
+  st.pidfd = pidfd;
   st.what = std::move(what);
-  // Whatever ends this actor ends the process (the watcher reaps it; a
-  // SIGKILL to a process that exited and was reaped meanwhile could hit a
-  // reused pid only after the watcher reaped it, which happens after the
-  // exit message reached us and we stopped).
-  self->attach_functor([self, pid](const caf::error&) {
-    (void) self;
-    ::kill(pid, SIGKILL);
+  // Whatever ends this actor ends the process (the watcher reaps it). The
+  // pidfd makes this safe after the process is gone.
+  self->attach_functor([pidfd](const caf::error&) {
+    signal_process(pidfd, SIGKILL);
+    ::close(pidfd);
   });
   self->set_exit_handler([self](caf::exit_msg& em) {
     auto& st = self->state;
@@ -153,25 +163,24 @@ caf::behavior process_actor(caf::stateful_actor<process_state>* self, pid_t pid,
       return;
     // The supervisor stops us: SIGTERM, then wait (its timeout sends kill).
     st.stop_requested = true;
-    ::kill(st.pid, SIGTERM);
+    signal_process(st.pidfd, SIGTERM);
   });
   self->delayed_send(self, start_timeout, ready_timeout_atom::value);
   return {
-    [self](process_ready_atom, int32_t child_pid) {
+    [self, n](process_ready_atom, int32_t child_pid) {
       auto& st = self->state;
       auto sender = self->current_sender();
       if (st.ready || child_pid != st.pid || !sender)
         return;
       st.ready = true;
       st.child_node = sender->node();
+      // Its channel closing (or going silent) while it runs: hung.
+      n->monitor_node(caf::actor_cast<caf::actor>(self), st.child_node);
       log(log_level::info, st.what + " is ready (node "
                              + caf::to_string(st.child_node) + ")");
       for (auto& rp : st.waiting)
         rp.deliver(ok_atom::value);
       st.waiting.clear();
-    },
-    [](const node_up_msg&) {
-      // monitor_nodes reports every node; only the child's down matters.
     },
     [self](const node_down_msg& down) {
       auto& st = self->state;
@@ -184,14 +193,14 @@ caf::behavior process_actor(caf::stateful_actor<process_state>* self, pid_t pid,
       if (st.exited)
         return;
       st.hung = true;
-      ::kill(st.pid, SIGKILL);
+      signal_process(st.pidfd, SIGKILL);
     },
     [self](ready_timeout_atom) {
       auto& st = self->state;
       if (st.ready || st.exited)
         return;
       st.not_ready = true;
-      ::kill(st.pid, SIGKILL);
+      signal_process(st.pidfd, SIGKILL);
     },
     [self](exited_atom, int32_t code, int32_t status) {
       auto& st = self->state;
@@ -229,14 +238,17 @@ std::string random_token() {
   return result;
 }
 
-/// Starts `spec` with `child_end` as descriptor 3. Returns the pid.
+/// Starts `spec`, with `child_end` (if not -1) as descriptor 3. Returns
+/// the pid.
 caf::expected<pid_t> spawn_process(const process_spec& spec, int child_end,
+                                   const std::string& parent_uri,
                                    const std::string& parent_name) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   // dup2 clears close-on-exec on the new descriptor; everything else the
   // parent opened is close-on-exec and stays behind.
-  posix_spawn_file_actions_adddup2(&actions, child_end, child_channel_fd);
+  if (child_end >= 0)
+    posix_spawn_file_actions_adddup2(&actions, child_end, child_channel_fd);
   if (!spec.working_dir.empty())
     posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
   posix_spawnattr_t attr;
@@ -257,7 +269,7 @@ caf::expected<pid_t> spawn_process(const process_spec& spec, int child_end,
   }
   for (auto& kvp : spec.env)
     env[kvp.first] = kvp.second;
-  env[env_parent] = "fd://" + std::to_string(child_channel_fd);
+  env[env_parent] = parent_uri;
   env[env_parent_pid] = std::to_string(::getpid());
   env[env_parent_name] = parent_name;
   std::vector<std::string> env_strings;
@@ -291,62 +303,83 @@ child_start process_start(node& n, process_spec spec) {
   return child_start::async([&n, spec = std::move(spec)](
                               caf::event_based_actor* self, const caf::message&,
                               child_start::reply done) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-      done(make_error(process_errc::spawn_failed,
-                      std::string{"socketpair: "} + std::strerror(errno)));
-      return;
+    bool socketpair_channel = spec.parent_uri.empty();
+    int sv[2] = {-1, -1};
+    if (socketpair_channel) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        done(make_error(process_errc::spawn_failed,
+                        std::string{"socketpair: "} + std::strerror(errno)));
+        return;
+      }
+      // The child's end must not already be descriptor 3 (dup2 onto
+      // itself would keep close-on-exec).
+      if (sv[1] == child_channel_fd) {
+        auto moved = ::fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+        ::close(sv[1]);
+        sv[1] = moved;
+      }
     }
-    // The child's end must not already be descriptor 3 (dup2 onto itself
-    // would keep close-on-exec).
-    if (sv[1] == child_channel_fd) {
-      auto moved = ::fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-      ::close(sv[1]);
-      sv[1] = moved;
-    }
+    auto close_parent_end = [&] {
+      if (sv[0] >= 0)
+        ::close(sv[0]);
+    };
     auto token = "relay.process." + random_token();
-    auto pid = spawn_process(spec, sv[1], token);
-    ::close(sv[1]);
+    auto parent_uri = socketpair_channel
+                        ? "fd://" + std::to_string(child_channel_fd)
+                        : spec.parent_uri;
+    auto pid = spawn_process(spec, sv[1], parent_uri, token);
+    if (sv[1] >= 0)
+      ::close(sv[1]);
     if (!pid) {
-      ::close(sv[0]);
+      close_parent_end();
       done(std::move(pid.error()));
       return;
     }
     auto what = "'" + spec.executable + "' (pid " + std::to_string(*pid) + ")";
-    auto proc = n.system().spawn(process_actor, *pid, what, spec.start_timeout);
-    // Exit noticed at once, reaped at once.
+    // Our child, not reaped before we watch it: the pid is still ours.
     auto pidfd = open_pidfd(*pid);
-    caf::error watch_err;
-    if (pidfd < 0)
-      watch_err = make_error(process_errc::spawn_failed,
-                             std::string{"pidfd_open: "} + std::strerror(errno));
-    else
-      watch_err = process_watcher::instance().watch(
-        pidfd, [proc](const siginfo_t& info) {
-          caf::anon_send(proc, exited_atom::value,
-                         static_cast<int32_t>(info.si_code),
-                         static_cast<int32_t>(info.si_status));
-        });
-    if (watch_err) {
+    auto own_pidfd = pidfd < 0 ? -1 : ::fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+    if (pidfd < 0 || own_pidfd < 0) {
+      auto err = errno;
       ::kill(*pid, SIGKILL);
-      ::close(sv[0]);
-      caf::anon_send_exit(proc, caf::exit_reason::kill);
-      done(std::move(watch_err));
+      ::waitpid(*pid, nullptr, 0);
+      if (pidfd >= 0)
+        ::close(pidfd);
+      close_parent_end();
+      done(make_error(process_errc::spawn_failed,
+                      std::string{"pidfd_open: "} + std::strerror(err)));
       return;
     }
-    n.monitor_nodes(proc); // node_down of its node: hung
-    if (auto err = n.publish(proc, token)) {
-      ::close(sv[0]);
+    auto proc = n.system().spawn(process_actor, &n, *pid, own_pidfd, what,
+                                 spec.start_timeout);
+    auto fail = [&](caf::error err) {
+      close_parent_end();
       caf::anon_send_exit(proc, caf::exit_reason::kill);
       done(std::move(err));
+    };
+    // Exit noticed at once, reaped at once.
+    if (auto err = process_watcher::instance().watch(
+          pidfd, [proc](const siginfo_t& info) {
+            caf::anon_send(proc, exited_atom::value,
+                           static_cast<int32_t>(info.si_code),
+                           static_cast<int32_t>(info.si_status));
+          })) {
+      // The watcher closed the pidfd; the process actor kills the process
+      // as it ends, and nobody watches it: reap it here.
+      fail(std::move(err));
+      ::waitpid(*pid, nullptr, 0);
       return;
     }
-    auto accepted = n.listen("fd://" + std::to_string(sv[0]));
-    if (!accepted) {
-      ::close(sv[0]);
-      caf::anon_send_exit(proc, caf::exit_reason::kill);
-      done(std::move(accepted.error()));
+    if (auto err = n.publish(proc, token)) {
+      fail(std::move(err));
       return;
+    }
+    if (socketpair_channel) {
+      auto accepted = n.listen("fd://" + std::to_string(sv[0]));
+      if (!accepted) {
+        fail(std::move(accepted.error()));
+        return;
+      }
     }
     self->request(proc, caf::infinite, wait_ready_atom::value)
       .then(

@@ -57,6 +57,10 @@ struct process_spec {
   std::string working_dir;
   /// Bound on the time from spawn to readiness (notify_ready).
   caf::timespan start_timeout = std::chrono::seconds{10};
+  /// Empty: the channel is an inherited socketpair. Otherwise a URI the
+  /// parent listens on (e.g. "shm:///run/app/parent.sock"); the child
+  /// connects to it.
+  std::string parent_uri;
 };
 
 /// Message from a process child's node to its process actor: the child is
