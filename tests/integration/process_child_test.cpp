@@ -162,7 +162,7 @@ TEST_F(process_child, kill_9_is_a_crash_and_the_process_comes_back_reachable) {
   auto sup = start({child()}, 50);
   ASSERT_TRUE(sup) << describe(sup.error());
   std::vector<double> restart_ms;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 20; ++i) {
     auto [pid, nid] = info(child_handle(*sup));
     ASSERT_GT(pid, 0);
     auto killed_at = std::chrono::steady_clock::now();
@@ -183,8 +183,9 @@ TEST_F(process_child, kill_9_is_a_crash_and_the_process_comes_back_reachable) {
     EXPECT_LT(restart_ms.back(), 1000.0) << "back and reachable in under 1 s";
   }
   std::sort(restart_ms.begin(), restart_ms.end());
-  std::printf("restart after kill -9, back and answering: median %.1f ms\n",
-              restart_ms[restart_ms.size() / 2]);
+  std::printf("restart after kill -9, back and answering, 20 kills: median "
+              "%.1f ms, max %.1f ms\n",
+              restart_ms[restart_ms.size() / 2], restart_ms.back());
 }
 
 TEST_F(process_child, a_process_that_cannot_start_fails_the_start_clearly) {
