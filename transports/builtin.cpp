@@ -6,6 +6,7 @@
 
 #include "common/reactor.hpp"
 #include "fd/fd_transport.hpp"
+#include "pipe/pipe_transport.hpp"
 #include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
 #include "uds/uds_transport.hpp"
@@ -47,6 +48,7 @@ const builtin builtins[] = {
   builtin::of<tcp_transport>(),
   builtin::of<shm_transport>(),
   builtin::of<fd_transport>(),
+  builtin::of<pipe_transport>(),
 };
 
 } // namespace

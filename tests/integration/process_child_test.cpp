@@ -158,6 +158,26 @@ TEST_F(process_child, starts_reachable_and_stops_with_sigterm) {
   EXPECT_FALSE(process_exists(pid)) << "stopped and reaped";
 }
 
+TEST_F(process_child, a_child_over_two_pipes_is_reachable_and_restarted) {
+  process_spec p;
+  p.executable = RELAY_PROCESS_CHILD;
+  p.channel = "pipe";
+  child_spec c;
+  c.id = "proc";
+  c.start = process_start(*n, p);
+  auto sup = start({c});
+  ASSERT_TRUE(sup) << describe(sup.error());
+  auto [pid, nid] = info(child_handle(*sup));
+  ASSERT_GT(pid, 0);
+  EXPECT_TRUE(echo_answers(nid));
+  ::kill(pid, SIGKILL);
+  auto back = next_report(supervisor_report::kind::started);
+  ASSERT_TRUE(back);
+  auto [pid2, nid2] = info(back->child);
+  EXPECT_NE(pid2, pid);
+  EXPECT_TRUE(echo_answers(nid2));
+}
+
 TEST_F(process_child, kill_9_is_a_crash_and_the_process_comes_back_reachable) {
   auto sup = start({child()}, 50);
   ASSERT_TRUE(sup) << describe(sup.error());

@@ -1,5 +1,5 @@
 // relay-run with a deployment file, as real processes: children over a
-// socketpair, uds and shm; kill -9 of a child, SIGHUP, SIGTERM to the root,
+// socketpair, a pair of pipes, uds and shm; kill -9 of a child, SIGHUP, SIGTERM to the root,
 // kill -9 of the root, a child that never starts, a bad file. Synchronised
 // on the lines the processes print and on pidfds; every wait bounded.
 
@@ -58,7 +58,7 @@ protected:
     auto path = dir.path() + "/demo.toml";
     std::ofstream out{path};
     out << "[supervisor]\nname = \"demo\"\nintensity = 3\nperiod = \"5s\"\n";
-    for (auto channel : {"socketpair", "uds", "shm"}) {
+    for (auto channel : {"socketpair", "pipe", "uds", "shm"}) {
       out << "\n[[process]]\nid = \"" << channel << "\"\nexecutable = \""
           << RELAY_PROCESS_CHILD << "\"\nchannel = \"" << channel
           << "\"\nshutdown = \"2s\"\nstart_timeout = \"5s\"\n";
@@ -125,8 +125,8 @@ protected:
 TEST_F(relay_run, runs_restarts_passes_sighup_on_and_stops_on_sigterm) {
   test::child root{{RELAY_RUN, write_deployment()}, true};
   ASSERT_TRUE(root.running());
-  auto first = wait_ready(root, 3);
-  ASSERT_EQ(first.size(), 3u);
+  auto first = wait_ready(root, 4);
+  ASSERT_EQ(first.size(), 4u);
   // kill -9 a worker: it is back and ready.
   auto killed_at = std::chrono::steady_clock::now();
   ::kill(first[1], SIGKILL);
@@ -140,7 +140,7 @@ TEST_F(relay_run, runs_restarts_passes_sighup_on_and_stops_on_sigterm) {
   EXPECT_FALSE(process_exists(first[1]));
   // SIGHUP to the root reaches every running process.
   root.signal(SIGHUP);
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < 4; ++i)
     ASSERT_TRUE(read_until(root, [](auto& l) { return l.rfind("hangup ", 0) == 0; }))
       << "hangup " << i;
   // SIGTERM: everything stops, the root exits 0, after its children.
@@ -157,8 +157,8 @@ TEST_F(relay_run, runs_restarts_passes_sighup_on_and_stops_on_sigterm) {
 
 TEST_F(relay_run, kill_9_of_the_root_leaves_no_process_of_the_tree) {
   test::child root{{RELAY_RUN, write_deployment()}, true};
-  auto first = wait_ready(root, 3);
-  ASSERT_EQ(first.size(), 3u);
+  auto first = wait_ready(root, 4);
+  ASSERT_EQ(first.size(), 4u);
   EXPECT_EQ(root.stop(SIGKILL, 5s), 128 + SIGKILL);
   for (auto pid : first)
     EXPECT_TRUE(wait_gone(pid, 5s)) << "process " << pid << " outlived its root";
@@ -182,7 +182,7 @@ TEST_F(relay_run, a_bad_file_is_refused_with_its_line_and_key) {
   auto line = read_until(root, [](auto&) { return true; });
   ASSERT_TRUE(line);
   EXPECT_NE(line->find("demo.toml:"), std::string::npos) << *line;
-  EXPECT_NE(line->find("process[3].restart: 'sometimes' is not permanent"),
+  EXPECT_NE(line->find("process[4].restart: 'sometimes' is not permanent"),
             std::string::npos)
     << *line;
   EXPECT_EQ(root.stop(0, 10s), 2);

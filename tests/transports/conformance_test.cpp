@@ -413,10 +413,11 @@ TEST(conformance_cases, cover_every_built_in_transport) {
   std::vector<std::string> covered;
   for (auto& c : all_transport_cases())
     covered.push_back(c.name);
-  // fd adopts one pre-connected socket: there is no listener to dial
-  // twice. It has its own suite (fd_transport_test) and runs under the
-  // node in process_child_test.
+  // fd and pipe adopt one pre-connected channel: there is no listener to
+  // dial twice. They have their own suite (inherited_transport_test) and
+  // run under the node in process_child_test and relay_run_test.
   covered.push_back("fd");
+  covered.push_back("pipe");
   for (auto& scheme : reg.schemes())
     EXPECT_NE(std::find(covered.begin(), covered.end(), scheme), covered.end())
       << scheme << " has no conformance case (tests/support/transport_cases.hpp)";

@@ -189,10 +189,12 @@ public:
     result.count = static_cast<size_t>(
       integer(t, p, "count", 1, 1, deployment_limits::max_count));
     result.channel = string(t, p, "channel", std::string{"socketpair"});
-    if (result.channel != "socketpair" && result.channel != "uds"
-        && result.channel != "shm")
+    if (result.channel != "socketpair" && result.channel != "pipe"
+        && result.channel != "uds" && result.channel != "shm")
       fail(t.get("channel")->source(), p + "channel",
-           "'" + result.channel + "' is not socketpair, uds or shm");
+           "'" + result.channel + "' is not socketpair, pipe, uds or shm");
+    if (result.channel == "socketpair" || result.channel == "pipe")
+      result.spec.channel = result.channel;
     auto restart = string(t, p, "restart", std::string{"permanent"});
     if (restart == "permanent")
       result.restart = restart_type::permanent;
@@ -259,7 +261,7 @@ private:
 std::vector<std::string> deployment::endpoint_channels() const {
   std::vector<std::string> result;
   for (auto& p : processes)
-    if (p.channel != "socketpair"
+    if (p.channel != "socketpair" && p.channel != "pipe"
         && std::find(result.begin(), result.end(), p.channel) == result.end())
       result.push_back(p.channel);
   return result;
@@ -304,7 +306,7 @@ deployment_children(node& n, const deployment& d,
   std::vector<child_spec> result;
   for (auto& p : d.processes) {
     auto spec = p.spec;
-    if (p.channel != "socketpair") {
+    if (p.channel != "socketpair" && p.channel != "pipe") {
       auto i = std::find_if(endpoints.begin(), endpoints.end(),
                             [&](auto& e) { return e.first == p.channel; });
       if (i == endpoints.end())

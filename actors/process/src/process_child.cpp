@@ -238,17 +238,79 @@ std::string random_token() {
   return result;
 }
 
-/// Starts `spec`, with `child_end` (if not -1) as descriptor 3. Returns
-/// the pid.
-caf::expected<pid_t> spawn_process(const process_spec& spec, int child_end,
+/// The descriptors of a process child's channel.
+struct channel {
+  /// Ours, adopted by listen(parent_uri); empty for endpoint channels.
+  std::vector<int> parent_fds;
+  std::string parent_uri;
+  /// The child's, to become descriptors 3, 4, ... (above 9 until then, so
+  /// that no dup2 overwrites another).
+  std::vector<int> child_fds;
+  /// RELAY_PARENT for the child.
+  std::string child_uri;
+};
+
+/// Moves `fd` above 9 (close-on-exec), closing the original.
+int move_high(int fd) {
+  if (fd > 9)
+    return fd;
+  auto moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  ::close(fd);
+  return moved;
+}
+
+caf::expected<channel> make_channel(const process_spec& spec) {
+  channel result;
+  auto sys_error = [](const char* what) {
+    return make_error(process_errc::spawn_failed,
+                      std::string{what} + ": " + std::strerror(errno));
+  };
+  if (!spec.parent_uri.empty()) {
+    result.child_uri = spec.parent_uri;
+  } else if (spec.channel == "pipe") {
+    int to_child[2];
+    int to_parent[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0)
+      return sys_error("pipe2");
+    if (::pipe2(to_parent, O_CLOEXEC) != 0) {
+      ::close(to_child[0]);
+      ::close(to_child[1]);
+      return sys_error("pipe2");
+    }
+    result.parent_fds = {to_parent[0], to_child[1]};
+    result.parent_uri = "pipe://" + std::to_string(to_parent[0]) + ","
+                        + std::to_string(to_child[1]);
+    result.child_fds = {move_high(to_child[0]), move_high(to_parent[1])};
+    result.child_uri = "pipe://" + std::to_string(child_channel_fd) + ","
+                       + std::to_string(child_channel_fd + 1);
+  } else if (spec.channel == "socketpair") {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      return sys_error("socketpair");
+    result.parent_fds = {sv[0]};
+    result.parent_uri = "fd://" + std::to_string(sv[0]);
+    result.child_fds = {move_high(sv[1])};
+    result.child_uri = "fd://" + std::to_string(child_channel_fd);
+  } else {
+    return make_error(process_errc::spawn_failed,
+                      "unknown channel '" + spec.channel
+                        + "' (socketpair, pipe, or a parent_uri)");
+  }
+  return result;
+}
+
+/// Starts `spec` with `child_fds` as descriptors 3, 4, ... Returns the pid.
+caf::expected<pid_t> spawn_process(const process_spec& spec,
+                                   const std::vector<int>& child_fds,
                                    const std::string& parent_uri,
                                    const std::string& parent_name) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   // dup2 clears close-on-exec on the new descriptor; everything else the
   // parent opened is close-on-exec and stays behind.
-  if (child_end >= 0)
-    posix_spawn_file_actions_adddup2(&actions, child_end, child_channel_fd);
+  for (size_t i = 0; i < child_fds.size(); ++i)
+    posix_spawn_file_actions_adddup2(&actions, child_fds[i],
+                                     child_channel_fd + static_cast<int>(i));
   if (!spec.working_dir.empty())
     posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
   posix_spawnattr_t attr;
@@ -303,33 +365,19 @@ child_start process_start(node& n, process_spec spec) {
   return child_start::async([&n, spec = std::move(spec)](
                               caf::event_based_actor* self, const caf::message&,
                               child_start::reply done) {
-    bool socketpair_channel = spec.parent_uri.empty();
-    int sv[2] = {-1, -1};
-    if (socketpair_channel) {
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        done(make_error(process_errc::spawn_failed,
-                        std::string{"socketpair: "} + std::strerror(errno)));
-        return;
-      }
-      // The child's end must not already be descriptor 3 (dup2 onto
-      // itself would keep close-on-exec).
-      if (sv[1] == child_channel_fd) {
-        auto moved = ::fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
-        ::close(sv[1]);
-        sv[1] = moved;
-      }
+    auto ch = make_channel(spec);
+    if (!ch) {
+      done(std::move(ch.error()));
+      return;
     }
     auto close_parent_end = [&] {
-      if (sv[0] >= 0)
-        ::close(sv[0]);
+      for (int fd : ch->parent_fds)
+        ::close(fd);
     };
     auto token = "relay.process." + random_token();
-    auto parent_uri = socketpair_channel
-                        ? "fd://" + std::to_string(child_channel_fd)
-                        : spec.parent_uri;
-    auto pid = spawn_process(spec, sv[1], parent_uri, token);
-    if (sv[1] >= 0)
-      ::close(sv[1]);
+    auto pid = spawn_process(spec, ch->child_fds, ch->child_uri, token);
+    for (int fd : ch->child_fds)
+      ::close(fd);
     if (!pid) {
       close_parent_end();
       done(std::move(pid.error()));
@@ -374,12 +422,13 @@ child_start process_start(node& n, process_spec spec) {
       fail(std::move(err));
       return;
     }
-    if (socketpair_channel) {
-      auto accepted = n.listen("fd://" + std::to_string(sv[0]));
+    if (!ch->parent_uri.empty()) {
+      auto accepted = n.listen(ch->parent_uri);
       if (!accepted) {
         fail(std::move(accepted.error()));
         return;
       }
+      ch->parent_fds.clear(); // the connection owns them now
     }
     self->request(proc, caf::infinite, wait_ready_atom::value)
       .then(

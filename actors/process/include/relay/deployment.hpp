@@ -23,8 +23,8 @@ class node;
 struct deployment_process {
   std::string id;
   process_spec spec;
-  /// "socketpair" (default: an inherited socketpair), or "uds" / "shm":
-  /// the child connects to the parent's endpoint of that scheme.
+  /// "socketpair" (default) or "pipe": inherited; "uds" / "shm": the child
+  /// connects to the parent's endpoint of that scheme.
   std::string channel = "socketpair";
   restart_type restart = restart_type::permanent;
   std::optional<shutdown_policy> shutdown;

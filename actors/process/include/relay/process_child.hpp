@@ -57,9 +57,13 @@ struct process_spec {
   std::string working_dir;
   /// Bound on the time from spawn to readiness (notify_ready).
   caf::timespan start_timeout = std::chrono::seconds{10};
-  /// Empty: the channel is an inherited socketpair. Otherwise a URI the
-  /// parent listens on (e.g. "shm:///run/app/parent.sock"); the child
-  /// connects to it.
+  /// The inherited channel when parent_uri is empty: "socketpair" (one
+  /// Unix socket, descriptor 3 in the child) or "pipe" (two anonymous
+  /// pipes, descriptors 3 to read and 4 to write: for children that may
+  /// open no sockets).
+  std::string channel = "socketpair";
+  /// If set, no inherited channel: a URI the parent listens on (e.g.
+  /// "shm:///run/app/parent.sock"), to which the child connects.
   std::string parent_uri;
 };
 

@@ -1,8 +1,10 @@
-// The fd transport over a real socketpair: one end adopted as an accepted
-// connection, the other as a dialed one; frames both ways, the end of the
-// peer, garbage, and descriptors that cannot be adopted.
+// The transports over inherited channels, for real: fd over a socketpair,
+// pipe over two pipes. One side adopted as an accepted connection, the
+// other as a dialed one; frames both ways, the end of the peer, garbage,
+// and descriptors that cannot be adopted.
 
 #include "fd/fd_transport.hpp"
+#include "pipe/pipe_transport.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -99,6 +101,65 @@ TEST_F(fd_transport_test, refuses_what_it_cannot_adopt) {
   EXPECT_TRUE(contains(str(pipe_end.error()), "not a socket")) << str(pipe_end.error());
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
+}
+
+TEST(pipe_transport_test, two_pipe_pairs_exchange_frames_and_see_the_end) {
+  auto io = std::make_shared<reactor>();
+  pipe_transport transport{io, transport_options{}};
+  int a_to_b[2];
+  int b_to_a[2];
+  ASSERT_EQ(::pipe2(a_to_b, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(b_to_a, O_CLOEXEC), 0);
+  auto uri = [](int r, int w) {
+    return endpoint::parse("pipe://" + std::to_string(r) + "," + std::to_string(w))
+      .value();
+  };
+  accept_queue accepted;
+  auto listener = transport.listen(uri(b_to_a[0], a_to_b[1]), accepted.callback());
+  ASSERT_TRUE(listener) << str(listener.error());
+  auto client = transport.connect(uri(a_to_b[0], b_to_a[1]));
+  ASSERT_TRUE(client) << str(client.error());
+  auto server = accepted.pop();
+  ASSERT_TRUE(server);
+  auto server_rec = std::make_shared<recorder>(io, true);
+  auto client_rec = std::make_shared<recorder>(io);
+  server->start(server_rec);
+  (*client)->start(client_rec);
+  // Enough to fill a pipe (64 KiB) several times: writability matters.
+  std::string big(200 * 1024, 'x');
+  ASSERT_FALSE((*client)->send(make_frame(big)));
+  for (int i = 0; i < 10; ++i)
+    ASSERT_FALSE((*client)->send(make_frame("ping " + std::to_string(i))));
+  ASSERT_TRUE(client_rec->wait_frames(11));
+  EXPECT_EQ(client_rec->frames()[0].body.size(), big.size());
+  EXPECT_EQ(text_of(client_rec->frames()[10].body), "ping 9");
+  (*client)->close(caf::error{});
+  EXPECT_TRUE(server_rec->wait_closed());
+  EXPECT_FALSE(server_rec->misbehaved());
+}
+
+TEST(pipe_transport_test, refuses_the_wrong_ends_and_sockets) {
+  auto io = std::make_shared<reactor>();
+  pipe_transport transport{io, transport_options{}};
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  auto swapped = transport.connect(
+    endpoint::parse("pipe://" + std::to_string(p[1]) + "," + std::to_string(p[0]))
+      .value());
+  ASSERT_FALSE(swapped);
+  EXPECT_TRUE(contains(str(swapped.error()), "not the read end")) << str(swapped.error());
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto sock = transport.connect(
+    endpoint::parse("pipe://" + std::to_string(sv[0]) + "," + std::to_string(p[1]))
+      .value());
+  ASSERT_FALSE(sock);
+  EXPECT_TRUE(contains(str(sock.error()), "is not a pipe")) << str(sock.error());
+  auto bad = transport.connect(endpoint::parse("pipe://3").value());
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(is(bad.error(), errc::invalid_uri));
+  for (int fd : {p[0], p[1], sv[0], sv[1]})
+    ::close(fd);
 }
 
 } // namespace
