@@ -252,6 +252,9 @@ private:
   std::condition_variable peers_cv_;
   // Every peer with an open connection, by serial.
   std::unordered_map<uint64_t, std::shared_ptr<peer>> live_;
+  // Peers gone from live_ whose on_peer_closed still runs (node_down to
+  // listeners); close_all_peers waits for them too.
+  size_t closing_ = 0;
   // The route to each connected node.
   std::unordered_map<caf::node_id, std::shared_ptr<route>> routes_;
   // Established peers by the URI we connected them with.

@@ -201,6 +201,7 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
       if (i != live_.end()) {
         keep_alive = i->second;
         live_.erase(i);
+        ++closing_; // until node_down is out (close_all_peers waits)
       }
       if (auto j = routes_.find(p.remote_id()); j != routes_.end()) {
         if (j->second->current().get() == &p) {
@@ -223,6 +224,10 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
       stop_reporting_downs(*this, *lost);
       events_.node_down_locked(p.remote_id(), reason);
     }
+  }
+  if (keep_alive) {
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    --closing_;
   }
   peers_cv_.notify_all();
   lookups_.wake_all();
@@ -320,8 +325,9 @@ void node_impl::close_all_peers() {
   std::unique_lock<std::mutex> guard{peers_mtx_};
   // The transports bound each flush; this bound only guards against one
   // that does not.
+  // Also until every node_down is out: a listener may still use the node.
   peers_cv_.wait_for(guard, std::chrono::seconds{10},
-                     [this] { return live_.empty(); });
+                     [this] { return live_.empty() && closing_ == 0; });
 }
 
 } // namespace relay

@@ -4,12 +4,15 @@
 // runs until SIGTERM or until its parent goes away. Flags change that:
 //   --fail-at-start   exit 3 before connecting (a child that cannot start)
 //   --never-ready     connect but never call notify_ready
+//   --exit-after-ready  exit 4 right after saying it is ready (a child that
+//                     crashes at start-up every time)
 // Heartbeats are fast (100 ms, timeout 300 ms) to match the test's node.
 
 #include <caf/all.hpp>
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <unistd.h>
@@ -28,9 +31,11 @@ caf::behavior echo(caf::event_based_actor*) {
 int main(int argc, char** argv) {
   bool fail_at_start = false;
   bool never_ready = false;
+  bool exit_after_ready = false;
   for (int i = 1; i < argc; ++i) {
     fail_at_start |= std::strcmp(argv[i], "--fail-at-start") == 0;
     never_ready |= std::strcmp(argv[i], "--never-ready") == 0;
+    exit_after_ready |= std::strcmp(argv[i], "--exit-after-ready") == 0;
   }
   if (fail_at_start)
     return 3;
@@ -66,6 +71,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::cout << "ready " << ::getpid() << std::endl;
+    if (exit_after_ready) {
+      // A round trip first: the ready message is then surely at the parent
+      // (the connection keeps order), so this is a crash after the start.
+      (void) n.lookup(*parent, "no-such-name");
+      std::_Exit(4);
+    }
   }
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP)

@@ -175,6 +175,22 @@ TEST_F(relay_run, a_child_that_never_starts_makes_the_tree_give_up_clearly) {
   EXPECT_EQ(root.stop(0, 10s), 1);
 }
 
+TEST_F(relay_run, a_child_that_crashes_after_every_start_exceeds_the_intensity) {
+  test::child root{{RELAY_RUN, write_deployment("", "--exit-after-ready")}, true};
+  // intensity 3 in 5 s: three restarts, the fourth crash is one too many.
+  auto gave_up = read_until(root, [](auto& l) {
+    return l.find("gave up: too many restarts") != std::string::npos;
+  });
+  ASSERT_TRUE(gave_up);
+  EXPECT_NE(gave_up->find("exit status 4"), std::string::npos) << *gave_up;
+  auto ended = read_until(root, [](auto& l) {
+    return l.find("the supervisor ended") != std::string::npos;
+  });
+  ASSERT_TRUE(ended);
+  EXPECT_NE(ended->find("user_shutdown"), std::string::npos) << *ended;
+  EXPECT_EQ(root.stop(0, 10s), 1);
+}
+
 TEST_F(relay_run, a_bad_file_is_refused_with_its_line_and_key) {
   auto path = write_deployment("\n[[process]]\nid = \"x\"\nexecutable = \"/bin/true\"\n"
                                "restart = \"sometimes\"\n");

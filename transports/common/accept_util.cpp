@@ -56,4 +56,34 @@ void accept_pending(const std::shared_ptr<reactor>& io, int fd, reactor::token t
   }
 }
 
+namespace {
+
+class adopted_acceptor : public acceptor {
+public:
+  explicit adopted_acceptor(std::string uri) : uri_(std::move(uri)) {
+    // nop
+  }
+
+  std::string uri() const override {
+    return uri_;
+  }
+
+private:
+  std::string uri_;
+};
+
+} // namespace
+
+caf::expected<std::unique_ptr<acceptor>>
+accept_adopted(const std::shared_ptr<reactor>& io, std::string uri,
+               connection_ptr conn, accept_callback on_accept) {
+  if (!on_accept)
+    return make_error(errc::invalid_argument, "listen without a callback");
+  io->dispatch([on_accept = std::move(on_accept), conn = std::move(conn)] {
+    on_accept(conn);
+  });
+  return std::unique_ptr<acceptor>{std::make_unique<adopted_acceptor>(std::move(uri))};
+}
+
 } // namespace relay
+

@@ -8,8 +8,11 @@
 #include <memory>
 #include <string>
 
+#include <caf/expected.hpp>
+
 #include "common/reactor.hpp"
 #include "common/socket_util.hpp"
+#include "relay/transport.hpp"
 
 namespace relay {
 
@@ -28,5 +31,14 @@ constexpr std::chrono::milliseconds accept_retry_delay{100};
 void accept_pending(const std::shared_ptr<reactor>& io, int fd, reactor::token token,
                     const std::atomic<bool>& stopped, const std::string& uri,
                     const std::function<void(unique_fd)>& on_conn);
+
+/// For transports whose one connection exists before listen (fd, pipe):
+/// hands `conn` to `on_accept` on the reactor thread (not from inside
+/// listen(), where the node may hold locks) and returns an acceptor with
+/// nothing to stop, whose uri() is `uri`. Errors: invalid_argument for an
+/// empty callback.
+caf::expected<std::unique_ptr<acceptor>>
+accept_adopted(const std::shared_ptr<reactor>& io, std::string uri,
+               connection_ptr conn, accept_callback on_accept);
 
 } // namespace relay

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "common/accept_util.hpp"
 #include "common/socket_util.hpp"
 #include "common/stream_connection.hpp"
 #include "uds/uds_peer.hpp"
@@ -14,22 +15,6 @@
 namespace relay {
 
 namespace {
-
-/// The acceptor of an adopted descriptor: nothing to stop, the connection
-/// owns the descriptor.
-class fd_acceptor : public acceptor {
-public:
-  explicit fd_acceptor(std::string uri) : uri_(std::move(uri)) {
-    // nop
-  }
-
-  std::string uri() const override {
-    return uri_;
-  }
-
-private:
-  std::string uri_;
-};
 
 caf::expected<int> parse(const endpoint& ep) {
   auto bad = [&] {
@@ -102,11 +87,7 @@ fd_transport::listen(const endpoint& ep, accept_callback on_accept) {
   auto conn = adopt(ep, errc::listen_failed);
   if (!conn)
     return conn.error();
-  // Not from inside listen(): the node may hold locks while it listens.
-  io_->dispatch([on_accept = std::move(on_accept), adopted = *conn] {
-    on_accept(adopted);
-  });
-  return std::unique_ptr<acceptor>{std::make_unique<fd_acceptor>(ep.text)};
+  return accept_adopted(io_, ep.text, std::move(*conn), std::move(on_accept));
 }
 
 caf::expected<connection_ptr> fd_transport::connect(const endpoint& ep) {

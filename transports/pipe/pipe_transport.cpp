@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "common/byte_channel.hpp"
+#include "common/accept_util.hpp"
 #include "common/socket_util.hpp"
 #include "common/stream_connection.hpp"
 
@@ -75,19 +76,6 @@ private:
   unique_fd ep_;
 };
 
-class pipe_acceptor : public acceptor {
-public:
-  explicit pipe_acceptor(std::string uri) : uri_(std::move(uri)) {
-    // nop
-  }
-
-  std::string uri() const override {
-    return uri_;
-  }
-
-private:
-  std::string uri_;
-};
 
 caf::expected<std::pair<int, int>> parse(const endpoint& ep) {
   auto bad = [&] {
@@ -179,10 +167,7 @@ pipe_transport::listen(const endpoint& ep, accept_callback on_accept) {
   auto conn = adopt(ep, errc::listen_failed);
   if (!conn)
     return conn.error();
-  io_->dispatch([on_accept = std::move(on_accept), adopted = *conn] {
-    on_accept(adopted);
-  });
-  return std::unique_ptr<acceptor>{std::make_unique<pipe_acceptor>(ep.text)};
+  return accept_adopted(io_, ep.text, std::move(*conn), std::move(on_accept));
 }
 
 caf::expected<connection_ptr> pipe_transport::connect(const endpoint& ep) {
