@@ -87,7 +87,12 @@ node_stats node::stats() const {
 }
 
 bool node::disconnect(const caf::node_id& peer_id) {
-  return impl_->disconnect(peer_id);
+  return impl_->disconnect(peer_id, make_error(errc::connection_closed,
+                                               "disconnected by this node"));
+}
+
+bool node::disconnect(const caf::node_id& peer_id, caf::error reason) {
+  return impl_->disconnect(peer_id, std::move(reason));
 }
 
 void node::monitor_nodes(const caf::actor& observer) {

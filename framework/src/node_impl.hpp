@@ -65,7 +65,7 @@ public:
          const std::vector<std::string>& interface);
   caf::expected<std::shared_ptr<peer>> connect(const std::string& uri);
   node_stats stats() const;
-  bool disconnect(const caf::node_id& peer_id);
+  bool disconnect(const caf::node_id& peer_id, caf::error reason);
   std::vector<peer_info> peers() const;
   void monitor_node(const caf::actor& observer, const caf::node_id& node);
   caf::error add_frame_handler(uint8_t kind, std::string name,

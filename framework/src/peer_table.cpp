@@ -296,7 +296,7 @@ caf::error node_impl::send_frame(const caf::node_id& id, frame_buffer frame) {
   return p->send_frame(std::move(frame));
 }
 
-bool node_impl::disconnect(const caf::node_id& peer_id) {
+bool node_impl::disconnect(const caf::node_id& peer_id, caf::error reason) {
   std::shared_ptr<peer> p;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
@@ -306,8 +306,7 @@ bool node_impl::disconnect(const caf::node_id& peer_id) {
   if (!p)
     return false;
   // What the node's actors sent before goes out first (bounded).
-  p->close(make_error(errc::connection_closed, "disconnected by this node"),
-           true);
+  p->close(reason, true);
   return true;
 }
 

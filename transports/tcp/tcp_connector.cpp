@@ -1,5 +1,9 @@
 #include "tcp/tcp_connector.hpp"
 
+#include <arpa/inet.h>
+
+#include <caf/settings.hpp>
+
 #include <cerrno>
 #include <chrono>
 #include <exception>
@@ -67,6 +71,36 @@ caf::error connect_one(int fd, const tcp_sockaddr& sa,
 
 } // namespace
 
+// Binds `fd` to relay.tcp.source-address (port 0) if set and of the
+// target's family: outgoing connections then come from that address.
+static caf::error bind_source(int fd, int family, const transport_options& options,
+                       const std::string& who) {
+  if (options.settings == nullptr)
+    return caf::none;
+  auto source = caf::get_or(*options.settings, "relay.tcp.source-address",
+                            std::string{});
+  if (source.empty())
+    return caf::none;
+  tcp_sockaddr sa;
+  if (family == AF_INET) {
+    auto& in = reinterpret_cast<sockaddr_in&>(sa.storage);
+    in.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &in.sin_addr) != 1)
+      return caf::none; // an IPv6 source: only for IPv6 targets
+    sa.length = sizeof(sockaddr_in);
+  } else {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(sa.storage);
+    in6.sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, source.c_str(), &in6.sin6_addr) != 1)
+      return caf::none;
+    sa.length = sizeof(sockaddr_in6);
+  }
+  if (::bind(fd, sa.get(), sa.length) < 0)
+    return make_errno_error(errc::connect_failed, who, errno,
+                            "bind to relay.tcp.source-address " + source);
+  return caf::none;
+}
+
 caf::expected<connection_ptr> tcp_connect(const std::shared_ptr<reactor>& io,
                                           const tcp_address& addr,
                                           const transport_options& options) {
@@ -85,6 +119,10 @@ caf::expected<connection_ptr> tcp_connect(const std::shared_ptr<reactor>& io,
                                            | SOCK_CLOEXEC, 0)};
     if (!fd) {
       last = make_errno_error(errc::connect_failed, who, errno, "socket");
+      continue;
+    }
+    if (auto err = bind_source(fd.get(), target.family, options, who)) {
+      last = std::move(err);
       continue;
     }
     if (auto err = connect_one(fd.get(), target, deadline, who,

@@ -18,8 +18,12 @@ tcp_transport::tcp_transport(std::shared_ptr<reactor> io,
 }
 
 void tcp_transport::declare_options(const option_declarer& declare) {
-  declare("relay.tcp").add<bool>(
-    "insecure", "run tcp without authentication (trusted networks only)");
+  declare("relay.tcp")
+    .add<bool>("insecure",
+               "run tcp without authentication (trusted networks only)")
+    .add<std::string>("source-address",
+                      "numeric IP outgoing connections come from "
+                      "(multi-homed hosts; default: the kernel's choice)");
 }
 
 std::string tcp_transport::scheme() const {

@@ -191,6 +191,12 @@ public:
   /// pending requests to it fail. Returns whether a connection existed.
   bool disconnect(const caf::node_id& peer_id);
 
+  /// As disconnect(peer_id), with `reason` in the log line, the proxies'
+  /// DOWN/EXIT messages (still exit_reason::remote_link_unreachable for
+  /// actors) and the node_down event; e.g. a failure detector's verdict
+  /// (errc::heartbeat_timeout).
+  bool disconnect(const caf::node_id& peer_id, caf::error reason);
+
   /// Snapshot of this node's counters.
   node_stats stats() const;
 

@@ -1,0 +1,520 @@
+#include "cluster_actor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include "relay/error.hpp"
+#include "relay/log.hpp"
+#include "relay/node.hpp"
+
+namespace relay::cluster_detail {
+
+namespace {
+
+// Redials of a lost member back off from retry-interval to this multiple.
+constexpr int max_backoff_factor = 8;
+
+struct dial_state {
+  clock::time_point next_attempt;
+  clock::duration backoff{};
+  bool in_flight = false;
+};
+
+struct state {
+  node* n = nullptr;
+  settings cfg;
+  membership members;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // Joining.
+  bool joining = false;
+  std::vector<std::string> seeds;   // without our own address
+  bool first_seed = false;          // may form a new cluster
+  clock::time_point join_started;
+  clock::time_point next_join_attempt;
+  caf::error join_failure;          // a final refusal
+  std::vector<caf::response_promise> up_waiters;
+  std::unordered_map<caf::node_id, std::string> seed_of; // dialed seeds
+
+  // Connections and detection.
+  std::unordered_set<caf::node_id> connected;
+  std::unordered_map<caf::node_id, phi_accrual_detector> detectors;
+  std::unordered_map<std::string, dial_state> dials; // by address
+  clock::time_point next_gossip;
+  bool quarantined = false;
+
+  std::vector<caf::actor> observers;
+
+  state(node* n, settings cfg, member_info self)
+    : n(n), cfg(std::move(cfg)), members(this->cfg.cluster, std::move(self)) {
+    // nop
+  }
+
+  const member_info& me() const {
+    return *members.find(members.self());
+  }
+
+  std::string who(const caf::node_id& id) const {
+    if (auto m = members.find(id))
+      return "'" + m->name + "' at " + m->address;
+    return caf::to_string(id);
+  }
+
+  bool is_member(const caf::node_id& id) const {
+    auto m = members.find(id);
+    return m != nullptr && m->status < member_status::down;
+  }
+
+  void send(const caf::node_id& to, frame_buffer frame) {
+    if (auto err = n->send_frame(to, std::move(frame)))
+      log(log_level::debug, "cluster: cannot send to " + who(to) + ": "
+                              + describe(err));
+  }
+
+  void send_gossip(const caf::node_id& to) {
+    send(to, make_frame(cluster_frame::gossip, members.snapshot()));
+  }
+
+  void gossip_to_all() {
+    auto frame = make_frame(cluster_frame::gossip, members.snapshot());
+    for (auto& id : connected)
+      if (is_member(id) && id != members.self())
+        send(id, frame);
+  }
+
+  /// Starts a failure detector (and so heartbeats) for a connected member.
+  void track(const caf::node_id& id) {
+    if (connected.count(id) > 0 && is_member(id) && id != members.self()
+        && detectors.count(id) == 0)
+      detectors.emplace(id, phi_accrual_detector{cfg.detector});
+  }
+
+  void answer_waiters(const caf::error& err) {
+    for (auto& rp : up_waiters)
+      if (err)
+        rp.deliver(err);
+      else
+        rp.deliver(caf::unit);
+    up_waiters.clear();
+  }
+};
+
+using state_ptr = std::shared_ptr<state>;
+
+std::string describe_event(const member_event& ev) {
+  return std::string{"cluster: member '"} + ev.member.name + "' at "
+         + ev.member.address + " is " + to_string(ev.kind);
+}
+
+} // namespace
+
+caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
+                            settings cfg, member_info self_info) {
+  auto st = std::make_shared<state>(n, std::move(cfg), std::move(self_info));
+  auto now = [] { return clock::now(); };
+  // Dials `address` on a thread of its own (node::connect blocks); the
+  // result comes back as dial_done.
+  auto dial = [self, st](const std::string& address) {
+    auto& d = st->dials[address];
+    if (d.in_flight)
+      return;
+    d.in_flight = true;
+    auto me = caf::actor{self};
+    auto n = st->n;
+    self->system().spawn<caf::detached + caf::hidden>(
+      [n, me, address](caf::event_based_actor* helper) {
+        auto result = n->connect(address);
+        if (result)
+          caf::anon_send(me, dial_done{address, *result, caf::none});
+        else
+          caf::anon_send(me, dial_done{address, caf::node_id{},
+                                       std::move(result.error())});
+        helper->quit();
+      });
+  };
+  // Applies the consequences of membership events and tells observers.
+  std::function<void(std::vector<member_event>)> publish;
+  publish = [self, st](std::vector<member_event> events) {
+    if (events.empty())
+      return;
+    auto self_id = st->members.self();
+    bool self_gone = false;
+    for (auto& ev : events) {
+      log(ev.kind == member_event_kind::unreachable
+              || ev.kind == member_event_kind::down
+            ? log_level::warning
+            : log_level::info,
+          describe_event(ev));
+      for (auto& obs : st->observers)
+        self->send(obs, ev);
+      auto& id = ev.member.node;
+      if (id == self_id) {
+        if (ev.kind == member_event_kind::up) {
+          st->joining = false;
+          st->answer_waiters(caf::none);
+        } else if (ev.kind == member_event_kind::down
+                   || ev.kind == member_event_kind::removed) {
+          self_gone = true;
+        }
+        continue;
+      }
+      st->track(id);
+      if (ev.kind == member_event_kind::down) {
+        // Declared failed: whatever connection is left goes too, so that
+        // its proxies report DOWN here as on the nodes that lost it.
+        st->n->disconnect(id, make_error(errc::connection_closed,
+                                         "member " + st->who(id)
+                                           + " was declared down"));
+      }
+      if (ev.kind == member_event_kind::removed) {
+        st->detectors.erase(id);
+        st->dials.erase(ev.member.address);
+      }
+    }
+    if (self_gone && !st->quarantined) {
+      st->quarantined = true;
+      st->joining = false;
+      st->answer_waiters(make_error(errc::connection_closed,
+                                    "this node was removed from cluster '"
+                                      + st->cfg.cluster + "'"));
+      log(log_level::warning,
+          "cluster: this node is no longer a member of '" + st->cfg.cluster
+            + "'; a new process (a new incarnation) may join again");
+      for (auto& id : st->connected)
+        if (st->members.find(id) != nullptr)
+          st->n->disconnect(id, make_error(errc::connection_closed,
+                                           "this node left the cluster"));
+    }
+  };
+  auto form = [st, publish, now] {
+    log(log_level::info, "cluster: forming cluster '" + st->cfg.cluster
+                           + "' at " + st->me().address);
+    publish(st->members.form(now()));
+  };
+  // One round of the join: ask every seed we are connected to, dial the
+  // others.
+  auto try_join = [self, st, dial, form, now] {
+    auto t = now();
+    if (st->first_seed && t - st->join_started >= st->cfg.seed_timeout) {
+      st->first_seed = false;
+      form();
+      return;
+    }
+    if (st->seeds.empty()) {
+      form();
+      return;
+    }
+    st->next_join_attempt = t + st->cfg.retry_interval;
+    join_request req{st->cfg.cluster, st->me()};
+    auto frame = make_frame(cluster_frame::join, req);
+    for (auto& seed : st->seeds) {
+      bool asked = false;
+      for (auto& [id, addr] : st->seed_of)
+        if (addr == seed && st->connected.count(id) > 0) {
+          st->send(id, frame);
+          asked = true;
+        }
+      if (!asked)
+        dial(seed);
+    }
+  };
+  self->set_down_handler([st](caf::down_msg& dm) {
+    auto& obs = st->observers;
+    obs.erase(std::remove_if(obs.begin(), obs.end(),
+                             [&](const caf::actor& x) {
+                               return x.address() == dm.source;
+                             }),
+              obs.end());
+  });
+  self->send(self, tick_atom::value);
+  return {
+    // -- API ----------------------------------------------------------------
+    [=](join_atom,
+        std::vector<std::string> seeds) -> caf::result<caf::unit_t> {
+      if (st->joining || st->members.self_status() != member_status::joining
+          || st->quarantined)
+        return make_error(errc::invalid_argument,
+                          "this node is already joining or joined");
+      const auto& own = st->me().address;
+      st->first_seed = !seeds.empty() && seeds.front() == own;
+      seeds.erase(std::remove(seeds.begin(), seeds.end(), own), seeds.end());
+      st->seeds = std::move(seeds);
+      st->joining = true;
+      st->join_started = now();
+      try_join();
+      return caf::unit;
+    },
+    [=](wait_up_atom) -> caf::result<caf::unit_t> {
+      if (st->members.self_status() == member_status::up)
+        return caf::unit;
+      if (st->quarantined)
+        return make_error(errc::connection_closed,
+                          "this node is no longer a member");
+      if (st->join_failure)
+        return st->join_failure;
+      auto rp = self->make_response_promise();
+      st->up_waiters.push_back(rp);
+      return rp;
+    },
+    [=](leave_atom) {
+      if (st->quarantined)
+        return;
+      st->joining = false;
+      publish(st->members.leave(now()));
+      st->gossip_to_all(); // everyone hears "left" before we go
+      publish(st->members.remove_self(now()));
+    },
+    [=](members_atom) {
+      return st->members.members();
+    },
+    [=](monitor_atom, caf::actor observer) {
+      if (!observer)
+        return;
+      auto& obs = st->observers;
+      if (std::find(obs.begin(), obs.end(), observer) != obs.end())
+        return;
+      self->monitor(observer);
+      obs.push_back(observer);
+      for (auto& m : st->members.members()) {
+        member_event ev;
+        ev.member = m;
+        switch (m.status) {
+          case member_status::joining:
+            ev.kind = member_event_kind::joining;
+            break;
+          case member_status::up:
+            ev.kind = member_event_kind::up;
+            break;
+          case member_status::left:
+            ev.kind = member_event_kind::left;
+            break;
+          default:
+            ev.kind = member_event_kind::down;
+        }
+        self->send(observer, ev);
+        if (!m.reachable && m.status <= member_status::up) {
+          ev.kind = member_event_kind::unreachable;
+          self->send(observer, ev);
+        }
+      }
+    },
+    [=](demonitor_atom, caf::actor observer) {
+      auto& obs = st->observers;
+      obs.erase(std::remove(obs.begin(), obs.end(), observer), obs.end());
+      self->demonitor(observer);
+    },
+    // -- frames -------------------------------------------------------------
+    [=](frame_join& msg) {
+      auto& req = msg.request;
+      join_reply reply;
+      if (req.joiner.node != msg.from) {
+        st->n->disconnect(msg.from,
+                          make_error(errc::protocol_error,
+                                     "join request for another node"));
+        return;
+      }
+      if (req.cluster != st->cfg.cluster) {
+        reply.final = true;
+        reply.reason = "node '" + req.joiner.name + "' asked to join cluster '"
+                       + req.cluster + "', but " + st->me().address
+                       + " belongs to cluster '" + st->cfg.cluster + "'";
+      } else if (st->quarantined
+                 || st->members.self_status() != member_status::up) {
+        reply.reason = st->me().address + " is not an up member of '"
+                       + st->cfg.cluster + "' (yet)";
+      } else if (auto events = st->members.admit(req.joiner, now()); !events) {
+        reply.final = true;
+        reply.reason = "node '" + req.joiner.name + "' (this incarnation) was "
+                       "removed from cluster '" + st->cfg.cluster
+                       + "'; only a new process can join again";
+      } else {
+        reply.welcome = true;
+        publish(std::move(*events));
+        reply.state = st->members.snapshot();
+      }
+      if (!reply.welcome)
+        log(log_level::warning, "cluster: refused " + req.joiner.address + ": "
+                                  + reply.reason);
+      st->send(msg.from, make_frame(cluster_frame::join_reply, reply));
+      if (reply.welcome)
+        st->gossip_to_all();
+    },
+    [=](frame_join_reply& msg) {
+      if (!st->joining)
+        return;
+      auto& reply = msg.reply;
+      if (!reply.welcome) {
+        log(log_level::info, "cluster: seed " + st->who(msg.from)
+                               + " refused: " + reply.reason);
+        if (reply.final) {
+          st->joining = false;
+          st->join_failure = make_error(errc::peer_rejected, reply.reason);
+          st->answer_waiters(st->join_failure);
+        }
+        return;
+      }
+      if (reply.state.cluster != st->cfg.cluster)
+        return;
+      st->first_seed = false;
+      publish(st->members.merge(reply.state, now()));
+    },
+    [=](frame_gossip& msg) {
+      auto& g = msg.state;
+      if (g.cluster != st->cfg.cluster) {
+        st->n->disconnect(msg.from,
+                          make_error(errc::peer_rejected,
+                                     "gossip of cluster '" + g.cluster
+                                       + "' on a connection of cluster '"
+                                       + st->cfg.cluster + "'"));
+        return;
+      }
+      if (st->quarantined || st->members.is_removed(msg.from))
+        return;
+      bool lists_sender = false, lists_me = false;
+      for (auto& m : g.members) {
+        lists_sender |= m.node == msg.from;
+        lists_me |= m.node == st->members.self();
+      }
+      if (!lists_sender) {
+        st->n->disconnect(msg.from,
+                          make_error(errc::protocol_error,
+                                     "cluster gossip that omits its sender"));
+        return;
+      }
+      if (!lists_me && st->members.self_status() == member_status::joining)
+        return; // not admitted yet; our own join will bring the state
+      auto before = st->members.snapshot();
+      publish(st->members.merge(g, now()));
+      // Tell everyone what changed here; tell the sender what it missed.
+      auto after = make_frame(cluster_frame::gossip, st->members.snapshot());
+      auto theirs = make_frame(cluster_frame::gossip, g);
+      auto mine_before = make_frame(cluster_frame::gossip, before);
+      if (after != mine_before)
+        st->gossip_to_all();
+      else if (after != theirs)
+        st->send(msg.from, std::move(after));
+    },
+    [=](frame_heartbeat& msg) {
+      auto i = st->detectors.find(msg.from);
+      if (i != st->detectors.end())
+        i->second.heartbeat(msg.at);
+    },
+    // -- node events ----------------------------------------------------------
+    [=](peer_up& msg) {
+      auto& id = msg.node;
+      st->connected.insert(id);
+      if (st->members.is_removed(id)) {
+        st->n->disconnect(id, make_error(errc::peer_rejected,
+                                         "a removed member may not come back"));
+        return;
+      }
+      if (!st->is_member(id) || st->quarantined)
+        return;
+      st->detectors.erase(id);
+      st->track(id);
+      if (auto m = st->members.find(id))
+        st->dials.erase(m->address);
+      publish(st->members.observe(id, true, now()));
+      st->gossip_to_all();
+    },
+    [=](peer_down& msg) {
+      auto& id = msg.node;
+      st->connected.erase(id);
+      st->detectors.erase(id);
+      if (!st->is_member(id) || st->quarantined)
+        return;
+      publish(st->members.observe(id, false, now()));
+      st->gossip_to_all();
+    },
+    [=](dial_done& msg) {
+      auto& d = st->dials[msg.address];
+      d.in_flight = false;
+      if (msg.error) {
+        d.backoff = d.backoff.count() == 0
+                      ? st->cfg.retry_interval
+                      : std::min(d.backoff * 2, st->cfg.retry_interval
+                                                  * max_backoff_factor);
+        d.next_attempt = now() + d.backoff;
+        log(log_level::debug, "cluster: cannot reach " + msg.address + ": "
+                                + describe(msg.error));
+        return;
+      }
+      d.backoff = {};
+      if (st->joining
+          && std::find(st->seeds.begin(), st->seeds.end(), msg.address)
+               != st->seeds.end()) {
+        st->seed_of[msg.node] = msg.address;
+        join_request req{st->cfg.cluster, st->me()};
+        st->send(msg.node, make_frame(cluster_frame::join, req));
+      }
+    },
+    // -- timer ----------------------------------------------------------------
+    [=](tick_atom) {
+      auto t = now();
+      self->delayed_send(self, st->cfg.heartbeat_interval, tick_atom::value);
+      if (st->quarantined)
+        return;
+      if (st->joining && t >= st->next_join_attempt)
+        try_join();
+      // Redial members we lost (with back-off), and dial new ones.
+      for (auto& m : st->members.members()) {
+        if (m.node == st->members.self() || st->connected.count(m.node) > 0
+            || (m.status != member_status::joining
+                && m.status != member_status::up))
+          continue;
+        auto& d = st->dials[m.address];
+        if (!d.in_flight && t >= d.next_attempt)
+          dial(m.address);
+      }
+      if (st->members.self_status() == member_status::joining)
+        return;
+      // Heartbeats out; verdicts on what came in.
+      auto hb = make_heartbeat();
+      for (auto& [id, det] : st->detectors) {
+        st->send(id, hb);
+        if (!det.started() || det.available(t))
+          continue;
+        auto phi = det.phi(t);
+        auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
+          t - det.last_heartbeat());
+        auto reason = make_error(
+          errc::heartbeat_timeout,
+          "member " + st->who(id) + " silent for "
+            + std::to_string(silent.count()) + " ms (phi "
+            + std::to_string(static_cast<int>(std::round(phi)))
+            + " >= threshold "
+            + std::to_string(static_cast<int>(st->cfg.detector.threshold))
+            + ")");
+        log(log_level::warning, "cluster: " + describe(reason));
+        // Node-level verdict: its proxies report DOWN (as Erlang's
+        // noconnection); membership decides separately (down-after).
+        st->n->disconnect(id, reason);
+      }
+      auto changes = st->members.tick(t, st->cfg.down_after);
+      if (!changes.empty()) {
+        publish(std::move(changes));
+        if (!st->quarantined)
+          st->gossip_to_all();
+      }
+      if (t >= st->next_gossip) {
+        st->next_gossip = t + st->cfg.gossip_interval;
+        std::vector<caf::node_id> peers;
+        for (auto& id : st->connected)
+          if (st->is_member(id))
+            peers.push_back(id);
+        if (!peers.empty())
+          st->send_gossip(peers[st->rng() % peers.size()]);
+      }
+    },
+  };
+}
+
+} // namespace relay::cluster_detail

@@ -1,0 +1,92 @@
+#pragma once
+
+// The actor that runs a node's membership: it owns the membership state,
+// the failure detectors and the dialing; frame handlers (I/O threads) and
+// the node listener only decode and post to it.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/behavior.hpp>
+#include <caf/error.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "cluster_wire.hpp"
+#include "membership.hpp"
+#include "relay/phi_accrual.hpp"
+
+namespace relay {
+class node;
+}
+
+namespace relay::cluster_detail {
+
+struct settings {
+  std::string cluster = "relay";
+  std::vector<std::string> seeds;
+  std::string listen = "tcp://127.0.0.1:0";
+  std::string advertise;
+  clock::duration heartbeat_interval = std::chrono::milliseconds{100};
+  phi_accrual_detector::settings detector;
+  clock::duration down_after = std::chrono::seconds{10};
+  clock::duration retry_interval = std::chrono::milliseconds{500};
+  clock::duration seed_timeout = std::chrono::seconds{2};
+  clock::duration gossip_interval = std::chrono::seconds{1};
+  bool leave_on_stop = true;
+};
+
+// -- messages to the cluster actor (local only) --------------------------------
+
+struct frame_join {
+  caf::node_id from;
+  join_request request;
+};
+struct frame_join_reply {
+  caf::node_id from;
+  join_reply reply;
+};
+struct frame_gossip {
+  caf::node_id from;
+  gossip_state state;
+};
+struct frame_heartbeat {
+  caf::node_id from;
+  clock::time_point at;
+};
+struct peer_up {
+  caf::node_id node;
+};
+struct peer_down {
+  caf::node_id node;
+};
+struct dial_done {
+  std::string address;
+  caf::node_id node; // null on failure
+  caf::error error;
+};
+
+using join_atom = caf::atom_constant<caf::atom("cjoin")>;
+using wait_up_atom = caf::atom_constant<caf::atom("cwaitup")>;
+using leave_atom = caf::atom_constant<caf::atom("cleave")>;
+using members_atom = caf::atom_constant<caf::atom("cmembers")>;
+using monitor_atom = caf::atom_constant<caf::atom("cmonitor")>;
+using demonitor_atom = caf::atom_constant<caf::atom("cdemon")>;
+using tick_atom = caf::atom_constant<caf::atom("ctick")>;
+
+/// The cluster actor. `n` outlives it (the module stops it before the node
+/// goes).
+caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
+                            settings cfg, member_info self_info);
+
+} // namespace relay::cluster_detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_join)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_join_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_gossip)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_heartbeat)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::peer_up)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::peer_down)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::dial_done)

@@ -1,0 +1,297 @@
+#include "relay/cluster.hpp"
+
+#include <mutex>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "cluster_actor.hpp"
+#include "relay/log.hpp"
+#include "relay/node.hpp"
+
+namespace relay {
+
+using namespace cluster_detail;
+
+namespace {
+
+// Bound on the blocking calls that only talk to the local actor.
+constexpr auto local_call_timeout = std::chrono::seconds{1};
+
+// Posts node events to the cluster actor.
+class event_forwarder : public node_listener {
+public:
+  explicit event_forwarder(caf::actor target) : target_(std::move(target)) {
+    // nop
+  }
+
+  void on_node_up(const peer_info& info) override {
+    caf::anon_send(target_, peer_up{info.node});
+  }
+
+  void on_node_down(const caf::node_id& node, const caf::error&) override {
+    caf::anon_send(target_, peer_down{node});
+  }
+
+private:
+  caf::actor target_;
+};
+
+template <class T>
+T read_option(const caf::actor_system_config& cfg, const char* name,
+              T fallback) {
+  return caf::get_or(cfg, name, fallback);
+}
+
+clock::duration read_duration(const caf::actor_system_config& cfg,
+                              const char* name, clock::duration fallback) {
+  auto x = caf::get_or(cfg, name, caf::timespan{fallback});
+  return std::chrono::duration_cast<clock::duration>(x);
+}
+
+} // namespace
+
+struct cluster_module::impl {
+  node* n = nullptr;
+  settings cfg;
+  caf::actor actor;
+  std::shared_ptr<event_forwarder> forwarder;
+  std::string address;
+  mutable std::mutex mtx; // guards actor and address after start
+};
+
+cluster_module::cluster_module() : impl_(std::make_shared<impl>()) {
+  // nop
+}
+
+cluster_module::~cluster_module() = default;
+
+std::string cluster_module::name() const {
+  return "cluster";
+}
+
+void cluster_module::configure(node_config& cfg) {
+  cfg.module_options("relay.cluster")
+    .add<std::string>("name", "cluster name; other clusters are refused")
+    .add<std::vector<std::string>>("seeds", "addresses to join through")
+    .add<std::string>("listen", "where members connect (tcp URI)")
+    .add<std::string>("advertise", "address members dial, if not listen's")
+    .add<caf::timespan>("heartbeat-interval", "heartbeats to each member")
+    .add<double>("phi-threshold", "suspect a member at this phi")
+    .add<caf::timespan>("acceptable-heartbeat-pause",
+                        "silence tolerated on top of the mean interval")
+    .add<caf::timespan>("min-std-deviation", "floor of the deviation")
+    .add<caf::timespan>("down-after",
+                        "unreachable this long: declared down")
+    .add<caf::timespan>("retry-interval", "between join attempts")
+    .add<caf::timespan>("seed-timeout",
+                        "first seed forms a cluster after this")
+    .add<caf::timespan>("gossip-interval", "anti-entropy gossip period")
+    .add<bool>("leave-on-stop", "leave gracefully when the node stops");
+}
+
+void cluster_module::start(node& n) {
+  auto& sys_cfg = n.system().config();
+  settings s;
+  s.cluster = read_option<std::string>(sys_cfg, "relay.cluster.name", s.cluster);
+  if (auto seeds = caf::get_if<std::vector<std::string>>(
+        &sys_cfg, "relay.cluster.seeds"))
+    s.seeds = *seeds;
+  s.listen = read_option<std::string>(sys_cfg, "relay.cluster.listen", s.listen);
+  s.advertise = read_option<std::string>(sys_cfg, "relay.cluster.advertise",
+                                         s.advertise);
+  s.heartbeat_interval = read_duration(
+    sys_cfg, "relay.cluster.heartbeat-interval", s.heartbeat_interval);
+  s.detector.threshold = read_option<double>(
+    sys_cfg, "relay.cluster.phi-threshold", s.detector.threshold);
+  s.detector.acceptable_pause = read_duration(
+    sys_cfg, "relay.cluster.acceptable-heartbeat-pause",
+    s.detector.acceptable_pause);
+  s.detector.min_std_deviation = read_duration(
+    sys_cfg, "relay.cluster.min-std-deviation", s.detector.min_std_deviation);
+  s.detector.first_heartbeat_estimate = s.heartbeat_interval;
+  s.down_after = read_duration(sys_cfg, "relay.cluster.down-after",
+                               s.down_after);
+  s.retry_interval = read_duration(sys_cfg, "relay.cluster.retry-interval",
+                                   s.retry_interval);
+  s.seed_timeout = read_duration(sys_cfg, "relay.cluster.seed-timeout",
+                                 s.seed_timeout);
+  s.gossip_interval = read_duration(sys_cfg, "relay.cluster.gossip-interval",
+                                    s.gossip_interval);
+  s.leave_on_stop = read_option<bool>(sys_cfg, "relay.cluster.leave-on-stop",
+                                      s.leave_on_stop);
+  auto positive = [](clock::duration d) { return d.count() > 0; };
+  if (s.cluster.empty() || s.cluster.size() > limits::max_name_size)
+    throw config_error("relay.cluster.name must have 1 to 256 bytes");
+  if (!positive(s.heartbeat_interval) || !positive(s.down_after)
+      || !positive(s.retry_interval) || !positive(s.gossip_interval)
+      || s.detector.threshold <= 0)
+    throw config_error("relay.cluster: heartbeat-interval, down-after, "
+                       "retry-interval, gossip-interval and phi-threshold "
+                       "must be positive");
+  // Checks the detector's settings (throws invalid_argument).
+  try {
+    phi_accrual_detector check{s.detector};
+  } catch (std::exception& ex) {
+    throw config_error(std::string{"relay.cluster: "} + ex.what());
+  }
+  auto bound = n.listen(s.listen);
+  if (!bound)
+    throw config_error("relay.cluster.listen: cannot listen on " + s.listen
+                       + ": " + describe(bound.error()));
+  if (s.advertise.empty())
+    s.advertise = *bound;
+  member_info self;
+  self.node = n.id();
+  self.name = n.name();
+  self.address = s.advertise;
+  auto actor = n.system().spawn(cluster_actor, &n, s, self);
+  auto k = [](cluster_frame x) { return static_cast<uint8_t>(x); };
+  auto check = [&n](caf::error err) {
+    if (err)
+      throw config_error("cluster module: " + describe(err));
+  };
+  check(n.add_frame_handler(
+    k(cluster_frame::join), "cluster join",
+    [actor](peer_context& from, wire_reader& in) {
+      auto req = read_join_request(in);
+      caf::anon_send(actor, frame_join{from.remote_id(), std::move(req)});
+    }));
+  check(n.add_frame_handler(
+    k(cluster_frame::join_reply), "cluster join reply",
+    [actor](peer_context& from, wire_reader& in) {
+      auto reply = read_join_reply(in);
+      caf::anon_send(actor, frame_join_reply{from.remote_id(),
+                                             std::move(reply)});
+    }));
+  check(n.add_frame_handler(
+    k(cluster_frame::gossip), "cluster gossip",
+    [actor](peer_context& from, wire_reader& in) {
+      auto g = read_gossip(in);
+      caf::anon_send(actor, frame_gossip{from.remote_id(), std::move(g)});
+    }));
+  check(n.add_frame_handler(
+    k(cluster_frame::heartbeat), "cluster heartbeat",
+    [actor](peer_context& from, wire_reader& in) {
+      // Stamped here, on the I/O thread: the actor's own delay under load
+      // must not count as the peer's silence.
+      auto at = clock::now();
+      if (in.remaining() != 0)
+        throw wire_error("cluster heartbeat with a body");
+      caf::anon_send(actor, frame_heartbeat{from.remote_id(), at});
+    }));
+  auto forwarder = std::make_shared<event_forwarder>(actor);
+  n.add_listener(forwarder);
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->n = &n;
+    impl_->cfg = s;
+    impl_->actor = actor;
+    impl_->forwarder = forwarder;
+    impl_->address = s.advertise;
+  }
+  log(log_level::info, "cluster: node '" + n.name() + "' of cluster '"
+                         + s.cluster + "' at " + s.advertise);
+  if (!s.seeds.empty())
+    if (auto err = join(s.seeds))
+      throw config_error("relay.cluster.seeds: " + describe(err));
+}
+
+void cluster_module::stop(node& n) {
+  caf::actor actor;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    actor = impl_->actor;
+  }
+  if (!actor)
+    return;
+  if (impl_->cfg.leave_on_stop)
+    leave();
+  n.remove_listener(impl_->forwarder);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  impl_->actor = nullptr;
+  impl_->n = nullptr;
+}
+
+caf::error cluster_module::join(std::vector<std::string> seeds) {
+  auto a = actor();
+  if (!a)
+    return make_error(errc::invalid_argument,
+                      "the cluster module has not started (create the node "
+                      "first)");
+  if (seeds.empty())
+    return make_error(errc::invalid_argument, "join needs at least one seed");
+  caf::scoped_actor self{a->home_system()};
+  caf::error result;
+  self->request(a, local_call_timeout, join_atom::value, std::move(seeds))
+    .receive([](caf::unit_t) {},
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+caf::error cluster_module::wait_up(caf::timespan timeout) {
+  auto a = actor();
+  if (!a)
+    return make_error(errc::invalid_argument,
+                      "the cluster module has not started");
+  caf::scoped_actor self{a->home_system()};
+  caf::error result;
+  self->request(a, timeout, wait_up_atom::value)
+    .receive([](caf::unit_t) {},
+             [&](caf::error& err) {
+               if (err == caf::sec::request_timeout)
+                 result = make_error(errc::connect_timeout,
+                                     "this node did not become a member "
+                                     "within the timeout");
+               else
+                 result = std::move(err);
+             });
+  return result;
+}
+
+void cluster_module::leave() {
+  auto a = actor();
+  if (!a)
+    return;
+  caf::scoped_actor self{a->home_system()};
+  self->request(a, local_call_timeout, leave_atom::value)
+    .receive([] {}, [](caf::error&) {});
+}
+
+std::vector<member_info> cluster_module::members() const {
+  std::vector<member_info> result;
+  auto a = actor();
+  if (!a)
+    return result;
+  caf::scoped_actor self{a->home_system()};
+  self->request(a, local_call_timeout, members_atom::value)
+    .receive([&](std::vector<member_info>& xs) { result = std::move(xs); },
+             [](caf::error&) {});
+  return result;
+}
+
+void cluster_module::monitor_cluster(const caf::actor& observer) {
+  if (auto a = actor())
+    caf::anon_send(a, monitor_atom::value, observer);
+}
+
+void cluster_module::demonitor_cluster(const caf::actor& observer) {
+  if (auto a = actor())
+    caf::anon_send(a, demonitor_atom::value, observer);
+}
+
+std::string cluster_module::address() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->address;
+}
+
+caf::actor cluster_module::actor() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->actor;
+}
+
+} // namespace relay
