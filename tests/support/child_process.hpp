@@ -26,14 +26,20 @@ using namespace std::chrono_literals;
 class child {
 public:
   /// Runs `args`; its stdout (and stderr too with `merge_stderr`) is read
-  /// with read_line.
-  explicit child(std::vector<std::string> args, bool merge_stderr = false) {
+  /// with read_line; with `with_stdin`, write_line feeds its stdin.
+  explicit child(std::vector<std::string> args, bool merge_stderr = false,
+                 bool with_stdin = false) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
+      return;
+    int in[2] = {-1, -1};
+    if (with_stdin && pipe2(in, O_CLOEXEC) != 0)
       return;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    if (with_stdin)
+      posix_spawn_file_actions_adddup2(&actions, in[0], 0);
     if (merge_stderr)
       posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
     std::vector<char*> argv;
@@ -46,6 +52,23 @@ public:
     posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);
     out_ = fds[0];
+    if (with_stdin) {
+      ::close(in[0]);
+      in_ = in[1];
+    }
+  }
+
+  /// Writes `line` and a newline to the child's stdin (if it has one).
+  bool write_line(const std::string& line) {
+    if (in_ < 0)
+      return false;
+    auto text = line + "\n";
+    return ::write(in_, text.data(), text.size())
+           == static_cast<ssize_t>(text.size());
+  }
+
+  pid_t pid() const {
+    return pid_;
   }
 
   ~child() {
@@ -55,6 +78,8 @@ public:
     }
     if (out_ >= 0)
       ::close(out_);
+    if (in_ >= 0)
+      ::close(in_);
   }
 
   bool running() const {
@@ -119,6 +144,7 @@ public:
 private:
   pid_t pid_ = -1;
   int out_ = -1;
+  int in_ = -1;
   std::string buf_;
 };
 

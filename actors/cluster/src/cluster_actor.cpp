@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,6 +22,9 @@ namespace {
 
 // Redials of a lost member back off from retry-interval to this multiple.
 constexpr int max_backoff_factor = 8;
+
+// How long a leaving node waits for the leader to remove it.
+constexpr auto leave_timeout = std::chrono::seconds{2};
 
 struct dial_state {
   clock::time_point next_attempt;
@@ -50,6 +54,9 @@ struct state {
   std::unordered_map<std::string, dial_state> dials; // by address
   clock::time_point next_gossip;
   bool quarantined = false;
+  // Leaving: answered once removed (or at the deadline).
+  std::vector<caf::response_promise> leave_waiters;
+  std::optional<clock::time_point> leave_deadline;
 
   std::vector<caf::actor> observers;
 
@@ -91,10 +98,15 @@ struct state {
   }
 
   /// Starts a failure detector (and so heartbeats) for a connected member.
+  /// The connection counts as its first heartbeat: a member that never
+  /// sends one is suspected like one that stopped (Akka's
+  /// expected-response-after plays this part there).
   void track(const caf::node_id& id) {
     if (connected.count(id) > 0 && is_member(id) && id != members.self()
-        && detectors.count(id) == 0)
-      detectors.emplace(id, phi_accrual_detector{cfg.detector});
+        && detectors.count(id) == 0) {
+      auto i = detectors.emplace(id, phi_accrual_detector{cfg.detector});
+      i.first->second.heartbeat(clock::now());
+    }
   }
 
   void answer_waiters(const caf::error& err) {
@@ -185,6 +197,9 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       st->answer_waiters(make_error(errc::connection_closed,
                                     "this node was removed from cluster '"
                                       + st->cfg.cluster + "'"));
+      for (auto& rp : st->leave_waiters)
+        rp.deliver(caf::unit);
+      st->leave_waiters.clear();
       log(log_level::warning,
           "cluster: this node is no longer a member of '" + st->cfg.cluster
             + "'; a new process (a new incarnation) may join again");
@@ -264,13 +279,28 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       st->up_waiters.push_back(rp);
       return rp;
     },
-    [=](leave_atom) {
+    [=](leave_atom) -> caf::result<caf::unit_t> {
       if (st->quarantined)
-        return;
+        return caf::unit;
       st->joining = false;
+      if (st->members.self_status() == member_status::joining) {
+        publish(st->members.remove_self(now())); // never admitted
+        return caf::unit;
+      }
+      // Akka's way: stay connected until the leader has removed us (every
+      // member then heard "left" before our connections close, so nobody
+      // reads the close as a failure), bounded by leave_timeout.
       publish(st->members.leave(now()));
-      st->gossip_to_all(); // everyone hears "left" before we go
-      publish(st->members.remove_self(now()));
+      auto leader = st->members.leader();
+      if (!leader || st->connected.count(leader) == 0) {
+        publish(st->members.remove_self(now())); // nobody to wait for
+        return caf::unit;
+      }
+      st->gossip_to_all();
+      st->leave_deadline = now() + leave_timeout;
+      auto rp = self->make_response_promise();
+      st->leave_waiters.push_back(rp);
+      return rp;
     },
     [=](members_atom) {
       return st->members.members();
@@ -445,6 +475,31 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         d.next_attempt = now() + d.backoff;
         log(log_level::debug, "cluster: cannot reach " + msg.address + ": "
                                 + describe(msg.error));
+        // A seed that refuses our credentials will not change its mind.
+        bool seed = std::find(st->seeds.begin(), st->seeds.end(), msg.address)
+                    != st->seeds.end();
+        if (st->joining && seed
+            && (is(msg.error, errc::authentication_failed)
+                || is(msg.error, errc::version_mismatch))) {
+          st->joining = false;
+          st->join_failure = make_error(
+            errc::peer_rejected, "seed " + msg.address
+                                   + " refused this node: "
+                                   + describe(msg.error));
+          log(log_level::error, "cluster: " + describe(st->join_failure));
+          st->answer_waiters(st->join_failure);
+        }
+        // A member we know but cannot connect to is unreachable from here
+        // (until a connection succeeds).
+        for (auto& m : st->members.members())
+          if (m.address == msg.address && m.node != st->members.self()
+              && st->connected.count(m.node) == 0) {
+            auto events = st->members.observe(m.node, false, now());
+            if (!events.empty()) {
+              publish(std::move(events));
+              st->gossip_to_all();
+            }
+          }
         return;
       }
       d.backoff = {};
@@ -464,6 +519,12 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         return;
       if (st->joining && t >= st->next_join_attempt)
         try_join();
+      if (st->leave_deadline && t >= *st->leave_deadline) {
+        log(log_level::warning, "cluster: no leader removed this node within "
+                                "2 s of leaving; leaving anyway");
+        publish(st->members.remove_self(t));
+        return;
+      }
       // Redial members we lost (with back-off), and dial new ones.
       for (auto& m : st->members.members()) {
         if (m.node == st->members.self() || st->connected.count(m.node) > 0

@@ -60,6 +60,7 @@ struct cluster_module::impl {
   caf::actor actor;
   std::shared_ptr<event_forwarder> forwarder;
   std::string address;
+  std::string listen_address;
   mutable std::mutex mtx; // guards actor and address after start
 };
 
@@ -192,6 +193,7 @@ void cluster_module::start(node& n) {
     impl_->actor = actor;
     impl_->forwarder = forwarder;
     impl_->address = s.advertise;
+    impl_->listen_address = *bound;
   }
   log(log_level::info, "cluster: node '" + n.name() + "' of cluster '"
                          + s.cluster + "' at " + s.advertise);
@@ -228,8 +230,7 @@ caf::error cluster_module::join(std::vector<std::string> seeds) {
   caf::scoped_actor self{a->home_system()};
   caf::error result;
   self->request(a, local_call_timeout, join_atom::value, std::move(seeds))
-    .receive([](caf::unit_t) {},
-             [&](caf::error& err) { result = std::move(err); });
+    .receive([] {}, [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 
@@ -241,7 +242,7 @@ caf::error cluster_module::wait_up(caf::timespan timeout) {
   caf::scoped_actor self{a->home_system()};
   caf::error result;
   self->request(a, timeout, wait_up_atom::value)
-    .receive([](caf::unit_t) {},
+    .receive([] {},
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout)
                  result = make_error(errc::connect_timeout,
@@ -258,7 +259,8 @@ void cluster_module::leave() {
   if (!a)
     return;
   caf::scoped_actor self{a->home_system()};
-  self->request(a, local_call_timeout, leave_atom::value)
+  // The actor answers once the leader removed this node (at most 2 s).
+  self->request(a, std::chrono::seconds{3}, leave_atom::value)
     .receive([] {}, [](caf::error&) {});
 }
 
@@ -287,6 +289,11 @@ void cluster_module::demonitor_cluster(const caf::actor& observer) {
 std::string cluster_module::address() const {
   std::lock_guard<std::mutex> guard{impl_->mtx};
   return impl_->address;
+}
+
+std::string cluster_module::listen_address() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->listen_address;
 }
 
 caf::actor cluster_module::actor() const {

@@ -73,13 +73,13 @@ public:
 
   /// Blocks until this node is up (a member), up to `timeout`. Errors:
   /// peer_rejected (a seed refused for good: another cluster name, or this
-  /// incarnation was removed; the text says which), timeout (still joining),
-  /// connection_closed (the node left or was removed).
+  /// incarnation was removed; the text says which), connect_timeout (still
+  /// joining), connection_closed (the node left or was removed).
   caf::error wait_up(caf::timespan timeout);
 
-  /// Leaves gracefully: this node is left, every member hears it at once
-  /// and removes it; then it closes its connections to members. Blocks up
-  /// to one second for the goodbye to go out. A node cannot rejoin after
+  /// Leaves gracefully: this node is left, every member hears it at once,
+  /// the leader removes it, and then (or after 2 s without a leader) it
+  /// closes its connections to members. Blocks until then. A node cannot rejoin after
   /// leaving; a new process (a new incarnation) can.
   void leave();
 
@@ -98,6 +98,10 @@ public:
 
   /// The address other members dial (empty before the node started).
   std::string address() const;
+
+  /// The address the module listens on (relay.cluster.listen with the
+  /// port filled in); differs from address() when advertise is set.
+  std::string listen_address() const;
 
   /// The actor behind the module, for tools and tests.
   caf::actor actor() const;

@@ -1,0 +1,335 @@
+// Cluster membership with real node processes on loopback tcp, every
+// connection through a fault-injection proxy the test controls. Each test
+// synchronises on the lines the nodes print (see cluster_node_main.cpp);
+// every wait is bounded; the nodes are killed and reaped at the end.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "child_process.hpp"
+#include "fault_proxy.hpp"
+
+using namespace std::chrono_literals;
+using relay::test::fault_proxy;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+constexpr const char* secret = "cluster-test-secret-0123456789";
+
+struct node_options {
+  int down_after_ms = 10000;
+  std::string cluster = "test";
+  std::string cookie = secret;
+};
+
+// One node process, its proxy port and what it printed.
+struct node_proc {
+  std::string name;
+  std::string ip;        // its source address
+  std::string address;   // what it advertises (its proxy port)
+  std::unique_ptr<relay::test::child> proc;
+  std::vector<std::string> seen; // event lines read so far
+
+  // Reads lines until one equals `line` (or starts with it when `prefix`);
+  // returns whether it came before `deadline`.
+  bool wait_for(const std::string& line, steady::time_point deadline,
+                bool prefix = false) {
+    for (auto& s : seen)
+      if (s == line || (prefix && s.rfind(line, 0) == 0))
+        return true;
+    while (steady::now() < deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - steady::now());
+      auto got = proc->read_line(std::max(left, 1ms));
+      if (!got)
+        return false;
+      seen.push_back(*got);
+      if (*got == line || (prefix && got->rfind(line, 0) == 0))
+        return true;
+    }
+    return false;
+  }
+
+  // Forgets the lines read so far: later waits see only newer ones.
+  void forget() {
+    seen.clear();
+  }
+
+  // The next "members ..." answer, its entries sorted by name.
+  std::string members() {
+    auto raw = members_raw();
+    std::vector<std::string> words;
+    for (size_t pos = 0; pos < raw.size();) {
+      auto end = raw.find(' ', pos);
+      if (end == std::string::npos)
+        end = raw.size();
+      words.push_back(raw.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    if (words.empty())
+      return raw;
+    std::sort(words.begin() + 1, words.end());
+    std::string result;
+    for (auto& w : words)
+      result += (result.empty() ? "" : " ") + w;
+    return result;
+  }
+
+  // Asks for the members until the answer is `expected` or `bound`
+  // passes (a poll of state that converges by gossip; no fixed sleep
+  // decides anything). Returns the last answer.
+  std::string wait_members(const std::string& expected,
+                           std::chrono::milliseconds bound = 10s) {
+    auto deadline = steady::now() + bound;
+    std::string last;
+    while (steady::now() < deadline) {
+      last = members();
+      if (last == expected)
+        break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return last;
+  }
+
+  std::string members_raw() {
+    seen.erase(std::remove_if(seen.begin(), seen.end(),
+                              [](const std::string& s) {
+                                return s.rfind("members ", 0) == 0;
+                              }),
+               seen.end());
+    proc->write_line("members");
+    if (!wait_for("members", steady::now() + 5s, true))
+      return "(no answer)";
+    for (auto& s : seen)
+      if (s.rfind("members", 0) == 0)
+        return s;
+    return "";
+  }
+};
+
+class cluster_test : public testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    std::signal(SIGPIPE, SIG_IGN); // a dead node's stdin
+  }
+
+  // Starts node `name` (not yet joined); its proxy port is what it
+  // advertises and what the others dial.
+  node_proc& start(const std::string& name, node_options opts = {}) {
+    auto& n = nodes_[name];
+    n.name = name;
+    if (n.ip.empty()) {
+      n.ip = "127.0.0." + std::to_string(10 + nodes_.size());
+      auto port = proxy_.add_node(name, n.ip);
+      n.address = "tcp://127.0.0.1:" + std::to_string(port);
+    }
+    n.seen.clear();
+    setenv("RELAY_COOKIE", opts.cookie.c_str(), 1);
+    n.proc = std::make_unique<relay::test::child>(
+      std::vector<std::string>{RELAY_CLUSTER_NODE, "--name", name,
+                               "--cluster", opts.cluster, "--advertise",
+                               n.address, "--source", n.ip,
+                               "--down-after-ms",
+                               std::to_string(opts.down_after_ms)},
+      false, true);
+    setenv("RELAY_COOKIE", secret, 1);
+    auto line = n.proc->read_line(10s);
+    EXPECT_TRUE(line && line->rfind("listening tcp://", 0) == 0)
+      << (line ? *line : "(nothing)");
+    if (line) {
+      auto port = line->substr(line->rfind(':') + 1);
+      proxy_.set_target(name, static_cast<uint16_t>(std::stoi(port)));
+    }
+    return n;
+  }
+
+  node_proc& operator[](const std::string& name) {
+    return nodes_.at(name);
+  }
+
+  // Starts `names` and joins them through the first, which forms the
+  // cluster; waits until every node sees every node up.
+  void form(const std::vector<std::string>& names, node_options opts = {}) {
+    for (auto& name : names)
+      start(name, opts);
+    auto seed = nodes_[names.front()].address;
+    for (auto& name : names)
+      nodes_[name].proc->write_line("join " + seed);
+    auto deadline = steady::now() + 20s;
+    for (auto& observer : names)
+      for (auto& member : names)
+        ASSERT_TRUE(nodes_[observer].wait_for(
+          "event up " + member + " " + nodes_[member].address, deadline))
+          << observer << " never saw " << member << " up";
+    // And the mesh is complete: every node connected to every other.
+    for (auto& observer : names)
+      for (auto& member : names)
+        if (member != observer)
+          ASSERT_TRUE(nodes_[observer].wait_for("node-up " + member, deadline))
+            << observer << " never connected to " << member;
+  }
+
+  // Waits until each of `observers` prints `what` about `subject`; returns
+  // the longest time it took from `since`.
+  std::optional<std::chrono::milliseconds>
+  all_see(const std::vector<std::string>& observers, const std::string& what,
+          const std::string& subject, steady::time_point since,
+          std::chrono::milliseconds bound) {
+    std::chrono::milliseconds slowest{0};
+    for (auto& o : observers) {
+      auto line = "event " + what + " " + subject + " "
+                  + nodes_.at(subject).address;
+      if (!nodes_.at(o).wait_for(line, since + bound)) {
+        ADD_FAILURE() << o << " did not print '" << line << "' within "
+                      << bound.count() << " ms";
+        return std::nullopt;
+      }
+      slowest = std::max(slowest,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                           steady::now() - since));
+    }
+    return slowest;
+  }
+
+  fault_proxy proxy_;
+  std::map<std::string, node_proc> nodes_;
+};
+
+} // namespace
+
+TEST_F(cluster_test, nodes_join_through_one_seed_and_see_each_other) {
+  form({"a", "b", "c"});
+  // b and c only knew a; they connected to each other through gossip.
+  for (auto name : {"a", "b", "c"})
+    EXPECT_EQ((*this)[name].members(),
+              "members a:up:reachable b:up:reachable c:up:reachable")
+      << name;
+}
+
+TEST_F(cluster_test, a_killed_node_is_detected_and_removed_everywhere) {
+  node_options opts;
+  opts.down_after_ms = 1000;
+  form({"a", "b", "c", "d"}, opts);
+  auto t0 = steady::now();
+  (*this)["d"].proc->signal(SIGKILL);
+  auto detected = all_see({"a", "b", "c"}, "unreachable", "d", t0, 2s);
+  ASSERT_TRUE(detected);
+  std::cout << "[ figures  ] kill -9 detected on every member after "
+            << detected->count() << " ms\n";
+  ASSERT_TRUE(all_see({"a", "b", "c"}, "down", "d", t0, 10s));
+  ASSERT_TRUE(all_see({"a", "b", "c"}, "removed", "d", t0, 10s));
+  EXPECT_EQ((*this)["b"].members(),
+            "members a:up:reachable b:up:reachable c:up:reachable");
+}
+
+TEST_F(cluster_test, a_partition_healed_before_down_after_changes_nothing) {
+  node_options opts;
+  opts.down_after_ms = 15000;
+  form({"a", "b", "c"}, opts);
+  auto t0 = steady::now();
+  proxy_.partition({"c"}, {"a", "b"});
+  // Silence, not a closed socket: the phi-accrual detector decides.
+  auto detected = all_see({"a", "b"}, "unreachable", "c", t0, 2500ms);
+  ASSERT_TRUE(detected);
+  std::cout << "[ figures  ] partition detected after " << detected->count()
+            << " ms\n";
+  ASSERT_TRUE((*this)["c"].wait_for("event unreachable a " + (*this)["a"].address,
+                                    t0 + 2500ms));
+  proxy_.heal();
+  auto t1 = steady::now();
+  ASSERT_TRUE(all_see({"a", "b"}, "reachable", "c", t1, 10s));
+  ASSERT_TRUE(all_see({"c"}, "reachable", "a", t1, 10s));
+  // c's own observations from the partition reach a and b when it
+  // reconnects, and are retracted when its detectors hear from them again.
+  for (auto name : {"a", "b", "c"})
+    EXPECT_EQ((*this)[name].wait_members(
+                "members a:up:reachable b:up:reachable c:up:reachable"),
+              "members a:up:reachable b:up:reachable c:up:reachable")
+      << name;
+  for (auto name : {"a", "b", "c"})
+    for (auto& line : (*this)[name].seen)
+      EXPECT_EQ(line.find("event down"), std::string::npos) << name;
+}
+
+TEST_F(cluster_test, a_partition_past_down_after_removes_the_minority) {
+  node_options opts;
+  opts.down_after_ms = 1500;
+  form({"a", "b", "c"}, opts);
+  auto t0 = steady::now();
+  proxy_.partition({"c"}, {"a", "b"});
+  ASSERT_TRUE(all_see({"a", "b"}, "removed", "c", t0, 10s));
+  // c, on the minority side, took itself out.
+  ASSERT_TRUE(all_see({"c"}, "removed", "c", t0, 10s));
+  auto& a = (*this)["a"];
+  a.forget();
+  proxy_.heal();
+  // After the heal c stays out: it cannot come back as this incarnation.
+  auto until = steady::now() + 2s;
+  EXPECT_FALSE(a.wait_for("event joining c " + (*this)["c"].address, until));
+  EXPECT_EQ(a.members(), "members a:up:reachable b:up:reachable");
+}
+
+TEST_F(cluster_test, a_graceful_leave_is_removed_at_once) {
+  form({"a", "b", "c"});
+  auto t0 = steady::now();
+  (*this)["c"].proc->write_line("leave");
+  ASSERT_TRUE(all_see({"a", "b"}, "left", "c", t0, 2s));
+  auto removed = all_see({"a", "b"}, "removed", "c", t0, 2s);
+  ASSERT_TRUE(removed);
+  // No unreachable in between: leaving is not failing.
+  for (auto name : {"a", "b"})
+    for (auto& line : (*this)[name].seen)
+      EXPECT_NE(line, "event unreachable c " + (*this)["c"].address) << name;
+}
+
+TEST_F(cluster_test, a_restarted_node_is_a_new_incarnation) {
+  form({"a", "b", "c"});
+  auto& c = (*this)["c"];
+  c.proc->signal(SIGKILL);
+  auto t0 = steady::now();
+  ASSERT_TRUE(all_see({"a", "b"}, "unreachable", "c", t0, 2s));
+  // Same name, same address, new process.
+  start("c");
+  c.proc->write_line("join " + (*this)["a"].address);
+  // The old incarnation is downed at once, the new one joins.
+  ASSERT_TRUE(all_see({"a", "b"}, "down", "c", t0, 5s));
+  ASSERT_TRUE(all_see({"a", "b"}, "up", "c", t0, 10s));
+  ASSERT_TRUE(c.wait_for("event up c " + c.address, t0 + 10s));
+  for (auto name : {"a", "b", "c"})
+    EXPECT_EQ((*this)[name].members(),
+              "members a:up:reachable b:up:reachable c:up:reachable")
+      << name;
+}
+
+TEST_F(cluster_test, another_cluster_or_secret_is_refused_with_a_clear_error) {
+  form({"a"});
+  node_options other;
+  other.cluster = "other";
+  auto& x = start("x", other);
+  x.proc->write_line("join " + (*this)["a"].address);
+  x.proc->write_line("wait-up");
+  ASSERT_TRUE(x.wait_for("error ", steady::now() + 10s, true));
+  EXPECT_NE(x.seen.back().find("cluster 'test'"), std::string::npos)
+    << x.seen.back();
+  node_options wrong;
+  wrong.cookie = "another-secret-of-enough-length";
+  auto& y = start("y", wrong);
+  y.proc->write_line("join " + (*this)["a"].address);
+  y.proc->write_line("wait-up");
+  ASSERT_TRUE(y.wait_for("error ", steady::now() + 10s, true));
+  EXPECT_NE(y.seen.back().find("authentication"), std::string::npos)
+    << y.seen.back();
+  EXPECT_EQ((*this)["a"].members(), "members a:up:reachable");
+}
