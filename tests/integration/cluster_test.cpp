@@ -62,6 +62,47 @@ struct node_proc {
     return false;
   }
 
+  // Sends `command` and returns the first line after it that starts with
+  // one of `prefixes` (empty if none within `bound`).
+  std::string ask(const std::string& command,
+                  std::vector<std::string> prefixes,
+                  std::chrono::milliseconds bound = 10s) {
+    auto first = seen.size();
+    proc->write_line(command);
+    auto deadline = steady::now() + bound;
+    for (size_t i = first;; ++i) {
+      while (i >= seen.size()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - steady::now());
+        if (left.count() <= 0)
+          return "";
+        auto got = proc->read_line(left);
+        if (!got)
+          return "";
+        seen.push_back(*got);
+      }
+      for (auto& p : prefixes)
+        if (seen[i].rfind(p, 0) == 0)
+          return seen[i];
+    }
+  }
+
+  // Asks until the answer is `expected` or `bound` passes (a poll of state
+  // that converges by gossip). Returns the last answer.
+  std::string ask_until(const std::string& command, const std::string& prefix,
+                        const std::string& expected,
+                        std::chrono::milliseconds bound = 10s) {
+    auto deadline = steady::now() + bound;
+    std::string last;
+    while (steady::now() < deadline) {
+      last = ask(command, {prefix});
+      if (last == expected)
+        break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return last;
+  }
+
   // Forgets the lines read so far: later waits see only newer ones.
   void forget() {
     seen.clear();
@@ -332,4 +373,120 @@ TEST_F(cluster_test, another_cluster_or_secret_is_refused_with_a_clear_error) {
   EXPECT_NE(y.seen.back().find("authentication"), std::string::npos)
     << y.seen.back();
   EXPECT_EQ((*this)["a"].members(), "members a:up:reachable");
+}
+
+// -- cluster-wide names -------------------------------------------------------
+
+TEST_F(cluster_test, a_name_resolves_everywhere_and_goes_with_its_holder) {
+  form({"a", "b", "c"});
+  auto& a = (*this)["a"];
+  auto& b = (*this)["b"];
+  auto& c = (*this)["c"];
+  ASSERT_EQ(a.ask("register svc", {"registered", "error"}), "registered svc");
+  // Known everywhere as soon as the registration returned.
+  EXPECT_EQ(b.ask("whereis svc", {"whereis"}), "whereis svc a");
+  EXPECT_EQ(c.ask("whereis svc", {"whereis"}), "whereis svc a");
+  // Nobody else can take it.
+  auto taken = b.ask("register svc", {"registered", "error"});
+  EXPECT_EQ(taken.rfind("error relay.already_registered", 0), 0u) << taken;
+  // It goes when the holder exits ...
+  a.ask("stop svc", {"stopped"});
+  EXPECT_EQ(b.ask_until("whereis svc", "whereis", "whereis svc none"),
+            "whereis svc none");
+  EXPECT_EQ(c.ask_until("whereis svc", "whereis", "whereis svc none"),
+            "whereis svc none");
+  // ... and with its node.
+  ASSERT_EQ(c.ask("register db", {"registered", "error"}), "registered db");
+  EXPECT_EQ(a.ask("whereis db", {"whereis"}), "whereis db c");
+  c.proc->signal(SIGKILL);
+  EXPECT_EQ(a.ask_until("whereis db", "whereis", "whereis db none", 3s),
+            "whereis db none");
+  EXPECT_EQ(b.ask_until("whereis db", "whereis", "whereis db none", 3s),
+            "whereis db none");
+}
+
+TEST_F(cluster_test, concurrent_registrations_of_one_name_have_one_winner) {
+  form({"a", "b", "c"});
+  auto& a = (*this)["a"];
+  auto& b = (*this)["b"];
+  auto& c = (*this)["c"];
+  for (int round = 0; round < 5; ++round) {
+    auto name = "n" + std::to_string(round);
+    // All three at once.
+    for (auto* x : {&a, &b, &c})
+      x->proc->write_line("register " + name);
+    int won = 0, refused = 0;
+    for (auto* x : {&a, &b, &c}) {
+      auto line = x->ask("members", {"registered " + name, "error"});
+      if (line == "registered " + name)
+        ++won;
+      else if (line.find("already_registered") != std::string::npos)
+        ++refused;
+    }
+    EXPECT_EQ(won, 1) << name;
+    EXPECT_EQ(refused, 2) << name;
+    auto owner = a.ask("whereis " + name, {"whereis"});
+    EXPECT_EQ(b.ask("whereis " + name, {"whereis"}), owner);
+    EXPECT_EQ(c.ask("whereis " + name, {"whereis"}), owner);
+  }
+}
+
+TEST_F(cluster_test, a_name_taken_on_both_sides_of_a_partition_keeps_one_owner) {
+  node_options opts;
+  opts.down_after_ms = 60000; // the partition heals long before
+  form({"a", "b", "c"}, opts);
+  auto& a = (*this)["a"];
+  auto& b = (*this)["b"];
+  auto& c = (*this)["c"];
+  auto t0 = steady::now();
+  proxy_.partition({"c"}, {"a", "b"});
+  ASSERT_TRUE(all_see({"a", "b"}, "unreachable", "c", t0, 3s));
+  ASSERT_TRUE(all_see({"c"}, "unreachable", "a", t0, 3s));
+  ASSERT_TRUE(all_see({"c"}, "unreachable", "b", t0, 3s));
+  // Each side agrees among the members it reaches.
+  ASSERT_EQ(a.ask("register x", {"registered", "error"}), "registered x");
+  ASSERT_EQ(c.ask("register x", {"registered", "error"}), "registered x");
+  EXPECT_EQ(b.ask("whereis x", {"whereis"}), "whereis x a");
+  EXPECT_EQ(c.ask("whereis x", {"whereis"}), "whereis x c");
+  proxy_.heal();
+  // One owner remains, the same on every node, and the loser was told.
+  auto settled = a.ask_until("whereis x", "whereis", "whereis x a", 15s);
+  auto on_c = c.ask_until("whereis x", "whereis", settled, 15s);
+  EXPECT_EQ(on_c, settled);
+  EXPECT_EQ(b.ask_until("whereis x", "whereis", settled, 15s), settled);
+  auto loser = settled == "whereis x a" ? &c : &a;
+  EXPECT_TRUE(loser->wait_for("conflict x", steady::now() + 10s));
+  auto winner = loser == &c ? &a : &c;
+  for (auto& line : winner->seen)
+    EXPECT_NE(line, "conflict x");
+}
+
+// -- process groups -------------------------------------------------------------
+
+TEST_F(cluster_test, groups_span_the_cluster_and_lose_a_dead_nodes_members) {
+  form({"a", "b", "c"});
+  auto& a = (*this)["a"];
+  auto& b = (*this)["b"];
+  auto& c = (*this)["c"];
+  for (auto* x : {&a, &b, &c})
+    ASSERT_EQ(x->ask("join-group workers", {"joined", "error"}),
+              "joined workers");
+  for (auto* x : {&a, &b, &c})
+    EXPECT_EQ(x->ask_until("group workers", "group", "group workers a b c"),
+              "group workers a b c");
+  // One key, one member, on every node.
+  auto chosen = a.ask("pick workers consistent_hash job-42", {"pick"});
+  EXPECT_EQ(b.ask("pick workers consistent_hash job-42", {"pick"}), chosen);
+  EXPECT_EQ(c.ask("pick workers consistent_hash job-42", {"pick"}), chosen);
+  // Round-robin visits every member.
+  std::set<std::string> visited;
+  for (int i = 0; i < 3; ++i)
+    visited.insert(a.ask("pick workers round_robin -", {"pick"}));
+  EXPECT_EQ(visited.size(), 3u);
+  // A dead node's members leave the group everywhere.
+  c.proc->signal(SIGKILL);
+  EXPECT_EQ(a.ask_until("group workers", "group", "group workers a b", 3s),
+            "group workers a b");
+  EXPECT_EQ(b.ask_until("group workers", "group", "group workers a b", 3s),
+            "group workers a b");
 }

@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 
 #include "cluster_actor.hpp"
+#include "registry_actor.hpp"
 #include "relay/log.hpp"
 #include "relay/node.hpp"
 
@@ -58,6 +59,7 @@ struct cluster_module::impl {
   node* n = nullptr;
   settings cfg;
   caf::actor actor;
+  caf::actor registry;
   std::shared_ptr<event_forwarder> forwarder;
   std::string address;
   std::string listen_address;
@@ -75,6 +77,7 @@ std::string cluster_module::name() const {
 }
 
 void cluster_module::configure(node_config& cfg) {
+  add_registry_types(cfg);
   cfg.module_options("relay.cluster")
     .add<std::string>("name", "cluster name; other clusters are refused")
     .add<std::vector<std::string>>("seeds", "addresses to join through")
@@ -186,11 +189,14 @@ void cluster_module::start(node& n) {
     }));
   auto forwarder = std::make_shared<event_forwarder>(actor);
   n.add_listener(forwarder);
+  auto registry = n.system().spawn(registry_actor, &n, actor);
+  check(n.publish(registry, registry_name));
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     impl_->n = &n;
     impl_->cfg = s;
     impl_->actor = actor;
+    impl_->registry = registry;
     impl_->forwarder = forwarder;
     impl_->address = s.advertise;
     impl_->listen_address = *bound;
@@ -215,6 +221,8 @@ void cluster_module::stop(node& n) {
   n.remove_listener(impl_->forwarder);
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   std::lock_guard<std::mutex> guard{impl_->mtx};
+  caf::anon_send_exit(impl_->registry, caf::exit_reason::user_shutdown);
+  impl_->registry = nullptr;
   impl_->actor = nullptr;
   impl_->n = nullptr;
 }
@@ -289,6 +297,91 @@ void cluster_module::demonitor_cluster(const caf::actor& observer) {
 std::string cluster_module::address() const {
   std::lock_guard<std::mutex> guard{impl_->mtx};
   return impl_->address;
+}
+
+namespace {
+
+// A blocking request to `dest` bounded by `timeout`; `f` gets the answer.
+template <class F, class... Ts>
+caf::error call(const caf::actor& dest, caf::timespan timeout, F f,
+                Ts&&... xs) {
+  if (!dest)
+    return make_error(errc::invalid_argument,
+                      "the cluster module has not started");
+  caf::scoped_actor self{dest->home_system()};
+  caf::error result;
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+    .receive(f, [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+} // namespace
+
+caf::actor cluster_module::registry() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->registry;
+}
+
+caf::error cluster_module::register_name(const std::string& name,
+                                         const caf::actor& holder) {
+  if (name.empty() || name.size() > limits::max_name_size)
+    return make_error(errc::invalid_argument,
+                      "a cluster-wide name has 1 to 256 bytes");
+  return call(registry(), std::chrono::seconds{30}, [] {},
+              reg_name_atom::value, name, holder);
+}
+
+bool cluster_module::unregister_name(const std::string& name) {
+  bool result = false;
+  call(registry(), local_call_timeout, [&](bool x) { result = x; },
+       unreg_name_atom::value, name);
+  return result;
+}
+
+caf::actor cluster_module::whereis_name(const std::string& name) const {
+  caf::actor result;
+  call(registry(), local_call_timeout, [&](caf::actor& x) { result = x; },
+       whereis_atom::value, name);
+  return result;
+}
+
+std::vector<std::string> cluster_module::registered_names() const {
+  std::vector<std::string> result;
+  call(registry(), local_call_timeout,
+       [&](std::vector<std::string>& xs) { result = std::move(xs); },
+       names_atom::value);
+  return result;
+}
+
+caf::error cluster_module::join_group(const std::string& group,
+                                      const caf::actor& member) {
+  return call(registry(), local_call_timeout, [] {}, grp_join_atom::value,
+              group, member);
+}
+
+bool cluster_module::leave_group(const std::string& group,
+                                 const caf::actor& member) {
+  bool result = false;
+  call(registry(), local_call_timeout, [&](bool x) { result = x; },
+       grp_leave_atom::value, group, member);
+  return result;
+}
+
+std::vector<caf::actor>
+cluster_module::group_members(const std::string& group) const {
+  std::vector<caf::actor> result;
+  call(registry(), local_call_timeout,
+       [&](std::vector<caf::actor>& xs) { result = std::move(xs); },
+       grp_members_atom::value, group);
+  return result;
+}
+
+caf::actor cluster_module::pick(const std::string& group, pick_policy policy,
+                                const std::string& key) const {
+  caf::actor result;
+  call(registry(), local_call_timeout, [&](caf::actor& x) { result = x; },
+       grp_pick_atom::value, group, static_cast<int>(policy), key);
+  return result;
 }
 
 std::string cluster_module::listen_address() const {

@@ -10,9 +10,11 @@
 
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
+#include <caf/send.hpp>
 #include <caf/timespan.hpp>
 
 #include "relay/cluster_member.hpp"
+#include "relay/cluster_registry.hpp"
 #include "relay/node_module.hpp"
 
 namespace relay {
@@ -96,6 +98,59 @@ public:
   /// Undoes monitor_cluster.
   void demonitor_cluster(const caf::actor& observer);
 
+  // -- cluster-wide names (Erlang's global) ----------------------------------
+
+  /// Registers local actor `holder` under `name` on every member: agreed
+  /// with every reachable member (each locks the name, none may hold it),
+  /// as Erlang's global:register_name/2. Blocks until agreed, at most a few
+  /// seconds under contention. The name goes when the holder terminates
+  /// (everywhere) and when its node goes down (on the other nodes). See
+  /// docs/cluster.md for what holds during a partition. Errors:
+  /// already_registered (the text names the holder), invalid_argument (a
+  /// null or remote handle, an empty name, not a member), lookup_timeout
+  /// (contention did not end).
+  caf::error register_name(const std::string& name, const caf::actor& holder);
+
+  /// Withdraws a name held by a local actor. Returns whether it did.
+  bool unregister_name(const std::string& name);
+
+  /// The holder of `name` in this node's table, or a null handle. Any
+  /// member answers for any name, without asking others.
+  caf::actor whereis_name(const std::string& name) const;
+
+  /// Every name in this node's table.
+  std::vector<std::string> registered_names() const;
+
+  // -- process groups (Erlang's pg) ------------------------------------------
+
+  /// Adds local actor `member` to `group`; every member node learns it. It
+  /// leaves when it terminates, and on the other nodes when its node goes
+  /// down. Joining twice has no effect. Errors: invalid_argument (a null or
+  /// remote handle).
+  caf::error join_group(const std::string& group, const caf::actor& member);
+
+  /// Removes local actor `member` from `group`. Returns whether it was in.
+  bool leave_group(const std::string& group, const caf::actor& member);
+
+  /// The members of `group` known here (local and remote), in join order
+  /// per node.
+  std::vector<caf::actor> group_members(const std::string& group) const;
+
+  /// One member of `group` by `policy` (`key` for consistent_hash), or a
+  /// null handle if the group is empty.
+  caf::actor pick(const std::string& group, pick_policy policy,
+                  const std::string& key = "") const;
+
+  /// Sends `xs...` to every member of `group` (anonymously; the members
+  /// cannot answer). Returns how many it sent to.
+  template <class... Ts>
+  size_t broadcast(const std::string& group, Ts&&... xs) {
+    auto members = group_members(group);
+    for (auto& m : members)
+      caf::anon_send(m, xs...);
+    return members.size();
+  }
+
   /// The address other members dial (empty before the node started).
   std::string address() const;
 
@@ -105,6 +160,9 @@ public:
 
   /// The actor behind the module, for tools and tests.
   caf::actor actor() const;
+
+  /// The registry actor (names and groups), for tools and tests.
+  caf::actor registry() const;
 
   // -- node_module -----------------------------------------------------------
 
