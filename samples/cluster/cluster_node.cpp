@@ -246,6 +246,8 @@ int main(int argc, char** argv) {
   std::string name, cluster = "sample", advertise, source;
   std::string listen = "tcp://127.0.0.1:0";
   int down_after_ms = 10000;
+  int pause_ms = -1;
+  int heartbeat_ms = -1;
   app.add_option("--name", name, "node name")->required();
   app.add_option("--cluster", cluster, "cluster name");
   app.add_option("--listen", listen, "cluster address to listen on");
@@ -255,6 +257,10 @@ int main(int argc, char** argv) {
                  "source address of outgoing tcp (relay.tcp.source-address)");
   app.add_option("--down-after-ms", down_after_ms,
                  "unreachable this long: declared down");
+  app.add_option("--acceptable-pause-ms", pause_ms,
+                 "relay.cluster.acceptable-heartbeat-pause (500)");
+  app.add_option("--heartbeat-interval-ms", heartbeat_ms,
+                 "relay.cluster.heartbeat-interval (100)");
   CLI11_PARSE(app, argc, argv);
   relay::node_config cfg;
   cfg.node_name = name;
@@ -269,6 +275,11 @@ int main(int argc, char** argv) {
     cfg.set_option("relay.tcp.source-address", source);
   cfg.set_option("relay.cluster.down-after",
                  caf::timespan{std::chrono::milliseconds{down_after_ms}});
+  auto ms = [](int x) { return caf::timespan{std::chrono::milliseconds{x}}; };
+  if (pause_ms >= 0)
+    cfg.set_option("relay.cluster.acceptable-heartbeat-pause", ms(pause_ms));
+  if (heartbeat_ms > 0)
+    cfg.set_option("relay.cluster.heartbeat-interval", ms(heartbeat_ms));
   relay::node n{cfg};
   say("listening " + cluster_mod.listen_address());
   auto out = n.system().spawn(printer);

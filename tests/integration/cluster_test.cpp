@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <fstream>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -30,6 +32,10 @@ constexpr const char* secret = "cluster-test-secret-0123456789";
 
 struct node_options {
   int down_after_ms = 10000;
+  // Members dial each other directly, not through the proxy (scale runs).
+  bool direct = false;
+  // Detector settings (-1: the defaults).
+  int acceptable_pause_ms = -1;
   std::string cluster = "test";
   std::string cookie = secret;
 };
@@ -178,20 +184,27 @@ protected:
     }
     n.seen.clear();
     setenv("RELAY_COOKIE", opts.cookie.c_str(), 1);
-    n.proc = std::make_unique<relay::test::child>(
-      std::vector<std::string>{RELAY_CLUSTER_NODE, "--name", name,
-                               "--cluster", opts.cluster, "--advertise",
-                               n.address, "--source", n.ip,
-                               "--down-after-ms",
-                               std::to_string(opts.down_after_ms)},
-      false, true);
+    std::vector<std::string> args{RELAY_CLUSTER_NODE, "--name", name,
+                                  "--cluster", opts.cluster,
+                                  "--down-after-ms",
+                                  std::to_string(opts.down_after_ms)};
+    if (opts.acceptable_pause_ms >= 0)
+      args.insert(args.end(), {"--acceptable-pause-ms",
+                               std::to_string(opts.acceptable_pause_ms)});
+    if (!opts.direct) {
+      args.insert(args.end(), {"--advertise", n.address, "--source", n.ip});
+    }
+    n.proc = std::make_unique<relay::test::child>(args, false, true);
     setenv("RELAY_COOKIE", secret, 1);
     auto line = n.proc->read_line(10s);
     EXPECT_TRUE(line && line->rfind("listening tcp://", 0) == 0)
       << (line ? *line : "(nothing)");
     if (line) {
       auto port = line->substr(line->rfind(':') + 1);
-      proxy_.set_target(name, static_cast<uint16_t>(std::stoi(port)));
+      if (opts.direct)
+        n.address = line->substr(10);
+      else
+        proxy_.set_target(name, static_cast<uint16_t>(std::stoi(port)));
     }
     return n;
   }
@@ -489,4 +502,128 @@ TEST_F(cluster_test, groups_span_the_cluster_and_lose_a_dead_nodes_members) {
             "group workers a b");
   EXPECT_EQ(b.ask_until("group workers", "group", "group workers a b", 3s),
             "group workers a b");
+}
+
+// -- load and scale -----------------------------------------------------------
+
+namespace {
+
+// Resident memory of process `pid` in KiB (VmRSS), or 0.
+long rss_kib(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stol(line.substr(6));
+  return 0;
+}
+
+} // namespace
+
+TEST_F(cluster_test, no_false_suspicion_with_both_cores_busy) {
+  form({"a", "b", "c"});
+  // A CPU hog per core, beside the cluster, for 30 s.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> hogs;
+  auto cores = std::max(2u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < cores; ++i)
+    hogs.emplace_back([&stop] {
+      volatile uint64_t x = 0;
+      while (!stop.load(std::memory_order_relaxed))
+        x = x + 1;
+    });
+  auto until = steady::now() + 30s;
+  // Any suspicion would print an event; none may come.
+  for (auto name : {"a", "b", "c"}) {
+    auto& n = (*this)[name];
+    n.forget();
+  }
+  bool suspected = (*this)["a"].wait_for("event unreachable", until, true);
+  stop = true;
+  for (auto& t : hogs)
+    t.join();
+  size_t suspicions = 0;
+  for (auto name : {"a", "b", "c"}) {
+    auto& n = (*this)[name];
+    n.wait_for("(drain)", steady::now() + 200ms); // read what is pending
+    for (auto& line : n.seen)
+      if (line.rfind("event unreachable", 0) == 0)
+        ++suspicions;
+  }
+  std::cout << "[ figures  ] suspicions in 30 s with " << cores
+            << " busy cores: " << suspicions << "\n";
+  EXPECT_FALSE(suspected);
+  EXPECT_EQ(suspicions, 0u);
+}
+
+TEST_F(cluster_test, thirty_two_nodes_converge) {
+  constexpr int count = 32;
+  node_options opts;
+  opts.direct = true; // 32 x 31 connections need no proxy
+  if (auto p = std::getenv("RELAY_TEST_PAUSE_MS"))
+    opts.acceptable_pause_ms = std::atoi(p);
+  std::vector<std::string> names;
+  for (int i = 0; i < count; ++i)
+    names.push_back("s" + std::to_string(i));
+  for (auto& name : names)
+    start(name, opts);
+  auto seed = (*this)[names.front()].address;
+  auto t0 = steady::now();
+  for (auto& name : names)
+    (*this)[name].proc->write_line("join " + seed);
+  auto deadline = t0 + 60s;
+  for (auto& observer : names)
+    for (auto& member : names)
+      ASSERT_TRUE((*this)[observer].wait_for(
+        "event up " + member + " " + (*this)[member].address, deadline))
+        << observer << " never saw " << member << " up";
+  auto converged = std::chrono::duration_cast<std::chrono::milliseconds>(
+    steady::now() - t0);
+  for (auto& observer : names)
+    for (auto& member : names)
+      if (member != observer)
+        ASSERT_TRUE((*this)[observer].wait_for("node-up " + member, deadline))
+          << observer << " never connected to " << member;
+  auto meshed = std::chrono::duration_cast<std::chrono::milliseconds>(
+    steady::now() - t0);
+  // A suspicion is reported on every member (gossip): count the members
+  // that were suspected, not the events.
+  auto suspected = [&] {
+    std::set<std::string> subjects;
+    for (auto& name : names)
+      for (auto& line : (*this)[name].seen)
+        if (line.rfind("event unreachable ", 0) == 0)
+          subjects.insert(line.substr(18, line.find(' ', 18) - 18));
+    return subjects.size();
+  };
+  auto suspicions = suspected();
+  // Steady state: 10 s of the formed mesh, counting suspicions.
+  for (auto& name : names)
+    (*this)[name].forget();
+  (*this)[names[0]].wait_for("event unreachable", steady::now() + 10s, true);
+  for (auto& name : names)
+    (*this)[name].wait_for("(drain)", steady::now() + 20ms);
+  auto steady_suspicions = suspected();
+  // Memory: the same node program alone (no peers) against a member of the
+  // 32-node mesh; the difference over 31 connections is per connection.
+  node_options lone = opts;
+  auto& alone = start("alone", lone);
+  long alone_kib = rss_kib(alone.proc->pid());
+  long sum = 0, most = 0;
+  for (auto& name : names) {
+    auto kib = rss_kib((*this)[name].proc->pid());
+    sum += kib;
+    most = std::max(most, kib);
+  }
+  auto mean = sum / count;
+  std::cout << "[ figures  ] " << count << " nodes: every member saw every "
+            << "other up after " << converged.count() << " ms, full mesh after "
+            << meshed.count() << " ms; RSS per node mean " << mean
+            << " KiB (max " << most << "), a lone node " << alone_kib
+            << " KiB, so about " << (mean - alone_kib) / (count - 1)
+            << " KiB per member connection; members suspected (by any "
+            << "member): " << suspicions << " while forming (32 processes "
+            << "starting on " << std::thread::hardware_concurrency()
+            << " cores), " << steady_suspicions << " in the 10 s after\n";
+  EXPECT_EQ((*this)[names[17]].members().size() > 0, true);
 }

@@ -50,7 +50,7 @@ struct state {
 
   // Connections and detection.
   std::unordered_set<caf::node_id> connected;
-  std::unordered_map<caf::node_id, phi_accrual_detector> detectors;
+  std::shared_ptr<detector_table> detectors;
   std::unordered_map<std::string, dial_state> dials; // by address
   clock::time_point next_gossip;
   bool quarantined = false;
@@ -102,11 +102,8 @@ struct state {
   /// sends one is suspected like one that stopped (Akka's
   /// expected-response-after plays this part there).
   void track(const caf::node_id& id) {
-    if (connected.count(id) > 0 && is_member(id) && id != members.self()
-        && detectors.count(id) == 0) {
-      auto i = detectors.emplace(id, phi_accrual_detector{cfg.detector});
-      i.first->second.heartbeat(clock::now());
-    }
+    if (connected.count(id) > 0 && is_member(id) && id != members.self())
+      detectors->track(id, clock::now());
   }
 
   void answer_waiters(const caf::error& err) {
@@ -128,9 +125,54 @@ std::string describe_event(const member_event& ev) {
 
 } // namespace
 
+bool detector_table::track(const caf::node_id& id, clock::time_point now) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto [i, added] = map_.emplace(id, phi_accrual_detector{cfg_});
+  if (added)
+    i->second.heartbeat(now);
+  return added;
+}
+
+void detector_table::forget(const caf::node_id& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  map_.erase(id);
+}
+
+bool detector_table::contains(const caf::node_id& id) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return map_.count(id) > 0;
+}
+
+void detector_table::heartbeat(const caf::node_id& id, clock::time_point now) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto i = map_.find(id); i != map_.end())
+    i->second.heartbeat(now);
+}
+
+std::vector<caf::node_id> detector_table::tracked() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<caf::node_id> result;
+  result.reserve(map_.size());
+  for (auto& kvp : map_)
+    result.push_back(kvp.first);
+  return result;
+}
+
+std::vector<detector_table::suspect>
+detector_table::suspects(clock::time_point now) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<suspect> result;
+  for (auto& [id, det] : map_)
+    if (det.started() && !det.available(now))
+      result.push_back(suspect{id, det.phi(now), now - det.last_heartbeat()});
+  return result;
+}
+
 caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
-                            settings cfg, member_info self_info) {
+                            settings cfg, member_info self_info,
+                            std::shared_ptr<detector_table> detectors) {
   auto st = std::make_shared<state>(n, std::move(cfg), std::move(self_info));
+  st->detectors = std::move(detectors);
   auto now = [] { return clock::now(); };
   // Dials `address` on a thread of its own (node::connect blocks); the
   // result comes back as dial_done.
@@ -187,7 +229,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                                            + " was declared down"));
       }
       if (ev.kind == member_event_kind::removed) {
-        st->detectors.erase(id);
+        st->detectors->forget(id);
         st->dials.erase(ev.member.address);
       }
     }
@@ -421,21 +463,13 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       }
       if (!lists_me && st->members.self_status() == member_status::joining)
         return; // not admitted yet; our own join will bring the state
-      auto before = st->members.snapshot();
       publish(st->members.merge(g, now()));
-      // Tell everyone what changed here; tell the sender what it missed.
+      // Whoever changes the state tells every member (full mesh); a merge
+      // is not passed on, which would cost n^2 frames per change. The
+      // sender learns what it missed; anti-entropy covers the rest.
       auto after = make_frame(cluster_frame::gossip, st->members.snapshot());
-      auto theirs = make_frame(cluster_frame::gossip, g);
-      auto mine_before = make_frame(cluster_frame::gossip, before);
-      if (after != mine_before)
-        st->gossip_to_all();
-      else if (after != theirs)
+      if (after != make_frame(cluster_frame::gossip, g))
         st->send(msg.from, std::move(after));
-    },
-    [=](frame_heartbeat& msg) {
-      auto i = st->detectors.find(msg.from);
-      if (i != st->detectors.end())
-        i->second.heartbeat(msg.at);
     },
     // -- node events ----------------------------------------------------------
     [=](peer_up& msg) {
@@ -448,7 +482,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       }
       if (!st->is_member(id) || st->quarantined)
         return;
-      st->detectors.erase(id);
+      st->detectors->forget(id);
       st->track(id);
       if (auto m = st->members.find(id))
         st->dials.erase(m->address);
@@ -458,7 +492,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
     [=](peer_down& msg) {
       auto& id = msg.node;
       st->connected.erase(id);
-      st->detectors.erase(id);
+      st->detectors->forget(id);
       if (!st->is_member(id) || st->quarantined)
         return;
       publish(st->members.observe(id, false, now()));
@@ -525,27 +559,28 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         publish(st->members.remove_self(t));
         return;
       }
-      // Redial members we lost (with back-off), and dial new ones.
+      // Redial members we lost (with back-off), and dial new ones. Of two
+      // members, the one with the lower address dials: two connections
+      // dialed at once would both be set up, and one then retired.
+      const auto& own = st->me().address;
       for (auto& m : st->members.members()) {
         if (m.node == st->members.self() || st->connected.count(m.node) > 0
             || (m.status != member_status::joining
-                && m.status != member_status::up))
+                && m.status != member_status::up)
+            || m.address < own)
           continue;
         auto& d = st->dials[m.address];
         if (!d.in_flight && t >= d.next_attempt)
           dial(m.address);
       }
-      if (st->members.self_status() == member_status::joining)
-        return;
-      // Heartbeats out; verdicts on what came in.
+      // Heartbeats out (also while joining: the members that admitted us
+      // are already judging us); verdicts on what came in.
       auto hb = make_heartbeat();
-      for (auto& [id, det] : st->detectors) {
+      for (auto& id : st->detectors->tracked())
         st->send(id, hb);
-        if (!det.started() || det.available(t))
-          continue;
-        auto phi = det.phi(t);
+      for (auto& [id, phi, silent_for] : st->detectors->suspects(t)) {
         auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
-          t - det.last_heartbeat());
+          silent_for);
         auto reason = make_error(
           errc::heartbeat_timeout,
           "member " + st->who(id) + " silent for "
@@ -556,9 +591,13 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
             + ")");
         log(log_level::warning, "cluster: " + describe(reason));
         // Node-level verdict: its proxies report DOWN (as Erlang's
-        // noconnection); membership decides separately (down-after).
+        // noconnection); membership decides separately (down-after). One
+        // verdict per connection: the detector goes with it.
+        st->detectors->forget(id);
         st->n->disconnect(id, reason);
       }
+      if (st->members.self_status() == member_status::joining)
+        return;
       auto changes = st->members.tick(t, st->cfg.down_after);
       if (!changes.empty()) {
         publish(std::move(changes));

@@ -5,6 +5,9 @@
 // the node listener only decode and post to it.
 
 #include <chrono>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -29,13 +32,55 @@ struct settings {
   std::vector<std::string> seeds;
   std::string listen = "tcp://127.0.0.1:0";
   std::string advertise;
-  clock::duration heartbeat_interval = std::chrono::milliseconds{100};
+  clock::duration heartbeat_interval = std::chrono::milliseconds{200};
   phi_accrual_detector::settings detector;
   clock::duration down_after = std::chrono::seconds{10};
   clock::duration retry_interval = std::chrono::milliseconds{500};
   clock::duration seed_timeout = std::chrono::seconds{2};
   clock::duration gossip_interval = std::chrono::seconds{1};
   bool leave_on_stop = true;
+};
+
+/// The failure detectors, by member. Shared by the cluster actor (which adds,
+/// removes and judges them) and the heartbeat frame handler, which records
+/// arrivals on the I/O thread without a message per heartbeat.
+///
+/// Thread rules: thread-safe (one mutex; every call is short).
+class detector_table {
+public:
+  explicit detector_table(phi_accrual_detector::settings cfg) : cfg_(cfg) {
+    // nop
+  }
+
+  /// Starts a detector for `id` unless it has one; the start counts as
+  /// its first heartbeat. Returns whether it added one.
+  bool track(const caf::node_id& id, clock::time_point now);
+
+  void forget(const caf::node_id& id);
+
+  bool contains(const caf::node_id& id) const;
+
+  /// A heartbeat of `id` arrived at `now` (ignored if not tracked).
+  void heartbeat(const caf::node_id& id, clock::time_point now);
+
+  struct suspect {
+    caf::node_id node;
+    double phi = 0;
+    clock::duration silent{};
+  };
+
+  /// The tracked members, and those suspected at `now`.
+  std::vector<caf::node_id> tracked() const;
+  std::vector<suspect> suspects(clock::time_point now) const;
+
+  const phi_accrual_detector::settings& config() const noexcept {
+    return cfg_;
+  }
+
+private:
+  phi_accrual_detector::settings cfg_;
+  mutable std::mutex mtx_;
+  std::unordered_map<caf::node_id, phi_accrual_detector> map_;
 };
 
 // -- messages to the cluster actor (local only) --------------------------------
@@ -51,10 +96,6 @@ struct frame_join_reply {
 struct frame_gossip {
   caf::node_id from;
   gossip_state state;
-};
-struct frame_heartbeat {
-  caf::node_id from;
-  clock::time_point at;
 };
 struct peer_up {
   caf::node_id node;
@@ -79,14 +120,14 @@ using tick_atom = caf::atom_constant<caf::atom("ctick")>;
 /// The cluster actor. `n` outlives it (the module stops it before the node
 /// goes).
 caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
-                            settings cfg, member_info self_info);
+                            settings cfg, member_info self_info,
+                            std::shared_ptr<detector_table> detectors);
 
 } // namespace relay::cluster_detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_join)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_join_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_gossip)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::frame_heartbeat)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::peer_up)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::peer_down)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::dial_done)

@@ -152,7 +152,8 @@ void cluster_module::start(node& n) {
   self.node = n.id();
   self.name = n.name();
   self.address = s.advertise;
-  auto actor = n.system().spawn(cluster_actor, &n, s, self);
+  auto detectors = std::make_shared<detector_table>(s.detector);
+  auto actor = n.system().spawn(cluster_actor, &n, s, self, detectors);
   auto k = [](cluster_frame x) { return static_cast<uint8_t>(x); };
   auto check = [&n](caf::error err) {
     if (err)
@@ -179,13 +180,12 @@ void cluster_module::start(node& n) {
     }));
   check(n.add_frame_handler(
     k(cluster_frame::heartbeat), "cluster heartbeat",
-    [actor](peer_context& from, wire_reader& in) {
-      // Stamped here, on the I/O thread: the actor's own delay under load
-      // must not count as the peer's silence.
-      auto at = clock::now();
+    [detectors](peer_context& from, wire_reader& in) {
+      // Recorded here, on the I/O thread: no message per heartbeat, and the
+      // actor's own delay under load does not count as the peer's silence.
       if (in.remaining() != 0)
         throw wire_error("cluster heartbeat with a body");
-      caf::anon_send(actor, frame_heartbeat{from.remote_id(), at});
+      detectors->heartbeat(from.remote_id(), clock::now());
     }));
   auto forwarder = std::make_shared<event_forwarder>(actor);
   n.add_listener(forwarder);

@@ -66,11 +66,12 @@ void write(wire_writer& out, const gossip_state& x) {
   out(static_cast<uint64_t>(x.members.size()));
   for (auto& m : x.members)
     write(out, m);
-  out(static_cast<uint64_t>(x.observations.size()));
-  for (auto& o : x.observations) {
-    write(out, o.observer);
-    write(out, o.subject);
-    out(o.reachable, o.version);
+  out(static_cast<uint64_t>(x.rows.size()));
+  for (auto& row : x.rows) {
+    write(out, row.observer);
+    out(row.version, static_cast<uint64_t>(row.unreachable.size()));
+    for (auto& subject : row.unreachable)
+      write(out, subject);
   }
 }
 
@@ -82,14 +83,17 @@ gossip_state read_gossip(wire_reader& in) {
   x.members.reserve(n);
   for (uint64_t i = 0; i < n; ++i)
     x.members.push_back(read_member(in));
-  n = read_count(in, limits::max_observations, "observations");
-  x.observations.reserve(n);
+  n = read_count(in, limits::max_members, "reachability rows");
+  x.rows.reserve(n);
   for (uint64_t i = 0; i < n; ++i) {
-    observation o;
-    o.observer = read_node(in);
-    o.subject = read_node(in);
-    in(o.reachable, o.version);
-    x.observations.push_back(std::move(o));
+    observation_row row;
+    row.observer = read_node(in);
+    in(row.version);
+    auto k = read_count(in, limits::max_members, "unreachable members");
+    row.unreachable.reserve(k);
+    for (uint64_t j = 0; j < k; ++j)
+      row.unreachable.push_back(read_node(in));
+    x.rows.push_back(std::move(row));
   }
   return x;
 }

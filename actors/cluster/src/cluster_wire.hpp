@@ -29,7 +29,6 @@ enum class cluster_frame : uint8_t {
 /// Bounds on what a peer may send.
 struct limits {
   static constexpr size_t max_members = 4096;
-  static constexpr size_t max_observations = 65536;
   static constexpr size_t max_name_size = 256;
   static constexpr size_t max_address_size = 1024;
   static constexpr size_t max_reason_size = 4096;

@@ -100,12 +100,16 @@ bool membership::counts_as_observer(const caf::node_id& node) const {
 }
 
 bool membership::unreachable(const caf::node_id& node) const {
-  // A handful of observations per member at most; a scan is cheap.
-  for (auto& [key, obs] : observations_)
-    if (key.second == node && !obs.reachable
-        && counts_as_observer(key.first))
-      return true;
-  return false;
+  return unreachable_.count(node) > 0;
+}
+
+void membership::refresh_reachability() {
+  // Once per change, not per question: with n members there are up to n^2
+  // listed subjects, and the leader asks about every member on every tick.
+  unreachable_.clear();
+  for (auto& [observer, row] : rows_)
+    if (counts_as_observer(observer))
+      unreachable_.insert(row.unreachable.begin(), row.unreachable.end());
 }
 
 std::vector<member_info> membership::members() const {
@@ -129,6 +133,7 @@ membership::view membership::current_view() const {
 
 std::vector<member_event>
 membership::diff(const view& before, clock::time_point now) {
+  refresh_reachability();
   std::vector<member_event> events;
   auto emit = [&](member_event_kind kind, const member_info& m, bool r) {
     member_event ev;
@@ -173,20 +178,26 @@ void membership::advance(const caf::node_id& node, member_status to) {
 }
 
 void membership::prune() {
-  for (auto i = observations_.begin(); i != observations_.end();) {
-    auto gone = [this](const caf::node_id& x) {
-      auto m = find(x);
-      return m == nullptr || m->status == member_status::removed;
-    };
-    if (gone(i->first.first) || gone(i->first.second))
-      i = observations_.erase(i);
-    else
-      ++i;
+  auto gone = [this](const caf::node_id& x) {
+    auto m = find(x);
+    return m == nullptr || m->status == member_status::removed;
+  };
+  for (auto i = rows_.begin(); i != rows_.end();)
+    i = gone(i->first) ? rows_.erase(i) : std::next(i);
+  // Removed subjects leave this node's own row (its version moves on, so
+  // the others take the shorter row).
+  if (auto i = rows_.find(self_); i != rows_.end()) {
+    auto& xs = i->second.unreachable;
+    auto n = xs.size();
+    xs.erase(std::remove_if(xs.begin(), xs.end(), gone), xs.end());
+    if (xs.size() != n)
+      ++i->second.version;
   }
   while (tombstone_order_.size() > max_tombstones) {
     members_.erase(tombstone_order_.front());
     tombstone_order_.erase(tombstone_order_.begin());
   }
+  refresh_reachability();
 }
 
 std::vector<member_event> membership::form(clock::time_point now) {
@@ -232,15 +243,14 @@ std::vector<member_event> membership::merge(const gossip_state& other,
       advance(m.node, m.status);
     }
   }
-  for (auto& obs : other.observations) {
-    if (find(obs.observer) == nullptr || find(obs.subject) == nullptr)
-      continue; // about nodes the gossip itself did not list
-    auto key = std::make_pair(obs.observer, obs.subject);
-    auto i = observations_.find(key);
-    if (i == observations_.end())
-      observations_.emplace(key, obs);
-    else if (obs.version > i->second.version)
-      i->second = obs;
+  for (auto& row : other.rows) {
+    if (row.observer == self_ || find(row.observer) == nullptr)
+      continue; // our own row is ours; rows of strangers mean nothing
+    auto i = rows_.find(row.observer);
+    if (i == rows_.end())
+      rows_.emplace(row.observer, row);
+    else if (row.version > i->second.version)
+      i->second = row;
   }
   auto events = diff(before, now);
   prune();
@@ -252,18 +262,18 @@ std::vector<member_event> membership::observe(const caf::node_id& subject,
                                               clock::time_point now) {
   if (subject == self_ || find(subject) == nullptr)
     return {};
-  auto key = std::make_pair(self_, subject);
-  auto i = observations_.find(key);
-  if (i != observations_.end() && i->second.reachable == reachable)
-    return {};
-  if (i == observations_.end() && reachable)
-    return {}; // reachable is what no observation means
+  auto& row = rows_[self_];
+  row.observer = self_;
+  auto& xs = row.unreachable;
+  auto i = std::find(xs.begin(), xs.end(), subject);
+  if ((i != xs.end()) == !reachable)
+    return {}; // no change
   auto before = current_view();
-  observation obs{self_, subject, reachable, next_version_++};
-  if (i == observations_.end())
-    observations_.emplace(key, obs);
+  if (reachable)
+    xs.erase(i);
   else
-    i->second = obs;
+    xs.push_back(subject);
+  ++row.version;
   return diff(before, now);
 }
 
@@ -370,8 +380,9 @@ gossip_state membership::snapshot() const {
   result.members.reserve(members_.size());
   for (auto& [id, m] : members_)
     result.members.push_back(m);
-  for (auto& [key, obs] : observations_)
-    result.observations.push_back(obs);
+  for (auto& [observer, row] : rows_)
+    if (row.version > 0)
+      result.rows.push_back(row);
   return result;
 }
 

@@ -9,10 +9,11 @@
 // it to converge:
 // - each member's status only moves forward (member_status order), merged
 //   by taking the later one;
-// - reachability is a set of observations (observer, subject, reachable,
-//   version), each owned by its observer, merged by the higher version; a
-//   member is unreachable while any live observer's latest observation says
-//   so (Akka Cluster's reachability table).
+// - reachability is one row per observer (version, the members it cannot
+//   reach), owned by that observer, merged by the higher version; a member
+//   is unreachable while any live observer's row lists it (Akka Cluster's
+//   reachability table, kept as rows so that a healthy cluster gossips
+//   nothing but versions).
 // Decisions that are not merges (joining -> up, unreachable -> down,
 // left/down -> removed) are taken by the leader: the first reachable up
 // member by address order. Two nodes that both think they lead take the
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -35,19 +37,18 @@ namespace relay::cluster_detail {
 
 using clock = std::chrono::steady_clock;
 
-/// One reachability observation.
-struct observation {
+/// What one observer cannot reach, as of `version` (its own counter).
+struct observation_row {
   caf::node_id observer;
-  caf::node_id subject;
-  bool reachable = true;
   uint64_t version = 0;
+  std::vector<caf::node_id> unreachable;
 };
 
 /// What members gossip: the whole state.
 struct gossip_state {
   std::string cluster;
   std::vector<member_info> members; // reachable is not meaningful here
-  std::vector<observation> observations;
+  std::vector<observation_row> rows;
 };
 
 /// How the partition resolver (split brain resolver) decides, when members
@@ -147,16 +148,20 @@ private:
 
   bool counts_as_observer(const caf::node_id& node) const;
 
-  void prune(); // drops observations involving removed members, old tombstones
+  void prune(); // drops rows of removed observers, old tombstones
+
+  /// Recomputes unreachable_ from the rows.
+  void refresh_reachability();
 
   std::string cluster_;
   caf::node_id self_;
   std::map<caf::node_id, member_info> members_;
-  std::map<std::pair<caf::node_id, caf::node_id>, observation> observations_;
-  uint64_t next_version_ = 1;
+  std::map<caf::node_id, observation_row> rows_;
   // When each member became unreachable in this node's view (local clock).
   std::unordered_map<caf::node_id, clock::time_point> unreachable_since_;
   std::vector<caf::node_id> tombstone_order_;
+  // Members some counting observer holds unreachable (refresh_reachability).
+  std::set<caf::node_id> unreachable_;
 };
 
 } // namespace relay::cluster_detail

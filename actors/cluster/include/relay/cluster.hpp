@@ -41,7 +41,7 @@ class node_config;
 ///                             the node's secret)
 ///   advertise                 the address other members dial, if not the
 ///                             listen address (NAT, a proxy)
-///   heartbeat-interval        heartbeats to each member (100ms)
+///   heartbeat-interval        heartbeats to each member (200ms)
 ///   phi-threshold             suspect a member at this phi (8)
 ///   acceptable-heartbeat-pause  silence tolerated on top of the mean
 ///                             interval (500ms)
