@@ -246,3 +246,56 @@ TEST(membership, tombstones_are_bounded) {
   EXPECT_TRUE(a.merge(g, t).empty()); // tombstones of strangers: no events
   EXPECT_LE(a.snapshot().members.size(), membership::max_tombstones + 1);
 }
+
+TEST_F(trio, a_link_broken_between_two_members_spares_the_bystander) {
+  // Only a-b is broken; c reaches both.
+  a.observe(make_id(2), false, t);
+  b.observe(make_id(1), false, t);
+  for (auto* x : {&a, &b, &c})
+    for (auto* y : {&a, &b, &c})
+      if (x != y)
+        x->merge(y->snapshot(), t);
+  EXPECT_TRUE(c.unreachable(make_id(1)));
+  EXPECT_TRUE(c.unreachable(make_id(2)));
+  // c counts sides by what it reaches itself: everyone. It does nothing.
+  EXPECT_EQ(c.resolve(t + 10s, 10s), downing_result::none);
+  EXPECT_TRUE(c.tick(t + 10s, 10s).empty());
+  EXPECT_EQ(c.self_status(), member_status::up);
+  // a and b each reach two of three and act against the other (Akka's
+  // "indirectly connected" members go).
+  EXPECT_EQ(a.resolve(t + 10s, 10s), downing_result::down_others);
+  EXPECT_EQ(b.resolve(t + 10s, 10s), downing_result::down_others);
+}
+
+TEST(membership, a_joiners_observations_do_not_count) {
+  auto t = clock::now();
+  auto ia = make_member(1, "a");
+  auto ij = make_member(5, "j");
+  membership a{"test", ia};
+  membership j{"test", ij};
+  a.form(t);
+  ASSERT_TRUE(a.admit(ij, t));
+  j.merge(a.snapshot(), t);
+  // The joiner cannot reach a (a bad route, say) and says so.
+  j.observe(ia.node, false, t);
+  EXPECT_TRUE(a.merge(j.snapshot(), t).empty());
+  EXPECT_FALSE(a.unreachable(ia.node));
+}
+
+TEST(membership, a_joiner_that_stays_unreachable_is_downed) {
+  auto t = clock::now();
+  auto ia = make_member(1, "a");
+  auto ib = make_member(2, "b");
+  auto ij = make_member(5, "j");
+  membership a{"test", ia};
+  a.form(t);
+  a.admit(ib, t);
+  a.tick(t, 10s);
+  // j asked to join, then a could not reach it before it was up.
+  a.observe(ij.node, false, t); // unknown yet: ignored
+  a.admit(ij, t);
+  a.observe(ij.node, false, t);
+  EXPECT_TRUE(a.tick(t + 1s, 10s).empty()); // neither up nor down yet
+  EXPECT_EQ(kinds(a.tick(t + 10s, 10s)), strings{"j:down"});
+  EXPECT_EQ(kinds(a.tick(t + 10s, 10s)), strings{"j:removed"});
+}

@@ -51,6 +51,7 @@ struct state {
   // Connections and detection.
   std::unordered_set<caf::node_id> connected;
   std::shared_ptr<detector_table> detectors;
+  std::shared_ptr<helper_gate> gate;
   std::unordered_map<std::string, dial_state> dials; // by address
   clock::time_point next_gossip;
   bool quarantined = false;
@@ -170,9 +171,11 @@ detector_table::suspects(clock::time_point now) const {
 
 caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                             settings cfg, member_info self_info,
-                            std::shared_ptr<detector_table> detectors) {
+                            std::shared_ptr<detector_table> detectors,
+                            std::shared_ptr<helper_gate> gate) {
   auto st = std::make_shared<state>(n, std::move(cfg), std::move(self_info));
   st->detectors = std::move(detectors);
+  st->gate = std::move(gate);
   auto now = [] { return clock::now(); };
   // Dials `address` on a thread of its own (node::connect blocks); the
   // result comes back as dial_done.
@@ -183,8 +186,14 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
     d.in_flight = true;
     auto me = caf::actor{self};
     auto n = st->n;
+    auto gate = st->gate;
+    if (!gate->enter()) {
+      d.in_flight = false;
+      return; // stopping
+    }
     self->system().spawn<caf::detached + caf::hidden>(
-      [n, me, address](caf::event_based_actor* helper) {
+      [n, me, address, gate](caf::event_based_actor* helper) {
+        helper_gate::pass pass{*gate};
         auto result = n->connect(address);
         if (result)
           caf::anon_send(me, dial_done{address, *result, caf::none});
@@ -231,6 +240,11 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       if (ev.kind == member_event_kind::removed) {
         st->detectors->forget(id);
         st->dials.erase(ev.member.address);
+        // A member that left waits to hear of its removal before it closes
+        // its connections; it is no member now, so tell it directly.
+        if (st->connected.count(id) > 0)
+          st->send(id, make_frame(cluster_frame::gossip_reply,
+                                  st->members.snapshot()));
       }
     }
     if (self_gone && !st->quarantined) {
@@ -282,6 +296,15 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       if (!asked)
         dial(seed);
     }
+  };
+  // The name of a live, connected member (not `x`) at x's address, if any:
+  // a restarted node cannot be connected any more under its old id.
+  auto address_in_use = [st](const member_info& x) -> std::string {
+    for (auto& m : st->members.members())
+      if (m.node != x.node && m.address == x.address
+          && st->connected.count(m.node) > 0 && m.reachable)
+        return m.name;
+    return {};
   };
   self->set_down_handler([st](caf::down_msg& dm) {
     auto& obs = st->observers;
@@ -402,6 +425,11 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                  || st->members.self_status() != member_status::up) {
         reply.reason = st->me().address + " is not an up member of '"
                        + st->cfg.cluster + "' (yet)";
+      } else if (auto clash = address_in_use(req.joiner); !clash.empty()) {
+        reply.final = true;
+        reply.reason = "address " + req.joiner.address + " is advertised by "
+                       "live member '" + clash + "' too (check "
+                       "relay.cluster.advertise)";
       } else if (auto events = st->members.admit(req.joiner, now()); !events) {
         reply.final = true;
         reply.reason = "node '" + req.joiner.name + "' (this incarnation) was "
@@ -420,8 +448,9 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         st->gossip_to_all();
     },
     [=](frame_join_reply& msg) {
-      if (!st->joining)
-        return;
+      if (!st->joining || st->seed_of.count(msg.from) == 0)
+        return; // only the seeds we asked answer
+
       auto& reply = msg.reply;
       if (!reply.welcome) {
         log(log_level::info, "cluster: seed " + st->who(msg.from)
@@ -448,7 +477,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                                        + st->cfg.cluster + "'"));
         return;
       }
-      if (st->quarantined || st->members.is_removed(msg.from))
+      if (st->quarantined)
         return;
       bool lists_sender = false, lists_me = false;
       for (auto& m : g.members) {
@@ -461,14 +490,27 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                                      "cluster gossip that omits its sender"));
         return;
       }
-      if (!lists_me && st->members.self_status() == member_status::joining)
-        return; // not admitted yet; our own join will bring the state
+      auto joining = st->members.self_status() == member_status::joining;
+      if (!st->is_member(msg.from) && !(joining && lists_me)) {
+        // Hidden nodes, strangers and removed members do not write our
+        // state. A removed member that left is told it is removed.
+        if (st->members.is_removed(msg.from) && !msg.reply)
+          st->send(msg.from, make_frame(cluster_frame::gossip_reply,
+                                        st->members.snapshot()));
+        return;
+      }
       publish(st->members.merge(g, now()));
       // Whoever changes the state tells every member (full mesh); a merge
       // is not passed on, which would cost n^2 frames per change. The
-      // sender learns what it missed; anti-entropy covers the rest.
-      auto after = make_frame(cluster_frame::gossip, st->members.snapshot());
-      if (after != make_frame(cluster_frame::gossip, g))
+      // sender learns what it missed, unless this was itself an answer
+      // (states that differ only in what each side forgot would otherwise
+      // ping-pong forever); anti-entropy covers the rest.
+      if (msg.reply)
+        return;
+      auto after = make_frame(cluster_frame::gossip_reply,
+                              st->members.snapshot());
+      auto theirs = make_frame(cluster_frame::gossip_reply, g);
+      if (after != theirs)
         st->send(msg.from, std::move(after));
     },
     // -- node events ----------------------------------------------------------

@@ -5,6 +5,7 @@
 // the node listener only decode and post to it.
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -83,6 +84,51 @@ private:
   std::unordered_map<caf::node_id, phi_accrual_detector> map_;
 };
 
+/// Counts the helper threads that use the node (dials, lookups), so that the
+/// module's stop can close the gate and wait for them before the node goes.
+///
+/// Thread rules: thread-safe.
+class helper_gate {
+public:
+  /// Admits a helper unless the gate is closed.
+  bool enter() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return false;
+    ++running_;
+    return true;
+  }
+
+  void leave() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (--running_ == 0)
+      cv_.notify_all();
+  }
+
+  /// Closes the gate and waits up to `bound` for the helpers inside.
+  bool close_and_wait(std::chrono::milliseconds bound) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    closed_ = true;
+    return cv_.wait_for(guard, bound, [this] { return running_ == 0; });
+  }
+
+  /// Leaves the gate when it goes out of scope (held by an entered helper).
+  struct pass {
+    explicit pass(helper_gate& g) : gate(g) {
+    }
+    ~pass() {
+      gate.leave();
+    }
+    helper_gate& gate;
+  };
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  int running_ = 0;
+  bool closed_ = false;
+};
+
 // -- messages to the cluster actor (local only) --------------------------------
 
 struct frame_join {
@@ -96,6 +142,8 @@ struct frame_join_reply {
 struct frame_gossip {
   caf::node_id from;
   gossip_state state;
+  /// An answer to gossip (never answered itself).
+  bool reply = false;
 };
 struct peer_up {
   caf::node_id node;
@@ -121,7 +169,8 @@ using tick_atom = caf::atom_constant<caf::atom("ctick")>;
 /// goes).
 caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                             settings cfg, member_info self_info,
-                            std::shared_ptr<detector_table> detectors);
+                            std::shared_ptr<detector_table> detectors,
+                            std::shared_ptr<helper_gate> gate);
 
 } // namespace relay::cluster_detail
 

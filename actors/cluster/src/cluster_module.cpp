@@ -22,6 +22,10 @@ namespace {
 // Bound on the blocking calls that only talk to the local actor.
 constexpr auto local_call_timeout = std::chrono::seconds{1};
 
+// Bound on waiting for dials and lookups in flight when the module stops
+// (a dial is bounded by relay.connect-timeout and the handshake timeout).
+constexpr auto helper_wait = std::chrono::milliseconds{15000};
+
 // Posts node events to the cluster actor.
 class event_forwarder : public node_listener {
 public:
@@ -61,6 +65,7 @@ struct cluster_module::impl {
   caf::actor actor;
   caf::actor registry;
   std::shared_ptr<event_forwarder> forwarder;
+  std::shared_ptr<helper_gate> gate;
   std::string address;
   std::string listen_address;
   mutable std::mutex mtx; // guards actor and address after start
@@ -153,7 +158,23 @@ void cluster_module::start(node& n) {
   self.name = n.name();
   self.address = s.advertise;
   auto detectors = std::make_shared<detector_table>(s.detector);
-  auto actor = n.system().spawn(cluster_actor, &n, s, self, detectors);
+  auto gate = std::make_shared<helper_gate>();
+  auto actor = n.system().spawn(cluster_actor, &n, s, self, detectors, gate);
+  caf::actor registry;
+  std::shared_ptr<event_forwarder> forwarder;
+  // If anything below throws, the node never calls stop(): undo here.
+  auto undo = [&] {
+    if (forwarder)
+      n.remove_listener(forwarder);
+    gate->close_and_wait(helper_wait);
+    caf::scoped_actor waiter{n.system()};
+    for (auto& a : {actor, registry})
+      if (a) {
+        waiter->send_exit(a, caf::exit_reason::user_shutdown);
+        waiter->wait_for(a);
+      }
+  };
+  try {
   auto k = [](cluster_frame x) { return static_cast<uint8_t>(x); };
   auto check = [&n](caf::error err) {
     if (err)
@@ -176,7 +197,15 @@ void cluster_module::start(node& n) {
     k(cluster_frame::gossip), "cluster gossip",
     [actor](peer_context& from, wire_reader& in) {
       auto g = read_gossip(in);
-      caf::anon_send(actor, frame_gossip{from.remote_id(), std::move(g)});
+      caf::anon_send(actor,
+                     frame_gossip{from.remote_id(), std::move(g), false});
+    }));
+  check(n.add_frame_handler(
+    k(cluster_frame::gossip_reply), "cluster gossip reply",
+    [actor](peer_context& from, wire_reader& in) {
+      auto g = read_gossip(in);
+      caf::anon_send(actor,
+                     frame_gossip{from.remote_id(), std::move(g), true});
     }));
   check(n.add_frame_handler(
     k(cluster_frame::heartbeat), "cluster heartbeat",
@@ -187,14 +216,19 @@ void cluster_module::start(node& n) {
         throw wire_error("cluster heartbeat with a body");
       detectors->heartbeat(from.remote_id(), clock::now());
     }));
-  auto forwarder = std::make_shared<event_forwarder>(actor);
+  forwarder = std::make_shared<event_forwarder>(actor);
   n.add_listener(forwarder);
-  auto registry = n.system().spawn(registry_actor, &n, actor);
+  registry = n.system().spawn(registry_actor, &n, actor, gate);
   check(n.publish(registry, registry_name));
+  } catch (...) {
+    undo();
+    throw;
+  }
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     impl_->n = &n;
     impl_->cfg = s;
+    impl_->gate = gate;
     impl_->actor = actor;
     impl_->registry = registry;
     impl_->forwarder = forwarder;
@@ -204,24 +238,40 @@ void cluster_module::start(node& n) {
   log(log_level::info, "cluster: node '" + n.name() + "' of cluster '"
                          + s.cluster + "' at " + s.advertise);
   if (!s.seeds.empty())
-    if (auto err = join(s.seeds))
+    if (auto err = join(s.seeds)) {
+      stop(n);
       throw config_error("relay.cluster.seeds: " + describe(err));
+    }
 }
 
 void cluster_module::stop(node& n) {
   caf::actor actor;
+  caf::actor registry;
+  std::shared_ptr<helper_gate> gate;
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     actor = impl_->actor;
+    registry = impl_->registry;
+    gate = impl_->gate;
   }
   if (!actor)
     return;
   if (impl_->cfg.leave_on_stop)
     leave();
   n.remove_listener(impl_->forwarder);
-  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  // No helper thread may use the node after this returns, and neither may
+  // the actors: wait for all of them (the node is destroyed next).
+  if (!gate->close_and_wait(helper_wait))
+    log(log_level::warning, "cluster: a dial or lookup still runs after "
+                            "waiting for it; the node stops anyway");
+  {
+    caf::scoped_actor waiter{n.system()};
+    for (auto& a : {actor, registry}) {
+      waiter->send_exit(a, caf::exit_reason::user_shutdown);
+      waiter->wait_for(a);
+    }
+  }
   std::lock_guard<std::mutex> guard{impl_->mtx};
-  caf::anon_send_exit(impl_->registry, caf::exit_reason::user_shutdown);
   impl_->registry = nullptr;
   impl_->actor = nullptr;
   impl_->n = nullptr;

@@ -24,6 +24,7 @@ enum class cluster_frame : uint8_t {
   join_reply = 65, ///< welcome (with the state) or refusal (with a reason)
   gossip = 66,     ///< the whole membership state
   heartbeat = 67,  ///< empty; feeds the receiver's phi-accrual detector
+  gossip_reply = 68, ///< the whole state, answering gossip; not answered
 };
 
 /// Bounds on what a peer may send.

@@ -95,8 +95,11 @@ bool membership::is_removed(const caf::node_id& node) const {
 }
 
 bool membership::counts_as_observer(const caf::node_id& node) const {
+  // Joiners do not count: a node whose dials fail while it joins must not
+  // make healthy members unreachable.
   auto m = find(node);
-  return m != nullptr && m->status < member_status::down;
+  return m != nullptr
+         && (m->status == member_status::up || m->status == member_status::left);
 }
 
 bool membership::unreachable(const caf::node_id& node) const {
@@ -309,6 +312,13 @@ downing_result membership::resolve(clock::time_point now,
                                    clock::duration down_after) const {
   if (self_status() != member_status::up)
     return downing_result::none;
+  // Sides are counted by what this node itself reaches (its own row), not
+  // by the union of everyone's suspicions: a link broken between two
+  // others must not make a bystander think it is alone.
+  std::set<caf::node_id> lost_here;
+  if (auto i = rows_.find(self_); i != rows_.end())
+    lost_here.insert(i->second.unreachable.begin(),
+                     i->second.unreachable.end());
   size_t total = 0;
   size_t lost = 0;
   bool overdue = false;
@@ -319,7 +329,7 @@ downing_result membership::resolve(clock::time_point now,
     ++total;
     if (lowest == nullptr || address_less(m, *lowest))
       lowest = &m;
-    if (id == self_ || !unreachable(id))
+    if (id == self_ || lost_here.count(id) == 0)
       continue;
     ++lost;
     auto i = unreachable_since_.find(id);
@@ -333,7 +343,7 @@ downing_result membership::resolve(clock::time_point now,
     return downing_result::down_others;
   if (2 * kept < total)
     return downing_result::down_self;
-  bool lowest_kept = lowest->node == self_ || !unreachable(lowest->node);
+  bool lowest_kept = lowest->node == self_ || lost_here.count(lowest->node) == 0;
   return lowest_kept ? downing_result::down_others : downing_result::down_self;
 }
 
@@ -355,9 +365,12 @@ std::vector<member_event> membership::tick(clock::time_point now,
     else if (m.status == member_status::left
              || m.status == member_status::down)
       to_remove.push_back(id);
-    else if (verdict == downing_result::down_others
-             && m.status == member_status::up && id != self_
-             && unreachable(id)) {
+    else if (id != self_ && unreachable(id)
+             && (m.status == member_status::joining
+                 || (m.status == member_status::up
+                     && verdict == downing_result::down_others))) {
+      // Joiners do not count for the majority, so one that stays
+      // unreachable is downed whatever the sides look like.
       auto i = unreachable_since_.find(id);
       if (i != unreachable_since_.end() && now - i->second >= down_after)
         to_down.push_back(id);

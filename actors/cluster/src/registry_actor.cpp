@@ -39,6 +39,8 @@ constexpr auto lock_lifetime = 5s;
 constexpr int max_lock_attempts = 10;
 // Between lookups of a member's registry that failed.
 constexpr auto lookup_retry = 500ms;
+// How long a registration waits for the registries of reachable members.
+constexpr auto quorum_wait = 5s;
 // Points per member on the consistent-hash ring.
 constexpr int ring_points = 64;
 
@@ -75,6 +77,8 @@ struct registration {
   std::vector<caf::actor> granted;
   bool denied = false;
   caf::actor owner; // a holder found during the round
+  reg_clock::time_point deadline; // for the quorum to be known
+  std::vector<caf::actor> asked;  // the quorum of the current round
 };
 
 struct state {
@@ -93,6 +97,8 @@ struct state {
   std::map<std::string, lock_info> locks;
   std::map<uint64_t, registration> pending;
   uint64_t next_request = 1;
+  // Whether this node is an up member (registrations need it).
+  bool self_up = false;
   // Local actors monitored (members or holders).
   std::set<caf::actor_addr> watched;
 
@@ -169,7 +175,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::retry_lookup)
 namespace relay::cluster_detail {
 
 caf::behavior registry_actor(caf::event_based_actor* self, node* n,
-                             caf::actor cluster) {
+                             caf::actor cluster,
+                             std::shared_ptr<helper_gate> gate) {
   auto st = std::make_shared<state>();
   st->n = n;
   st->cluster = cluster;
@@ -178,13 +185,18 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     if (st->watched.insert(x.address()).second)
       self->monitor(x);
   };
-  auto lookup = [self, st](const caf::node_id& id) {
+  auto lookup = [self, st, gate](const caf::node_id& id) {
     if (st->peers.count(id) > 0 || !st->looking_up.insert(id).second)
       return;
     auto me = caf::actor{self};
     auto n = st->n;
+    if (!gate->enter()) {
+      st->looking_up.erase(id);
+      return; // stopping
+    }
     self->system().spawn<caf::detached + caf::hidden>(
-      [n, me, id](caf::event_based_actor* helper) {
+      [n, me, id, gate](caf::event_based_actor* helper) {
+        helper_gate::pass pass{*gate};
         auto found = n->lookup(id, registry_name);
         if (found && *found)
           caf::anon_send(me, peer_found{id, *found});
@@ -258,6 +270,25 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
       if (e.actor && e.actor->node() == node)
         learn_name(e.key, e.actor);
   };
+  // Both sides' local entries, in one exchange: a peer that does not count
+  // us as a member yet refuses, and we look it up again later.
+  auto resync = [self, st, local_sync, apply_sync](const caf::node_id& node,
+                                                   const caf::actor& peer) {
+    self->request(peer, lookup_reply_timeout, local_sync())
+      .then([=](registry_sync& theirs) { apply_sync(node, theirs); },
+            [=](caf::error& err) {
+              log(log_level::info, "cluster: registry of node "
+                                     + caf::to_string(node)
+                                     + " refused to sync (" + describe(err)
+                                     + "); retrying");
+              if (auto i = st->peers.find(node);
+                  i != st->peers.end() && i->second == peer) {
+                self->demonitor(peer);
+                st->peers.erase(i);
+              }
+              self->delayed_send(self, lookup_retry, retry_lookup{node});
+            });
+  };
   // Finishes a lock round of registration `id` once every answer is in.
   std::shared_ptr<std::function<void(uint64_t)>> finish
     = std::make_shared<std::function<void(uint64_t)>>();
@@ -289,15 +320,24 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     }
     if (!st->quorum_known()) {
       // A reachable member whose registry we have not found yet must not
-      // be left out of the agreement: wait for it like for contention.
-      reg.denied = true;
-      reg.waiting = 0;
-      (*finish)(id);
+      // be left out of the agreement: wait for it (bounded), without
+      // spending an attempt.
+      --reg.attempt;
+      if (reg_clock::now() >= reg.deadline) {
+        reg.rp.deliver(make_error(errc::lookup_timeout,
+                                  "name '" + reg.name
+                                    + "': the registries of some reachable "
+                                      "members were not found in time"));
+        st->pending.erase(i);
+        return;
+      }
+      self->delayed_send(self, 20ms, retry_registration{id});
       return;
     }
     st->locks[reg.name] = lock_info{me, reg.request,
                                     reg_clock::now() + lock_lifetime};
     auto quorum = st->quorum();
+    reg.asked = quorum;
     reg.waiting = quorum.size();
     if (quorum.empty()) {
       (*finish)(id);
@@ -365,7 +405,9 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
       st->pending.erase(i);
       return;
     }
-    for (auto& p : reg.granted)
+    // Everyone asked, not only those whose grant arrived in time: a late
+    // grant would otherwise keep its lock until it expires.
+    for (auto& p : reg.asked)
       self->send(p, gl_release_atom::value, reg.name, reg.request);
     st->release(reg.name, me, reg.request);
     if (reg.owner) {
@@ -440,13 +482,21 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     // -- membership ---------------------------------------------------------
     [=](const member_event& ev) {
       auto& id = ev.member.node;
-      if (id == n->id())
+      if (id == n->id()) {
+        st->self_up = ev.kind == member_event_kind::up
+                      || (st->self_up
+                          && (ev.kind == member_event_kind::reachable
+                              || ev.kind == member_event_kind::unreachable));
         return;
+      }
       switch (ev.kind) {
         case member_event_kind::up:
         case member_event_kind::reachable:
           st->members[id] = true;
-          lookup(id);
+          if (auto p = st->peers.find(id); p != st->peers.end())
+            resync(id, p->second); // it may have missed names meanwhile
+          else
+            lookup(id);
           break;
         case member_event_kind::unreachable:
           if (st->members.count(id) > 0)
@@ -462,27 +512,9 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
       st->looking_up.erase(msg.node);
       if (st->members.count(msg.node) == 0 || st->peers.count(msg.node) > 0)
         return;
-      auto peer = msg.registry;
-      auto node = msg.node;
-      st->peers.emplace(node, peer);
-      self->monitor(peer);
-      // Both sides' local entries, in one exchange: a peer that does not
-      // count us as a member yet refuses, and we try again.
-      self->request(peer, lookup_reply_timeout, local_sync())
-        .then(
-          [=](registry_sync& theirs) { apply_sync(node, theirs); },
-          [=](caf::error& err) {
-            log(log_level::info, "cluster: registry of node "
-                                   + caf::to_string(node)
-                                   + " refused to sync (" + describe(err)
-                                   + "); retrying");
-            if (auto i = st->peers.find(node);
-                i != st->peers.end() && i->second == peer) {
-              self->demonitor(peer);
-              st->peers.erase(i);
-            }
-            self->delayed_send(self, lookup_retry, retry_lookup{node});
-          });
+      st->peers.emplace(msg.node, msg.registry);
+      self->monitor(msg.registry);
+      resync(msg.node, msg.registry);
     },
     [=](peer_lookup_failed& msg) {
       st->looking_up.erase(msg.node);
@@ -516,8 +548,9 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     },
     [=](gl_commit_atom, const std::string& name, caf::actor holder,
         uint64_t request) {
-      if (!from_member())
-        return;
+      if (!from_member() || !holder
+          || holder->node() != self->current_sender()->node())
+        return; // a node registers only its own actors
       auto requester = caf::actor_cast<caf::actor>(self->current_sender());
       st->release(name, requester, request);
       learn_name(name, holder);
@@ -529,15 +562,17 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
                   request);
     },
     [=](gl_unreg_atom, const std::string& name, caf::actor holder) {
-      if (!from_member())
-        return;
+      if (!from_member() || !holder
+          || holder->node() != self->current_sender()->node())
+        return; // a node withdraws only its own actors' names
       auto i = st->names.find(name);
       if (i != st->names.end() && i->second == holder)
         st->names.erase(i);
     },
     [=](pg_join_atom, const std::string& group, caf::actor member) {
-      if (!from_member() || !member)
-        return;
+      if (!from_member() || !member
+          || member->node() != self->current_sender()->node())
+        return; // a node adds only its own actors
       auto& xs = st->groups[group];
       if (std::find(xs.begin(), xs.end(), member) == xs.end())
         xs.push_back(member);
@@ -557,8 +592,12 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
         return make_error(errc::invalid_argument,
                           "only a live local actor can hold a cluster-wide "
                           "name");
+      if (!st->self_up)
+        return make_error(errc::invalid_argument,
+                          "this node is not an up member of the cluster");
       auto id = st->next_request++;
       registration reg;
+      reg.deadline = reg_clock::now() + quorum_wait;
       reg.name = name;
       reg.holder = holder;
       reg.rp = self->make_response_promise();

@@ -19,6 +19,7 @@
 // (pg's sync). A node's members leave every group when it goes down.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,8 @@ class node_config;
 } // namespace relay
 
 namespace relay::cluster_detail {
+
+class helper_gate;
 
 /// The name under which every member publishes its registry.
 constexpr const char* registry_name = "relay.cluster.registry";
@@ -90,7 +93,8 @@ void add_registry_types(node_config& cfg);
 /// The registry actor; `cluster` is the node's cluster actor (for member
 /// events). `n` outlives it.
 caf::behavior registry_actor(caf::event_based_actor* self, node* n,
-                             caf::actor cluster);
+                             caf::actor cluster,
+                             std::shared_ptr<helper_gate> gate);
 
 } // namespace relay::cluster_detail
 

@@ -67,8 +67,11 @@ const char* to_string(member_event_kind x) noexcept;
 /// A change of one member, as delivered to observers
 /// (cluster::monitor_cluster). `member` is the member after the change.
 /// For a given member, every node delivers its events in the order
-/// joining, up, [unreachable, reachable]..., left or down, removed; a node
-/// that learns of a member late starts with the member's status then.
+/// joining, up, [unreachable, reachable]..., left or down, removed. A node
+/// reports the statuses it observes: one that learns of a member late
+/// starts with the member's status then, and one that hears of two steps
+/// at once (after a partition, say) reports only the later one, so a step
+/// may be missing but the order never differs.
 struct member_event {
   member_event_kind kind = member_event_kind::joining;
   member_info member;
