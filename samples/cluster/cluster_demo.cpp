@@ -81,6 +81,13 @@ struct node_proc {
     proc->write_line(command);
     return wait_for(prefix, 10s);
   }
+
+  // Reads everything the node printed so far (a command's answer comes
+  // after it), then waits only for lines printed from now on.
+  void sync() {
+    ask("members", "members ");
+    mark = lines.size();
+  }
 };
 
 class demo {
@@ -221,7 +228,7 @@ public:
     step("3. kill -9 n5 while it works");
     auto& n5 = nodes_.at("n5");
     for (auto& name : order_)
-      nodes_.at(name).mark = nodes_.at(name).lines.size();
+      nodes_.at(name).sync();
     auto t1 = steady::now();
     n5.proc->signal(SIGKILL);
     n5.proc->stop(0, 5s);
@@ -247,7 +254,7 @@ public:
     step("5. The proxy cuts n4 off (a silent partition: packets stop); "
          "both sides register 'singleton'");
     for (auto& name : order_)
-      nodes_.at(name).mark = nodes_.at(name).lines.size();
+      nodes_.at(name).sync();
     auto t3 = steady::now();
     proxy_.partition({"n4"}, {"n1", "n2", "n3", "n5"});
     auto partition_detection = all_see({"n1", "n2", "n3", "n5"},

@@ -23,6 +23,9 @@ namespace {
 // Redials of a lost member back off from retry-interval to this multiple.
 constexpr int max_backoff_factor = 8;
 
+// How long the higher address waits for the lower one to dial it.
+constexpr auto dial_grace = std::chrono::seconds{3};
+
 // How long a leaving node waits for the leader to remove it.
 constexpr auto leave_timeout = std::chrono::seconds{2};
 
@@ -53,6 +56,8 @@ struct state {
   std::shared_ptr<detector_table> detectors;
   std::shared_ptr<helper_gate> gate;
   std::unordered_map<std::string, dial_state> dials; // by address
+  // Members not connected, since when (for the dial grace period).
+  std::unordered_map<caf::node_id, clock::time_point> unconnected_since;
   clock::time_point next_gossip;
   bool quarantined = false;
   // Leaving: answered once removed (or at the deadline).
@@ -230,6 +235,15 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         continue;
       }
       st->track(id);
+      if (ev.kind == member_event_kind::joining
+          || ev.kind == member_event_kind::up) {
+        // Maybe a new incarnation at a known address: the back-off earned
+        // by the old one must not delay dialing it.
+        if (auto d = st->dials.find(ev.member.address); d != st->dials.end()) {
+          d->second.backoff = {};
+          d->second.next_attempt = {};
+        }
+      }
       if (ev.kind == member_event_kind::down) {
         // Declared failed: whatever connection is left goes too, so that
         // its proxies report DOWN here as on the nodes that lost it.
@@ -602,14 +616,20 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         return;
       }
       // Redial members we lost (with back-off), and dial new ones. Of two
-      // members, the one with the lower address dials: two connections
-      // dialed at once would both be set up, and one then retired.
+      // members, the one with the lower address dials first: two
+      // connections dialed at once would both be set up, and one then
+      // retired. If it has not connected within a grace period (its dial
+      // failed or stalls), the higher one dials too.
       const auto& own = st->me().address;
+      std::unordered_set<caf::node_id> unconnected;
       for (auto& m : st->members.members()) {
         if (m.node == st->members.self() || st->connected.count(m.node) > 0
             || (m.status != member_status::joining
-                && m.status != member_status::up)
-            || m.address < own)
+                && m.status != member_status::up))
+          continue;
+        unconnected.insert(m.node);
+        auto since = st->unconnected_since.emplace(m.node, t).first->second;
+        if (m.address < own && t - since < dial_grace)
           continue;
         auto& d = st->dials[m.address];
         if (!d.in_flight && t >= d.next_attempt)
@@ -638,6 +658,10 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         st->detectors->forget(id);
         st->n->disconnect(id, reason);
       }
+      for (auto i = st->unconnected_since.begin();
+           i != st->unconnected_since.end();)
+        i = unconnected.count(i->first) == 0 ? st->unconnected_since.erase(i)
+                                             : std::next(i);
       if (st->members.self_status() == member_status::joining)
         return;
       auto changes = st->members.tick(t, st->cfg.down_after);
