@@ -114,6 +114,13 @@ struct node_proc {
     seen.clear();
   }
 
+  // Reads everything printed so far (a command's answer comes after it),
+  // then forgets it.
+  void sync() {
+    ask("members", {"members"});
+    forget();
+  }
+
   // The next "members ..." answer, its entries sorted by name.
   std::string members() {
     auto raw = members_raw();
@@ -635,4 +642,61 @@ TEST_F(cluster_test, thirty_two_nodes_converge) {
        pos = view.find(":up:", pos + 1))
     ++up;
   EXPECT_EQ(up, static_cast<size_t>(count)) << view;
+}
+
+// -- detection times ------------------------------------------------------------
+
+namespace {
+
+std::string summary(std::vector<long> xs) {
+  std::sort(xs.begin(), xs.end());
+  if (xs.empty())
+    return "none";
+  return "median " + std::to_string(xs[xs.size() / 2]) + " ms, max "
+         + std::to_string(xs.back()) + " ms over "
+         + std::to_string(xs.size());
+}
+
+int rounds() {
+  // 5 in the routine run; RELAY_CLUSTER_ROUNDS=20 for the figures.
+  auto env = std::getenv("RELAY_CLUSTER_ROUNDS");
+  return env != nullptr ? std::max(1, std::atoi(env)) : 5;
+}
+
+} // namespace
+
+TEST_F(cluster_test, detection_times_of_kills_and_partitions) {
+  form({"a", "b", "c", "d"});
+  std::vector<long> kills, partitions;
+  auto& d = (*this)["d"];
+  for (int i = 0; i < rounds(); ++i) {
+    // kill -9: the sockets close, every member notices.
+    for (auto name : {"a", "b", "c"})
+      (*this)[name].sync();
+    auto t0 = steady::now();
+    d.proc->signal(SIGKILL);
+    auto k = all_see({"a", "b", "c"}, "unreachable", "d", t0, 2s);
+    ASSERT_TRUE(k);
+    kills.push_back(k->count());
+    d.proc->stop(0, 5s);
+    // The same node comes back as a new incarnation.
+    start("d");
+    d.proc->write_line("join " + (*this)["a"].address);
+    ASSERT_TRUE(all_see({"a", "b", "c"}, "up", "d", t0, 10s));
+    for (auto name : {"a", "b", "c"})
+      ASSERT_TRUE((*this)[name].wait_for("node-up d", t0 + 10s));
+    // A silent partition: only the detectors can tell.
+    for (auto name : {"a", "b", "c"})
+      (*this)[name].sync();
+    auto t1 = steady::now();
+    proxy_.partition({"d"}, {"a", "b", "c"});
+    auto p = all_see({"a", "b", "c"}, "unreachable", "d", t1, 2s);
+    ASSERT_TRUE(p);
+    partitions.push_back(p->count());
+    proxy_.heal();
+    ASSERT_TRUE(all_see({"a", "b", "c"}, "reachable", "d", t1, 10s));
+  }
+  std::cout << "[ figures  ] detection on every member: kill -9 "
+            << summary(kills) << "; silent partition (phi) "
+            << summary(partitions) << "\n";
 }
