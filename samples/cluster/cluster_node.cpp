@@ -13,6 +13,8 @@
 //   joined <group> | group <group> <nodes...> | pick <group> <node>
 //   work-progress <done> <total>  | work-done <json>
 //   error <text>                  a command failed
+// With --backend etcd --etcd URL the node joins through etcd at start
+// ("join" is then accepted and changes nothing).
 // Commands:
 //   join <seed>...  wait-up  leave  members  quit
 //   register <name>  whereis <name>  stop <name>
@@ -248,6 +250,9 @@ int main(int argc, char** argv) {
   int down_after_ms = 10000;
   int pause_ms = -1;
   int heartbeat_ms = -1;
+  std::string backend = "embedded", etcd_prefix;
+  std::vector<std::string> etcd_endpoints;
+  int lease_ttl_s = -1;
   app.add_option("--name", name, "node name")->required();
   app.add_option("--cluster", cluster, "cluster name");
   app.add_option("--listen", listen, "cluster address to listen on");
@@ -261,6 +266,14 @@ int main(int argc, char** argv) {
                  "relay.cluster.acceptable-heartbeat-pause (500)");
   app.add_option("--heartbeat-interval-ms", heartbeat_ms,
                  "relay.cluster.heartbeat-interval (100)");
+  app.add_option("--backend", backend, "embedded or etcd")
+    ->check(CLI::IsMember({"embedded", "etcd"}));
+  app.add_option("--etcd", etcd_endpoints,
+                 "etcd client URLs (relay.cluster.etcd.endpoints)");
+  app.add_option("--etcd-prefix", etcd_prefix,
+                 "etcd key prefix (relay.cluster.etcd.prefix)");
+  app.add_option("--lease-ttl-s", lease_ttl_s,
+                 "relay.cluster.etcd.lease-ttl in seconds (5)");
   CLI11_PARSE(app, argc, argv);
   relay::node_config cfg;
   cfg.node_name = name;
@@ -280,6 +293,14 @@ int main(int argc, char** argv) {
     cfg.set_option("relay.cluster.acceptable-heartbeat-pause", ms(pause_ms));
   if (heartbeat_ms > 0)
     cfg.set_option("relay.cluster.heartbeat-interval", ms(heartbeat_ms));
+  cfg.set_option("relay.cluster.backend", backend);
+  if (!etcd_endpoints.empty())
+    cfg.set_option("relay.cluster.etcd.endpoints", etcd_endpoints);
+  if (!etcd_prefix.empty())
+    cfg.set_option("relay.cluster.etcd.prefix", etcd_prefix);
+  if (lease_ttl_s > 0)
+    cfg.set_option("relay.cluster.etcd.lease-ttl",
+                   caf::timespan{std::chrono::seconds{lease_ttl_s}});
   relay::node n{cfg};
   say("listening " + cluster_mod.listen_address());
   auto out = n.system().spawn(printer);

@@ -1,7 +1,13 @@
 // Cluster membership with real node processes on loopback tcp, every
 // connection through a fault-injection proxy the test controls. Each test
-// synchronises on the lines the nodes print (see cluster_node_main.cpp);
-// every wait is bounded; the nodes are killed and reaped at the end.
+// synchronises on the lines the nodes print (see cluster_node.cpp); every
+// wait is bounded; the nodes are killed and reaped at the end.
+//
+// The membership, name and group tests run on both backends (the
+// parameter): embedded, and etcd with a real etcd-server on a loopback
+// port (one for the suite, a key prefix per test). The load and scale
+// tests measure the detector, which both backends share, on the embedded
+// one.
 
 #include <gtest/gtest.h>
 
@@ -19,6 +25,7 @@
 #include <vector>
 
 #include "child_process.hpp"
+#include "etcd_server.hpp"
 #include "fault_proxy.hpp"
 
 using namespace std::chrono_literals;
@@ -173,10 +180,20 @@ struct node_proc {
   }
 };
 
-class cluster_test : public testing::Test {
+class cluster_fixture : public testing::Test {
 protected:
   static void SetUpTestSuite() {
     std::signal(SIGPIPE, SIG_IGN); // a dead node's stdin
+  }
+
+  static void TearDownTestSuite() {
+    etcd_.reset();
+  }
+
+  // Whether the nodes use the etcd backend (set by the parameterised
+  // fixture before the test body runs).
+  bool etcd() const {
+    return backend_ == "etcd";
   }
 
   // Starts node `name` (not yet joined); its proxy port is what it
@@ -195,6 +212,10 @@ protected:
                                   "--cluster", opts.cluster,
                                   "--down-after-ms",
                                   std::to_string(opts.down_after_ms)};
+    if (etcd())
+      args.insert(args.end(), {"--backend", "etcd", "--etcd", etcd_->url(),
+                               "--etcd-prefix", etcd_prefix_,
+                               "--lease-ttl-s", "2"});
     if (opts.acceptable_pause_ms >= 0)
       args.insert(args.end(), {"--acceptable-pause-ms",
                                std::to_string(opts.acceptable_pause_ms)});
@@ -266,11 +287,42 @@ protected:
 
   fault_proxy proxy_;
   std::map<std::string, node_proc> nodes_;
+  std::string backend_ = "embedded";
+  std::string etcd_prefix_;
+  // One etcd-server for the suite, started by the first test that needs it.
+  static std::unique_ptr<relay::test::etcd_server> etcd_;
 };
+
+std::unique_ptr<relay::test::etcd_server> cluster_fixture::etcd_;
+
+// The tests that run on both backends.
+class cluster_test : public cluster_fixture,
+                     public testing::WithParamInterface<std::string> {
+protected:
+  void SetUp() override {
+    backend_ = GetParam();
+    if (!etcd())
+      return;
+    if (!etcd_)
+      etcd_ = std::make_unique<relay::test::etcd_server>();
+    // A prefix of its own: no test sees another's keys.
+    static int count = 0;
+    etcd_prefix_ = "/relay-test-" + std::to_string(++count) + "/";
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(backends, cluster_test,
+                         testing::Values("embedded", "etcd"),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// Load and scale, on the embedded backend.
+class cluster_load_test : public cluster_fixture {};
 
 } // namespace
 
-TEST_F(cluster_test, nodes_join_through_one_seed_and_see_each_other) {
+TEST_P(cluster_test, nodes_join_through_one_seed_and_see_each_other) {
   form({"a", "b", "c"});
   // b and c only knew a; they connected to each other through gossip.
   for (auto name : {"a", "b", "c"})
@@ -279,7 +331,7 @@ TEST_F(cluster_test, nodes_join_through_one_seed_and_see_each_other) {
       << name;
 }
 
-TEST_F(cluster_test, a_killed_node_is_detected_and_removed_everywhere) {
+TEST_P(cluster_test, a_killed_node_is_detected_and_removed_everywhere) {
   node_options opts;
   opts.down_after_ms = 1000;
   form({"a", "b", "c", "d"}, opts);
@@ -295,7 +347,7 @@ TEST_F(cluster_test, a_killed_node_is_detected_and_removed_everywhere) {
             "members a:up:reachable b:up:reachable c:up:reachable");
 }
 
-TEST_F(cluster_test, a_partition_healed_before_down_after_changes_nothing) {
+TEST_P(cluster_test, a_partition_healed_before_down_after_changes_nothing) {
   node_options opts;
   opts.down_after_ms = 15000;
   form({"a", "b", "c"}, opts);
@@ -324,7 +376,7 @@ TEST_F(cluster_test, a_partition_healed_before_down_after_changes_nothing) {
       EXPECT_EQ(line.find("event down"), std::string::npos) << name;
 }
 
-TEST_F(cluster_test, a_partition_past_down_after_removes_the_minority) {
+TEST_P(cluster_test, a_partition_past_down_after_removes_the_minority) {
   node_options opts;
   opts.down_after_ms = 1500;
   form({"a", "b", "c"}, opts);
@@ -342,7 +394,7 @@ TEST_F(cluster_test, a_partition_past_down_after_removes_the_minority) {
   EXPECT_EQ(a.members(), "members a:up:reachable b:up:reachable");
 }
 
-TEST_F(cluster_test, a_graceful_leave_is_removed_at_once) {
+TEST_P(cluster_test, a_graceful_leave_is_removed_at_once) {
   form({"a", "b", "c"});
   auto t0 = steady::now();
   (*this)["c"].proc->write_line("leave");
@@ -359,12 +411,15 @@ TEST_F(cluster_test, a_graceful_leave_is_removed_at_once) {
       EXPECT_NE(line, "event unreachable c " + (*this)["c"].address) << name;
 }
 
-TEST_F(cluster_test, a_restarted_node_is_a_new_incarnation) {
+TEST_P(cluster_test, a_restarted_node_is_a_new_incarnation) {
   form({"a", "b", "c"});
   auto& c = (*this)["c"];
   c.proc->signal(SIGKILL);
   auto t0 = steady::now();
   ASSERT_TRUE(all_see({"a", "b"}, "unreachable", "c", t0, 2s));
+  // From here on, only what the new incarnation causes counts.
+  (*this)["a"].sync();
+  (*this)["b"].sync();
   // Same name, same address, new process.
   start("c");
   c.proc->write_line("join " + (*this)["a"].address);
@@ -373,21 +428,29 @@ TEST_F(cluster_test, a_restarted_node_is_a_new_incarnation) {
   ASSERT_TRUE(all_see({"a", "b"}, "up", "c", t0, 10s));
   ASSERT_TRUE(c.wait_for("event up c " + c.address, t0 + 10s));
   for (auto name : {"a", "b", "c"})
-    EXPECT_EQ((*this)[name].members(),
+    EXPECT_EQ((*this)[name].wait_members(
+                "members a:up:reachable b:up:reachable c:up:reachable"),
               "members a:up:reachable b:up:reachable c:up:reachable")
       << name;
 }
 
-TEST_F(cluster_test, another_cluster_or_secret_is_refused_with_a_clear_error) {
+TEST_P(cluster_test, another_cluster_or_secret_is_refused_with_a_clear_error) {
   form({"a"});
   node_options other;
   other.cluster = "other";
   auto& x = start("x", other);
   x.proc->write_line("join " + (*this)["a"].address);
-  x.proc->write_line("wait-up");
-  ASSERT_TRUE(x.wait_for("error ", steady::now() + 10s, true));
-  EXPECT_NE(x.seen.back().find("cluster 'test'"), std::string::npos)
-    << x.seen.back();
+  if (etcd()) {
+    // Another cluster is another key prefix in etcd: x forms its own and
+    // never meets a.
+    ASSERT_TRUE(x.wait_for("event up x " + x.address, steady::now() + 10s));
+    EXPECT_EQ(x.members(), "members x:up:reachable");
+  } else {
+    x.proc->write_line("wait-up");
+    ASSERT_TRUE(x.wait_for("error ", steady::now() + 10s, true));
+    EXPECT_NE(x.seen.back().find("cluster 'test'"), std::string::npos)
+      << x.seen.back();
+  }
   node_options wrong;
   wrong.cookie = "another-secret-of-enough-length";
   auto& y = start("y", wrong);
@@ -401,7 +464,7 @@ TEST_F(cluster_test, another_cluster_or_secret_is_refused_with_a_clear_error) {
 
 // -- cluster-wide names -------------------------------------------------------
 
-TEST_F(cluster_test, a_name_resolves_everywhere_and_goes_with_its_holder) {
+TEST_P(cluster_test, a_name_resolves_everywhere_and_goes_with_its_holder) {
   form({"a", "b", "c"});
   auto& a = (*this)["a"];
   auto& b = (*this)["b"];
@@ -429,7 +492,7 @@ TEST_F(cluster_test, a_name_resolves_everywhere_and_goes_with_its_holder) {
             "whereis db none");
 }
 
-TEST_F(cluster_test, concurrent_registrations_of_one_name_have_one_winner) {
+TEST_P(cluster_test, concurrent_registrations_of_one_name_have_one_winner) {
   form({"a", "b", "c"});
   auto& a = (*this)["a"];
   auto& b = (*this)["b"];
@@ -455,7 +518,7 @@ TEST_F(cluster_test, concurrent_registrations_of_one_name_have_one_winner) {
   }
 }
 
-TEST_F(cluster_test, a_name_taken_on_both_sides_of_a_partition_keeps_one_owner) {
+TEST_P(cluster_test, a_name_taken_on_both_sides_of_a_partition_keeps_one_owner) {
   node_options opts;
   opts.down_after_ms = 60000; // the partition heals long before
   form({"a", "b", "c"}, opts);
@@ -467,8 +530,24 @@ TEST_F(cluster_test, a_name_taken_on_both_sides_of_a_partition_keeps_one_owner) 
   ASSERT_TRUE(all_see({"a", "b"}, "unreachable", "c", t0, 3s));
   ASSERT_TRUE(all_see({"c"}, "unreachable", "a", t0, 3s));
   ASSERT_TRUE(all_see({"c"}, "unreachable", "b", t0, 3s));
-  // Each side agrees among the members it reaches.
   ASSERT_EQ(a.ask("register x", {"registered", "error"}), "registered x");
+  if (etcd()) {
+    // etcd is linearizable: c's side cannot take a name a holds, whether
+    // or not it reaches a.
+    auto refused = c.ask("register x", {"registered", "error"});
+    EXPECT_EQ(refused.rfind("error relay.already_registered", 0), 0u)
+      << refused;
+    EXPECT_NE(refused.find("on node"), std::string::npos) << refused;
+    proxy_.heal();
+    for (auto* x : {&a, &b, &c})
+      EXPECT_EQ(x->ask_until("whereis x", "whereis", "whereis x a", 15s),
+                "whereis x a");
+    for (auto* x : {&a, &c})
+      for (auto& line : x->seen)
+        EXPECT_NE(line, "conflict x");
+    return;
+  }
+  // Each side agrees among the members it reaches.
   ASSERT_EQ(c.ask("register x", {"registered", "error"}), "registered x");
   EXPECT_EQ(b.ask("whereis x", {"whereis"}), "whereis x a");
   EXPECT_EQ(c.ask("whereis x", {"whereis"}), "whereis x c");
@@ -487,7 +566,7 @@ TEST_F(cluster_test, a_name_taken_on_both_sides_of_a_partition_keeps_one_owner) 
 
 // -- process groups -------------------------------------------------------------
 
-TEST_F(cluster_test, groups_span_the_cluster_and_lose_a_dead_nodes_members) {
+TEST_P(cluster_test, groups_span_the_cluster_and_lose_a_dead_nodes_members) {
   form({"a", "b", "c"});
   auto& a = (*this)["a"];
   auto& b = (*this)["b"];
@@ -531,7 +610,7 @@ long rss_kib(pid_t pid) {
 
 } // namespace
 
-TEST_F(cluster_test, no_false_suspicion_with_both_cores_busy) {
+TEST_F(cluster_load_test, no_false_suspicion_with_both_cores_busy) {
   form({"a", "b", "c"});
   // A CPU hog per core, beside the cluster, for 30 s.
   std::atomic<bool> stop{false};
@@ -567,7 +646,7 @@ TEST_F(cluster_test, no_false_suspicion_with_both_cores_busy) {
   EXPECT_EQ(suspicions, 0u);
 }
 
-TEST_F(cluster_test, thirty_two_nodes_converge) {
+TEST_F(cluster_load_test, thirty_two_nodes_converge) {
   constexpr int count = 32;
   node_options opts;
   opts.direct = true; // 32 x 31 connections need no proxy
@@ -665,7 +744,7 @@ int rounds() {
 
 } // namespace
 
-TEST_F(cluster_test, detection_times_of_kills_and_partitions) {
+TEST_F(cluster_load_test, detection_times_of_kills_and_partitions) {
   form({"a", "b", "c", "d"});
   std::vector<long> kills, partitions;
   auto& d = (*this)["d"];

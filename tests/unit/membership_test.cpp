@@ -299,3 +299,75 @@ TEST(membership, a_joiner_that_stays_unreachable_is_downed) {
   EXPECT_EQ(kinds(a.tick(t + 10s, 10s)), strings{"j:down"});
   EXPECT_EQ(kinds(a.tick(t + 10s, 10s)), strings{"j:removed"});
 }
+
+// -- the etcd backend's view: etcd decides, membership keeps the view -------
+
+namespace {
+
+// What a member's key in etcd says: the record with its status.
+gossip_state etcd_put(const member_info& m, member_status status) {
+  gossip_state g;
+  g.cluster = "test";
+  g.members.push_back(m);
+  g.members.back().status = status;
+  return g;
+}
+
+} // namespace
+
+TEST(membership, etcd_keys_drive_the_view_in_their_order) {
+  auto t = clock::now();
+  auto ia = make_member(1, "a");
+  auto ib = make_member(2, "b");
+  membership a{"test", ia};
+  // a's own key appears: a is up. Then b's.
+  EXPECT_EQ(kinds(a.merge(etcd_put(ia, member_status::up), t)),
+            strings{"a:up"});
+  EXPECT_EQ(a.self_status(), member_status::up);
+  EXPECT_EQ(kinds(a.merge(etcd_put(ib, member_status::up), t)),
+            strings{"b:up"});
+  // b's lease expired: down, then removed; it cannot come back.
+  EXPECT_EQ(kinds(a.expel(ib.node, t)), (strings{"b:down", "b:removed"}));
+  EXPECT_TRUE(a.expel(ib.node, t).empty());
+  EXPECT_TRUE(a.merge(etcd_put(ib, member_status::up), t).empty());
+  EXPECT_TRUE(a.is_removed(ib.node));
+}
+
+TEST(membership, etcd_a_member_that_left_is_only_removed) {
+  auto t = clock::now();
+  auto ia = make_member(1, "a");
+  auto ib = make_member(2, "b");
+  membership a{"test", ia};
+  a.merge(etcd_put(ia, member_status::up), t);
+  a.merge(etcd_put(ib, member_status::up), t);
+  EXPECT_EQ(kinds(a.merge(etcd_put(ib, member_status::left), t)),
+            strings{"b:left"});
+  EXPECT_EQ(kinds(a.expel(ib.node, t)), strings{"b:removed"});
+  // This node's own key deleted by the leader: it is out.
+  EXPECT_EQ(kinds(a.expel(ia.node, t)), (strings{"a:down", "a:removed"}));
+  EXPECT_EQ(a.self_status(), member_status::removed);
+}
+
+TEST_F(trio, etcd_plan_downing_follows_keep_majority) {
+  // c is cut off from a and b; both sides' rows are known everywhere (in
+  // etcd, every row is a key that every member watches).
+  a.observe(make_id(3), false, t);
+  b.observe(make_id(3), false, t);
+  c.observe(make_id(1), false, t);
+  c.observe(make_id(2), false, t);
+  a.merge(b.snapshot(), t);
+  // Before down_after nothing happens.
+  EXPECT_TRUE(a.plan_downing(t + 5s, 10s).down.empty());
+  EXPECT_FALSE(c.plan_downing(t + 5s, 10s).down_self);
+  // After it the leader (a) downs c, b (not the leader) does nothing, and c
+  // removes itself.
+  auto plan = a.plan_downing(t + 10s, 10s);
+  EXPECT_FALSE(plan.down_self);
+  EXPECT_EQ(plan.down, std::vector<caf::node_id>{make_id(3)});
+  EXPECT_TRUE(b.plan_downing(t + 10s, 10s).down.empty());
+  EXPECT_TRUE(c.plan_downing(t + 10s, 10s).down_self);
+  // The own row is what this node writes to etcd.
+  EXPECT_EQ(c.own_row().unreachable.size(), 2u);
+  EXPECT_EQ(a.own_row().unreachable, std::vector<caf::node_id>{make_id(3)});
+  EXPECT_EQ(a.own_row().observer, make_id(1));
+}

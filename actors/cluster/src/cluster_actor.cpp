@@ -26,6 +26,8 @@ constexpr int max_backoff_factor = 8;
 // How long the higher address waits for the lower one to dial it.
 constexpr auto dial_grace = std::chrono::seconds{3};
 
+using reannounce_atom = caf::atom_constant<caf::atom("creannc")>;
+
 // How long a leaving node waits for the leader to remove it.
 constexpr auto leave_timeout = std::chrono::seconds{2};
 
@@ -66,6 +68,14 @@ struct state {
 
   std::vector<caf::actor> observers;
 
+  // The etcd backend (null: embedded).
+  std::shared_ptr<etcd_session> etcd;
+  bool etcd_open = false;        // the lease is granted
+  bool etcd_synced = false;      // the first full read arrived
+  std::string verifying;         // a member dialed to check our credentials
+  uint64_t row_written = 0;      // version of our row last written
+  std::unordered_set<caf::node_id> downing; // member keys we deleted
+
   state(node* n, settings cfg, member_info self)
     : n(n), cfg(std::move(cfg)), members(this->cfg.cluster, std::move(self)) {
     // nop
@@ -90,6 +100,20 @@ struct state {
     if (auto err = n->send_frame(to, std::move(frame)))
       log(log_level::debug, "cluster: cannot send to " + who(to) + ": "
                               + describe(err));
+  }
+
+  /// Makes a change of this node's state known: gossip to every member,
+  /// or (etcd) this node's observation row written to etcd.
+  void spread() {
+    if (!etcd) {
+      gossip_to_all();
+      return;
+    }
+    auto row = members.own_row();
+    if (row.version != row_written && etcd_open) {
+      row_written = row.version;
+      etcd->put_row(row);
+    }
   }
 
   void send_gossip(const caf::node_id& to) {
@@ -177,10 +201,12 @@ detector_table::suspects(clock::time_point now) const {
 caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                             settings cfg, member_info self_info,
                             std::shared_ptr<detector_table> detectors,
-                            std::shared_ptr<helper_gate> gate) {
+                            std::shared_ptr<helper_gate> gate,
+                            std::shared_ptr<etcd_session> etcd) {
   auto st = std::make_shared<state>(n, std::move(cfg), std::move(self_info));
   st->detectors = std::move(detectors);
   st->gate = std::move(gate);
+  st->etcd = std::move(etcd);
   auto now = [] { return clock::now(); };
   // Dials `address` on a thread of its own (node::connect blocks); the
   // result comes back as dial_done.
@@ -264,6 +290,8 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
     if (self_gone && !st->quarantined) {
       st->quarantined = true;
       st->joining = false;
+      if (st->etcd)
+        st->etcd->revoke(); // our keys (names included) go at once
       st->answer_waiters(make_error(errc::connection_closed,
                                     "this node was removed from cluster '"
                                       + st->cfg.cluster + "'"));
@@ -333,10 +361,23 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
     // -- API ----------------------------------------------------------------
     [=](join_atom,
         std::vector<std::string> seeds) -> caf::result<caf::unit_t> {
+      if (st->etcd && !st->quarantined
+          && (st->joining
+              || st->members.self_status() != member_status::joining))
+        return caf::unit; // etcd joins once, at start; asking again is fine
       if (st->joining || st->members.self_status() != member_status::joining
           || st->quarantined)
         return make_error(errc::invalid_argument,
                           "this node is already joining or joined");
+      if (st->etcd) {
+        // etcd is the seed: the lease first, then the cluster's keys, then
+        // our own key (etcd_opened, etcd_update, etcd_announced).
+        st->joining = true;
+        st->join_started = now();
+        st->next_join_attempt = now() + st->cfg.retry_interval;
+        st->etcd->open(self);
+        return caf::unit;
+      }
       const auto& own = st->me().address;
       st->first_seed = !seeds.empty() && seeds.front() == own;
       seeds.erase(std::remove(seeds.begin(), seeds.end(), own), seeds.end());
@@ -370,6 +411,16 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       // member then heard "left" before our connections close, so nobody
       // reads the close as a failure), bounded by leave_timeout.
       publish(st->members.leave(now()));
+      if (st->etcd) {
+        // "left" for everyone, then the lease goes (and with it our key):
+        // the deletion that comes back through the watch removes us.
+        st->etcd->announce(member_status::left);
+        st->etcd->revoke();
+        st->leave_deadline = now() + leave_timeout;
+        auto rp = self->make_response_promise();
+        st->leave_waiters.push_back(rp);
+        return rp;
+      }
       auto leader = st->members.leader();
       if (!leader || st->connected.count(leader) == 0) {
         publish(st->members.remove_self(now())); // nobody to wait for
@@ -424,6 +475,17 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
     [=](frame_join& msg) {
       auto& req = msg.request;
       join_reply reply;
+      if (st->etcd) {
+        reply.final = true;
+        reply.reason = st->me().address + " belongs to cluster '"
+                       + st->cfg.cluster + "', which uses the etcd backend "
+                       "(relay.cluster.backend = \"etcd\"): its members join "
+                       "through etcd, not through seeds";
+        log(log_level::warning, "cluster: refused " + req.joiner.address
+                                  + ": " + reply.reason);
+        st->send(msg.from, make_frame(cluster_frame::join_reply, reply));
+        return;
+      }
       if (req.joiner.node != msg.from) {
         st->n->disconnect(msg.from,
                           make_error(errc::protocol_error,
@@ -462,7 +524,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         st->gossip_to_all();
     },
     [=](frame_join_reply& msg) {
-      if (!st->joining || st->seed_of.count(msg.from) == 0)
+      if (st->etcd || !st->joining || st->seed_of.count(msg.from) == 0)
         return; // only the seeds we asked answer
 
       auto& reply = msg.reply;
@@ -491,8 +553,8 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                                        + st->cfg.cluster + "'"));
         return;
       }
-      if (st->quarantined)
-        return;
+      if (st->quarantined || st->etcd)
+        return; // (etcd: members do not gossip)
       bool lists_sender = false, lists_me = false;
       for (auto& m : g.members) {
         lists_sender |= m.node == msg.from;
@@ -543,7 +605,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       if (auto m = st->members.find(id))
         st->dials.erase(m->address);
       publish(st->members.observe(id, true, now()));
-      st->gossip_to_all();
+      st->spread();
     },
     [=](peer_down& msg) {
       auto& id = msg.node;
@@ -552,11 +614,29 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       if (!st->is_member(id) || st->quarantined)
         return;
       publish(st->members.observe(id, false, now()));
-      st->gossip_to_all();
+      st->spread();
     },
     [=](dial_done& msg) {
       auto& d = st->dials[msg.address];
       d.in_flight = false;
+      if (!st->verifying.empty() && msg.address == st->verifying) {
+        // etcd: a member we dialed before writing our key; if it refuses
+        // our credentials, every member will.
+        st->verifying.clear();
+        if (msg.error && (is(msg.error, errc::authentication_failed)
+                          || is(msg.error, errc::version_mismatch))) {
+          st->joining = false;
+          st->join_failure = make_error(
+            errc::peer_rejected, "member " + msg.address
+                                   + " refused this node: "
+                                   + describe(msg.error));
+          log(log_level::error, "cluster: " + describe(st->join_failure));
+          st->answer_waiters(st->join_failure);
+          st->etcd->revoke();
+          return;
+        }
+        st->etcd->announce(member_status::up);
+      }
       if (msg.error) {
         d.backoff = d.backoff.count() == 0
                       ? st->cfg.retry_interval
@@ -587,7 +667,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
             auto events = st->members.observe(m.node, false, now());
             if (!events.empty()) {
               publish(std::move(events));
-              st->gossip_to_all();
+              st->spread();
             }
           }
         return;
@@ -601,14 +681,94 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         st->send(msg.node, make_frame(cluster_frame::join, req));
       }
     },
+    // -- the etcd backend -----------------------------------------------------
+    [=](etcd_opened& msg) {
+      if (msg.error) {
+        log(log_level::warning, "cluster: cannot get an etcd lease "
+                                "(retrying): "
+                                  + describe(msg.error));
+        return; // the tick opens again
+      }
+      st->etcd_open = true;
+    },
+    [=](etcd_update& msg) {
+      if (st->quarantined)
+        return;
+      auto t = now();
+      std::unordered_set<caf::node_id> present;
+      for (auto& m : msg.members)
+        present.insert(m.node);
+      gossip_state g;
+      g.cluster = st->cfg.cluster;
+      g.members = std::move(msg.members);
+      g.rows = std::move(msg.rows);
+      publish(st->members.merge(g, t));
+      for (auto& id : msg.gone)
+        if (!st->quarantined)
+          publish(st->members.expel(id, t));
+      if (msg.full && !st->quarantined) {
+        // A fresh read: whoever is not in it is gone (our own key only
+        // once we wrote it).
+        std::vector<caf::node_id> absent;
+        for (auto& m : st->members.members())
+          if (present.count(m.node) == 0
+              && (m.node != st->members.self()
+                  || st->members.self_status() != member_status::joining))
+            absent.push_back(m.node);
+        for (auto& id : absent)
+          if (!st->quarantined)
+            publish(st->members.expel(id, t));
+      }
+      if (st->quarantined || !st->joining || st->etcd_synced)
+        return;
+      st->etcd_synced = true;
+      // Before writing our key, dial one member: a node with the wrong
+      // secret learns it here, not by being unreachable for everyone.
+      for (auto& m : st->members.members())
+        if (m.node != st->members.self() && m.status == member_status::up
+            && m.address != st->me().address) {
+          st->verifying = m.address;
+          dial(m.address);
+          return;
+        }
+      st->etcd->announce(member_status::up);
+    },
+    [=](etcd_announced& msg) {
+      if (!msg.error || st->quarantined)
+        return;
+      log(log_level::warning, "cluster: cannot write this node's key to "
+                              "etcd (retrying): "
+                                + describe(msg.error));
+      self->delayed_send(self, st->cfg.retry_interval, reannounce_atom::value);
+    },
+    [=](reannounce_atom) {
+      if (st->quarantined || !st->etcd_open)
+        return;
+      st->etcd->announce(st->members.self_status() == member_status::left
+                           ? member_status::left
+                           : member_status::up);
+    },
+    [=](etcd_lost& msg) {
+      log(log_level::error, "cluster: " + describe(msg.reason)
+                              + "; this node is no longer a member");
+      st->etcd_open = false;
+      if (!st->quarantined)
+        publish(st->members.remove_self(now()));
+    },
     // -- timer ----------------------------------------------------------------
     [=](tick_atom) {
       auto t = now();
       self->delayed_send(self, st->cfg.heartbeat_interval, tick_atom::value);
       if (st->quarantined)
         return;
-      if (st->joining && t >= st->next_join_attempt)
-        try_join();
+      if (st->joining && t >= st->next_join_attempt) {
+        if (!st->etcd) {
+          try_join();
+        } else if (!st->etcd_open) {
+          st->next_join_attempt = t + st->cfg.retry_interval;
+          st->etcd->open(self);
+        }
+      }
       if (st->leave_deadline && t >= *st->leave_deadline) {
         log(log_level::warning, "cluster: no leader removed this node within "
                                 "2 s of leaving; leaving anyway");
@@ -664,6 +824,25 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                                              : std::next(i);
       if (st->members.self_status() == member_status::joining)
         return;
+      if (st->etcd) {
+        // etcd holds the state; the leader's decisions are carried out
+        // there (the deletion comes back through the watch).
+        auto plan = st->members.plan_downing(t, st->cfg.down_after);
+        if (plan.down_self) {
+          log(log_level::warning, "cluster: this node reaches a minority of "
+                                  "the members past down-after; it removes "
+                                  "itself");
+          publish(st->members.remove_self(t));
+          return;
+        }
+        for (auto& id : plan.down)
+          if (st->downing.insert(id).second) {
+            log(log_level::warning, "cluster: downing " + st->who(id)
+                                      + " (unreachable past down-after)");
+            st->etcd->down_member(id);
+          }
+        return;
+      }
       auto changes = st->members.tick(t, st->cfg.down_after);
       if (!changes.empty()) {
         publish(std::move(changes));

@@ -19,6 +19,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "cluster_wire.hpp"
+#include "etcd_session.hpp"
 #include "membership.hpp"
 #include "relay/phi_accrual.hpp"
 
@@ -40,6 +41,9 @@ struct settings {
   clock::duration seed_timeout = std::chrono::seconds{2};
   clock::duration gossip_interval = std::chrono::seconds{1};
   bool leave_on_stop = true;
+  /// "embedded" (gossip among the members) or "etcd".
+  std::string backend = "embedded";
+  etcd_settings etcd;
 };
 
 /// The failure detectors, by member. Shared by the cluster actor (which adds,
@@ -166,11 +170,13 @@ using demonitor_atom = caf::atom_constant<caf::atom("cdemon")>;
 using tick_atom = caf::atom_constant<caf::atom("ctick")>;
 
 /// The cluster actor. `n` outlives it (the module stops it before the node
-/// goes).
+/// goes). With `etcd` (the etcd backend), membership comes from etcd's keys
+/// instead of gossip; detection, dialing and observers are the same.
 caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
                             settings cfg, member_info self_info,
                             std::shared_ptr<detector_table> detectors,
-                            std::shared_ptr<helper_gate> gate);
+                            std::shared_ptr<helper_gate> gate,
+                            std::shared_ptr<etcd_session> etcd);
 
 } // namespace relay::cluster_detail
 

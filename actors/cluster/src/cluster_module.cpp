@@ -66,6 +66,7 @@ struct cluster_module::impl {
   caf::actor registry;
   std::shared_ptr<event_forwarder> forwarder;
   std::shared_ptr<helper_gate> gate;
+  std::shared_ptr<etcd_session> etcd; // the etcd backend, if chosen
   std::string address;
   std::string listen_address;
   mutable std::mutex mtx; // guards actor and address after start
@@ -99,7 +100,14 @@ void cluster_module::configure(node_config& cfg) {
     .add<caf::timespan>("seed-timeout",
                         "first seed forms a cluster after this")
     .add<caf::timespan>("gossip-interval", "anti-entropy gossip period")
-    .add<bool>("leave-on-stop", "leave gracefully when the node stops");
+    .add<bool>("leave-on-stop", "leave gracefully when the node stops")
+    .add<std::string>("backend", "\"embedded\" (default) or \"etcd\"")
+    .add<std::vector<std::string>>("etcd.endpoints",
+                                   "etcd client URLs (http://host:port)")
+    .add<std::string>("etcd.prefix", "etcd key prefix (default /relay/)")
+    .add<caf::timespan>("etcd.lease-ttl",
+                        "a node silent towards etcd this long is down")
+    .add<caf::timespan>("etcd.timeout", "bound on each request to etcd");
 }
 
 void cluster_module::start(node& n) {
@@ -132,6 +140,37 @@ void cluster_module::start(node& n) {
                                     s.gossip_interval);
   s.leave_on_stop = read_option<bool>(sys_cfg, "relay.cluster.leave-on-stop",
                                       s.leave_on_stop);
+  s.backend = read_option<std::string>(sys_cfg, "relay.cluster.backend",
+                                      s.backend);
+  if (auto eps = caf::get_if<std::vector<std::string>>(
+        &sys_cfg, "relay.cluster.etcd.endpoints"))
+    s.etcd.endpoints = *eps;
+  s.etcd.prefix = read_option<std::string>(sys_cfg, "relay.cluster.etcd.prefix",
+                                           s.etcd.prefix);
+  s.etcd.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(
+    read_duration(sys_cfg, "relay.cluster.etcd.lease-ttl", s.etcd.lease_ttl));
+  s.etcd.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+    read_duration(sys_cfg, "relay.cluster.etcd.timeout", s.etcd.timeout));
+  if (s.backend != "embedded" && s.backend != "etcd")
+    throw config_error("relay.cluster.backend is \"embedded\" or \"etcd\", "
+                       "not \"" + s.backend + "\"");
+  if (s.backend == "etcd") {
+    if (s.etcd.endpoints.empty())
+      throw config_error("relay.cluster.backend = \"etcd\" needs "
+                         "relay.cluster.etcd.endpoints");
+    for (auto& ep : s.etcd.endpoints)
+      if (ep.rfind("http://", 0) != 0)
+        throw config_error("relay.cluster.etcd.endpoints: '" + ep
+                           + "' is not an http://host:port URL");
+    if (s.etcd.lease_ttl.count() < 1 || s.etcd.timeout.count() <= 0)
+      throw config_error("relay.cluster.etcd: lease-ttl must be at least "
+                         "1 s and timeout positive");
+    if (s.etcd.prefix.empty() || s.etcd.prefix.back() != '/')
+      throw config_error("relay.cluster.etcd.prefix must end with '/'");
+    if (!s.seeds.empty())
+      log(log_level::warning, "cluster: relay.cluster.seeds is ignored with "
+                              "the etcd backend (etcd is the seed)");
+  }
   auto positive = [](clock::duration d) { return d.count() > 0; };
   if (s.cluster.empty() || s.cluster.size() > limits::max_name_size)
     throw config_error("relay.cluster.name must have 1 to 256 bytes");
@@ -159,7 +198,11 @@ void cluster_module::start(node& n) {
   self.address = s.advertise;
   auto detectors = std::make_shared<detector_table>(s.detector);
   auto gate = std::make_shared<helper_gate>();
-  auto actor = n.system().spawn(cluster_actor, &n, s, self, detectors, gate);
+  std::shared_ptr<etcd_session> etcd;
+  if (s.backend == "etcd")
+    etcd = std::make_shared<etcd_session>(s.etcd, s.cluster, self);
+  auto actor = n.system().spawn(cluster_actor, &n, s, self, detectors, gate,
+                                etcd);
   caf::actor registry;
   std::shared_ptr<event_forwarder> forwarder;
   // If anything below throws, the node never calls stop(): undo here.
@@ -173,6 +216,8 @@ void cluster_module::start(node& n) {
         waiter->send_exit(a, caf::exit_reason::user_shutdown);
         waiter->wait_for(a);
       }
+    if (etcd)
+      etcd->stop();
   };
   try {
   auto k = [](cluster_frame x) { return static_cast<uint8_t>(x); };
@@ -218,7 +263,7 @@ void cluster_module::start(node& n) {
     }));
   forwarder = std::make_shared<event_forwarder>(actor);
   n.add_listener(forwarder);
-  registry = n.system().spawn(registry_actor, &n, actor, gate);
+  registry = n.system().spawn(registry_actor, &n, actor, gate, etcd);
   check(n.publish(registry, registry_name));
   } catch (...) {
     undo();
@@ -229,6 +274,7 @@ void cluster_module::start(node& n) {
     impl_->n = &n;
     impl_->cfg = s;
     impl_->gate = gate;
+    impl_->etcd = etcd;
     impl_->actor = actor;
     impl_->registry = registry;
     impl_->forwarder = forwarder;
@@ -236,8 +282,11 @@ void cluster_module::start(node& n) {
     impl_->listen_address = *bound;
   }
   log(log_level::info, "cluster: node '" + n.name() + "' of cluster '"
-                         + s.cluster + "' at " + s.advertise);
-  if (!s.seeds.empty())
+                         + s.cluster + "' at " + s.advertise + " ("
+                         + s.backend + " backend)");
+  if (etcd) {
+    join({}); // etcd is the seed: joining starts at once
+  } else if (!s.seeds.empty())
     if (auto err = join(s.seeds)) {
       stop(n);
       throw config_error("relay.cluster.seeds: " + describe(err));
@@ -248,11 +297,13 @@ void cluster_module::stop(node& n) {
   caf::actor actor;
   caf::actor registry;
   std::shared_ptr<helper_gate> gate;
+  std::shared_ptr<etcd_session> etcd;
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     actor = impl_->actor;
     registry = impl_->registry;
     gate = impl_->gate;
+    etcd = impl_->etcd;
   }
   if (!actor)
     return;
@@ -271,7 +322,12 @@ void cluster_module::stop(node& n) {
       waiter->wait_for(a);
     }
   }
+  // Without leave-on-stop the lease is not revoked: the others see this
+  // node down when it expires, as after a crash.
+  if (etcd)
+    etcd->stop();
   std::lock_guard<std::mutex> guard{impl_->mtx};
+  impl_->etcd = nullptr;
   impl_->registry = nullptr;
   impl_->actor = nullptr;
   impl_->n = nullptr;
@@ -283,7 +339,12 @@ caf::error cluster_module::join(std::vector<std::string> seeds) {
     return make_error(errc::invalid_argument,
                       "the cluster module has not started (create the node "
                       "first)");
-  if (seeds.empty())
+  bool etcd;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    etcd = impl_->etcd != nullptr;
+  }
+  if (seeds.empty() && !etcd) // (etcd is the seed)
     return make_error(errc::invalid_argument, "join needs at least one seed");
   caf::scoped_actor self{a->home_system()};
   caf::error result;

@@ -299,6 +299,55 @@ std::vector<member_event> membership::remove_self(clock::time_point now) {
   return events;
 }
 
+std::vector<member_event> membership::expel(const caf::node_id& node,
+                                             clock::time_point now) {
+  auto m = find(node);
+  if (m == nullptr || m->status == member_status::removed)
+    return {};
+  if (node == self_)
+    return remove_self(now);
+  auto before = current_view();
+  if (m->status != member_status::left)
+    advance(node, member_status::down);
+  auto events = diff(before, now);
+  before = current_view();
+  advance(node, member_status::removed);
+  auto more = diff(before, now);
+  events.insert(events.end(), more.begin(), more.end());
+  prune();
+  return events;
+}
+
+downing_plan membership::plan_downing(clock::time_point now,
+                                      clock::duration down_after) const {
+  downing_plan plan;
+  if (self_status() != member_status::up)
+    return plan;
+  auto verdict = resolve(now, down_after);
+  if (verdict == downing_result::down_self) {
+    plan.down_self = true;
+    return plan;
+  }
+  if (verdict != downing_result::down_others || leader() != self_)
+    return plan;
+  for (auto& [id, m] : members_) {
+    if (id == self_ || m.status != member_status::up || !unreachable(id))
+      continue;
+    auto i = unreachable_since_.find(id);
+    if (i != unreachable_since_.end() && now - i->second >= down_after)
+      plan.down.push_back(id);
+  }
+  return plan;
+}
+
+observation_row membership::own_row() const {
+  if (auto i = rows_.find(self_); i != rows_.end())
+    return i->second;
+  observation_row row;
+  row.observer = self_;
+  return row;
+}
+
 caf::node_id membership::leader() const {
   const member_info* best = nullptr;
   for (auto& [id, m] : members_)

@@ -58,6 +58,15 @@ struct gossip_state {
 /// with the lowest address stays.
 enum class downing_result { none, down_others, down_self };
 
+/// What the etcd backend's leader does on a tick (plan_downing): the same
+/// keep-majority verdict as tick(), carried out by deleting member keys.
+struct downing_plan {
+  /// This node is on the minority side past down_after: it removes itself.
+  bool down_self = false;
+  /// Members this node (the leader) downs.
+  std::vector<caf::node_id> down;
+};
+
 class membership {
 public:
   /// Tombstones kept for removed members (oldest forgotten first).
@@ -117,6 +126,22 @@ public:
   /// side past down_after it removes itself instead.
   std::vector<member_event> tick(clock::time_point now,
                                  clock::duration down_after);
+
+  // -- the etcd backend: etcd decides, this class only keeps the view --------
+
+  /// `node`'s key is gone from etcd (lease expired or revoked, or deleted
+  /// by the leader): down (unless it had left), then removed. For this
+  /// node itself, as remove_self().
+  std::vector<member_event> expel(const caf::node_id& node,
+                                  clock::time_point now);
+
+  /// The downing that tick() would do, as a plan for the etcd backend
+  /// (which carries it out through etcd instead of changing the state).
+  downing_plan plan_downing(clock::time_point now,
+                            clock::duration down_after) const;
+
+  /// This node's own observation row (what it cannot reach).
+  observation_row own_row() const;
 
   /// The state to gossip.
   gossip_state snapshot() const;

@@ -57,6 +57,9 @@ struct peer_lookup_failed {
 struct retry_registration {
   uint64_t id;
 };
+struct retry_commit {
+  uint64_t id;
+};
 struct retry_lookup {
   caf::node_id node;
 };
@@ -101,6 +104,9 @@ struct state {
   bool self_up = false;
   // Local actors monitored (members or holders).
   std::set<caf::actor_addr> watched;
+  // The etcd backend (null: embedded), which agrees on names instead of the
+  // lock rounds.
+  std::shared_ptr<etcd_session> etcd;
 
   bool is_local(const caf::actor& x) const {
     return x && x->node() == n->id();
@@ -170,16 +176,19 @@ void remove_member(std::vector<caf::actor>& xs, const caf::actor& x) {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::peer_found)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::peer_lookup_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::retry_registration)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::retry_commit)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::retry_lookup)
 
 namespace relay::cluster_detail {
 
 caf::behavior registry_actor(caf::event_based_actor* self, node* n,
                              caf::actor cluster,
-                             std::shared_ptr<helper_gate> gate) {
+                             std::shared_ptr<helper_gate> gate,
+                             std::shared_ptr<etcd_session> etcd) {
   auto st = std::make_shared<state>();
   st->n = n;
   st->cluster = cluster;
+  st->etcd = std::move(etcd);
   // Watches a local actor so that its names and memberships end with it.
   auto watch = [self, st](const caf::actor& x) {
     if (st->watched.insert(x.address()).second)
@@ -371,37 +380,42 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
           });
     }
   };
-  *finish = [self, st, watch](uint64_t id) {
+  // Takes the name for `reg.holder` and tells `peers`. Answers once every
+  // one of them has the name (as global:register_name does), so that a
+  // lookup anywhere after the return finds it. A member that does not
+  // confirm in time is gone or going; it learns the name on its next sync
+  // if it comes back.
+  auto commit = [self, st, watch](registration& reg,
+                                  const std::vector<caf::actor>& peers) {
+    st->names[reg.name] = reg.holder;
+    watch(reg.holder);
+    auto rp = reg.rp;
+    auto left = std::make_shared<size_t>(peers.size());
+    if (*left == 0)
+      rp.deliver(caf::unit);
+    for (auto& p : peers)
+      self
+        ->request(p, lock_reply_timeout, gl_commit_atom::value, reg.name,
+                  reg.holder, reg.request)
+        .then(
+          [rp, left]() mutable {
+            if (--*left == 0)
+              rp.deliver(caf::unit);
+          },
+          [rp, left](caf::error&) mutable {
+            if (--*left == 0)
+              rp.deliver(caf::unit);
+          });
+  };
+  *finish = [self, st, commit](uint64_t id) {
     auto i = st->pending.find(id);
     if (i == st->pending.end())
       return;
     auto& reg = i->second;
     auto me = caf::actor{self};
     if (!reg.denied && !reg.owner && st->names.count(reg.name) == 0) {
-      st->names.emplace(reg.name, reg.holder);
-      watch(reg.holder);
       st->release(reg.name, me, reg.request);
-      // Answer once every member has the name (as global:register_name
-      // does), so that a lookup anywhere after the return finds it. A member
-      // that does not confirm in time is gone or going; it learns the name
-      // on its next sync if it comes back.
-      auto rp = reg.rp;
-      auto left = std::make_shared<size_t>(reg.granted.size());
-      if (*left == 0)
-        rp.deliver(caf::unit);
-      for (auto& p : reg.granted)
-        self
-          ->request(p, lock_reply_timeout, gl_commit_atom::value, reg.name,
-                    reg.holder, reg.request)
-          .then(
-            [rp, left]() mutable {
-              if (--*left == 0)
-                rp.deliver(caf::unit);
-            },
-            [rp, left](caf::error&) mutable {
-              if (--*left == 0)
-                rp.deliver(caf::unit);
-            });
+      commit(reg, reg.granted);
       st->pending.erase(i);
       return;
     }
@@ -473,6 +487,8 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     }
     for (auto& [name, holder] : unregistered) {
       st->names.erase(name);
+      if (st->etcd)
+        st->etcd->release_name(name, holder);
       for (auto& p : st->all_peers())
         self->send(p, gl_unreg_atom::value, name, holder);
     }
@@ -595,16 +611,58 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
       if (!st->self_up)
         return make_error(errc::invalid_argument,
                           "this node is not an up member of the cluster");
+      if (auto i = st->names.find(name); st->etcd && i != st->names.end())
+        return make_error(errc::already_registered,
+                          "name '" + name + "' is held by actor "
+                            + std::to_string(i->second->id()) + " on node "
+                            + caf::to_string(i->second->node()));
       auto id = st->next_request++;
       registration reg;
       reg.deadline = reg_clock::now() + quorum_wait;
       reg.name = name;
       reg.holder = holder;
+      reg.request = id;
       reg.rp = self->make_response_promise();
       auto rp = reg.rp;
       st->pending.emplace(id, std::move(reg));
+      if (st->etcd) {
+        // etcd agrees (a transaction under this node's lease); then every
+        // member's table learns it as in the embedded backend.
+        st->etcd->claim_name(name, holder, self, id);
+        return rp;
+      }
       start_round(id);
       return rp;
+    },
+    [=](etcd_claimed& msg) {
+      auto i = st->pending.find(msg.request);
+      if (i == st->pending.end())
+        return;
+      auto& reg = i->second;
+      if (msg.error) {
+        reg.rp.deliver(msg.error);
+        st->pending.erase(i);
+        return;
+      }
+      // Ours (etcd agreed); the others learn it below.
+      st->names[reg.name] = reg.holder;
+      watch(reg.holder);
+      self->send(self, retry_commit{msg.request});
+    },
+    [=](retry_commit& msg) {
+      // As in the embedded backend, the registration returns once every
+      // reachable member's registry has the name (found within
+      // quorum_wait).
+      auto i = st->pending.find(msg.id);
+      if (i == st->pending.end())
+        return;
+      auto& reg = i->second;
+      if (!st->quorum_known() && reg_clock::now() < reg.deadline) {
+        self->delayed_send(self, 20ms, retry_commit{msg.id});
+        return;
+      }
+      commit(reg, st->quorum());
+      st->pending.erase(i);
     },
     [=](unreg_name_atom, const std::string& name) {
       auto i = st->names.find(name);
@@ -612,6 +670,8 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
         return false;
       auto holder = i->second;
       st->names.erase(i);
+      if (st->etcd)
+        st->etcd->release_name(name, holder);
       for (auto& p : st->all_peers())
         self->send(p, gl_unreg_atom::value, name, holder);
       return true;

@@ -5,7 +5,7 @@
 // as registry_name; registries talk to each other with ordinary messages
 // (so actor handles travel as handles) and only to registries of members.
 //
-// Names: a registration locks the name on every reachable member (as
+// Names (embedded): a registration locks the name on every reachable member (as
 // global:set_lock/2 does), checks that nobody holds it, commits it
 // everywhere and unlocks; contention backs off at random and retries.
 // Every member keeps the whole table. A holder's own node withdraws it when
@@ -42,6 +42,7 @@ class node_config;
 namespace relay::cluster_detail {
 
 class helper_gate;
+class etcd_session;
 
 /// The name under which every member publishes its registry.
 constexpr const char* registry_name = "relay.cluster.registry";
@@ -91,10 +92,13 @@ using grp_pick_atom = caf::atom_constant<caf::atom("rgpick")>;
 void add_registry_types(node_config& cfg);
 
 /// The registry actor; `cluster` is the node's cluster actor (for member
-/// events). `n` outlives it.
+/// events). `n` outlives it. With `etcd` (the etcd backend), a name is
+/// taken by a transaction in etcd under this node's lease instead of lock
+/// rounds; the tables, groups and withdrawal work as in the embedded one.
 caf::behavior registry_actor(caf::event_based_actor* self, node* n,
                              caf::actor cluster,
-                             std::shared_ptr<helper_gate> gate);
+                             std::shared_ptr<helper_gate> gate,
+                             std::shared_ptr<etcd_session> etcd);
 
 } // namespace relay::cluster_detail
 
