@@ -25,8 +25,10 @@
 #include <vector>
 
 #include "child_process.hpp"
+#include "etcd_client.hpp"
 #include "etcd_server.hpp"
 #include "fault_proxy.hpp"
+#include "relay/error.hpp"
 
 using namespace std::chrono_literals;
 using relay::test::fault_proxy;
@@ -196,6 +198,8 @@ protected:
     return backend_ == "etcd";
   }
 
+  void use_etcd();
+
   // Starts node `name` (not yet joined); its proxy port is what it
   // advertises and what the others dial.
   node_proc& start(const std::string& name, node_options opts = {}) {
@@ -295,19 +299,23 @@ protected:
 
 std::unique_ptr<relay::test::etcd_server> cluster_fixture::etcd_;
 
+// Makes the nodes of this test use etcd (started on first use), under a
+// key prefix of the test's own: no test sees another's keys.
+void cluster_fixture::use_etcd() {
+  backend_ = "etcd";
+  if (!etcd_)
+    etcd_ = std::make_unique<relay::test::etcd_server>();
+  static int count = 0;
+  etcd_prefix_ = "/relay-test-" + std::to_string(++count) + "/";
+}
+
 // The tests that run on both backends.
 class cluster_test : public cluster_fixture,
                      public testing::WithParamInterface<std::string> {
 protected:
   void SetUp() override {
-    backend_ = GetParam();
-    if (!etcd())
-      return;
-    if (!etcd_)
-      etcd_ = std::make_unique<relay::test::etcd_server>();
-    // A prefix of its own: no test sees another's keys.
-    static int count = 0;
-    etcd_prefix_ = "/relay-test-" + std::to_string(++count) + "/";
+    if (GetParam() == "etcd")
+      use_etcd();
   }
 };
 
@@ -592,6 +600,100 @@ TEST_P(cluster_test, groups_span_the_cluster_and_lose_a_dead_nodes_members) {
             "group workers a b");
   EXPECT_EQ(b.ask_until("group workers", "group", "group workers a b", 3s),
             "group workers a b");
+}
+
+// -- etcd only: leases, and what a stranger writes into etcd -----------------
+
+namespace {
+
+class cluster_etcd_test : public cluster_fixture {
+protected:
+  void SetUp() override {
+    use_etcd();
+  }
+
+  // A client of the test's own, to read and write the nodes' keys.
+  relay::cluster_detail::etcd_client client() {
+    return relay::cluster_detail::etcd_client{{etcd_->url()}, 2000ms};
+  }
+
+  std::string members_dir() const {
+    return etcd_prefix_ + "test/members/";
+  }
+};
+
+} // namespace
+
+TEST_F(cluster_etcd_test, a_dead_nodes_names_expire_with_its_lease) {
+  node_options opts;
+  opts.down_after_ms = 60000; // only the lease can remove c here
+  form({"a", "b", "c"}, opts);
+  auto& a = (*this)["a"];
+  auto& c = (*this)["c"];
+  ASSERT_EQ(c.ask("register db", {"registered", "error"}), "registered db");
+  auto t0 = steady::now();
+  c.proc->signal(SIGKILL);
+  ASSERT_TRUE(all_see({"a", "b"}, "unreachable", "c", t0, 2s));
+  // Until its lease expires, etcd still says c holds the name.
+  auto early = a.ask("register db", {"registered", "error"});
+  if (early != "registered db") // (unless the lease already expired)
+    EXPECT_EQ(early.rfind("error relay.already_registered", 0), 0u) << early;
+  // The lease (2 s) expires: c is down and removed, and the name is free.
+  auto removed = all_see({"a", "b"}, "removed", "c", t0, 8s);
+  ASSERT_TRUE(removed);
+  std::cout << "[ figures  ] removed by lease expiry after "
+            << removed->count() << " ms\n";
+  ASSERT_TRUE(all_see({"a", "b"}, "down", "c", t0, 1s));
+  if (early != "registered db")
+    EXPECT_EQ(a.ask_until("register db", "", "registered db", 5s),
+              "registered db");
+  EXPECT_EQ((*this)["b"].ask_until("whereis db", "whereis", "whereis db a"),
+            "whereis db a");
+}
+
+TEST_F(cluster_etcd_test, a_node_whose_lease_is_revoked_is_removed_everywhere) {
+  form({"a", "b", "c"});
+  // Someone (an operator, or etcd after an outage) ends c's lease.
+  auto etcd = client();
+  auto keys = etcd.range(members_dir(), true);
+  ASSERT_TRUE(keys) << relay::describe(keys.error());
+  int64_t lease = 0;
+  for (auto& kv : keys->kvs)
+    if (kv.value.find("\"name\":\"c\"") != std::string::npos)
+      lease = kv.lease;
+  ASSERT_NE(lease, 0);
+  auto t0 = steady::now();
+  ASSERT_FALSE(etcd.revoke(lease));
+  ASSERT_TRUE(all_see({"a", "b", "c"}, "down", "c", t0, 5s));
+  ASSERT_TRUE(all_see({"a", "b", "c"}, "removed", "c", t0, 5s));
+  EXPECT_EQ((*this)["a"].wait_members("members a:up:reachable b:up:reachable"),
+            "members a:up:reachable b:up:reachable");
+}
+
+TEST_F(cluster_etcd_test, keys_that_are_not_members_are_logged_and_ignored) {
+  form({"a", "b"});
+  auto etcd = client();
+  auto put = [&](const std::string& key, const std::string& value) {
+    auto done = etcd.put(key, value);
+    ASSERT_TRUE(done) << relay::describe(done.error());
+  };
+  auto dir = members_dir();
+  put(dir + "not-a-node-id", R"({"name":"x","address":"tcp://x:1","status":"up"})");
+  put(dir + "0123456789abcdef0123456789abcdef01234567#77", "{not json");
+  put(dir + "0123456789abcdef0123456789abcdef01234568#78",
+      R"({"name":"y","address":"tcp://y:1","status":"emperor"})");
+  put(dir + "0123456789abcdef0123456789abcdef01234569#79",
+      R"({"name":")" + std::string(5000, 'n')
+        + R"(","address":"tcp://z:1","status":"up"})");
+  put(etcd_prefix_ + "test/rows/garbage", "[1,2,3]");
+  // Nothing changed for the members, and a new node still joins.
+  start("c");
+  (*this)["c"].proc->write_line("join -");
+  for (auto name : {"a", "b", "c"})
+    EXPECT_EQ((*this)[name].wait_members(
+                "members a:up:reachable b:up:reachable c:up:reachable"),
+              "members a:up:reachable b:up:reachable c:up:reachable")
+      << name;
 }
 
 // -- load and scale -----------------------------------------------------------
