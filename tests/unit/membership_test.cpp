@@ -356,6 +356,7 @@ TEST_F(trio, etcd_plan_downing_follows_keep_majority) {
   c.observe(make_id(1), false, t);
   c.observe(make_id(2), false, t);
   a.merge(b.snapshot(), t);
+  a.merge(c.snapshot(), t); // c's row too: it lists a and b
   // Before down_after nothing happens.
   EXPECT_TRUE(a.plan_downing(t + 5s, 10s).down.empty());
   EXPECT_FALSE(c.plan_downing(t + 5s, 10s).down_self);

@@ -330,8 +330,15 @@ downing_plan membership::plan_downing(clock::time_point now,
   }
   if (verdict != downing_result::down_others || leader() != self_)
     return plan;
+  // Only members this node itself cannot reach: in etcd every row is seen
+  // at once, also those of a member on the other side of a partition, and
+  // what it cannot reach (this side) is not for this side to down.
+  auto row = own_row();
+  std::set<caf::node_id> lost_here(row.unreachable.begin(),
+                                   row.unreachable.end());
   for (auto& [id, m] : members_) {
-    if (id == self_ || m.status != member_status::up || !unreachable(id))
+    if (id == self_ || m.status != member_status::up
+        || lost_here.count(id) == 0)
       continue;
     auto i = unreachable_since_.find(id);
     if (i != unreachable_since_.end() && now - i->second >= down_after)
