@@ -6,6 +6,12 @@
 // heals it while both sides register one global name, and prints the
 // cluster view at each step. The last line is one JSON object.
 //
+// With --backend etcd it starts an etcd-server of its own on a loopback
+// port (in a temporary directory, removed at the end) and the nodes use
+// the etcd backend: the same story, except that the name registered on
+// both sides of the partition is refused on the second side (etcd names
+// are linearizable), so there is no conflict to resolve.
+//
 // Every wait is on a line a node prints, and bounded; the nodes are
 // stopped (then killed) at the end, also on failure.
 
@@ -24,6 +30,7 @@
 #include <vector>
 
 #include "child_process.hpp"
+#include "etcd_server.hpp"
 #include "fault_proxy.hpp"
 
 using namespace std::chrono_literals;
@@ -77,9 +84,29 @@ struct node_proc {
   }
 
   std::string ask(const std::string& command, const std::string& prefix) {
+    return ask_any(command, {prefix});
+  }
+
+  // The first line after `command` that starts with one of `prefixes`.
+  std::string ask_any(const std::string& command,
+                      const std::vector<std::string>& prefixes) {
     mark = lines.size();
     proc->write_line(command);
-    return wait_for(prefix, 10s);
+    auto deadline = steady::now() + 10s;
+    for (size_t i = mark;; ++i) {
+      while (i >= lines.size()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - steady::now());
+        auto got = left.count() > 0 ? proc->read_line(left) : std::nullopt;
+        if (!got)
+          throw demo_failure(name + " did not answer '" + command
+                             + "' within 10 s");
+        lines.push_back(*got);
+      }
+      for (auto& p : prefixes)
+        if (lines[i].rfind(p, 0) == 0)
+          return lines[i];
+    }
   }
 
   // Reads everything the node printed so far (a command's answer comes
@@ -92,7 +119,11 @@ struct node_proc {
 
 class demo {
 public:
-  demo() {
+  explicit demo(bool use_etcd) {
+    if (use_etcd) {
+      etcd_ = std::make_unique<relay::test::etcd_server>();
+      note("etcd-server on " + etcd_->url());
+    }
     for (int i = 1; i <= 5; ++i) {
       auto name = "n" + std::to_string(i);
       auto& n = nodes_[name];
@@ -116,11 +147,14 @@ public:
     auto& n = nodes_.at(name);
     n.lines.clear();
     n.mark = 0;
-    n.proc = std::make_unique<relay::test::child>(
-      std::vector<std::string>{RELAY_CLUSTER_NODE, "--name", name,
-                               "--cluster", "demo", "--advertise", n.address,
-                               "--source", n.ip, "--down-after-ms", "10000"},
-      false, true);
+    std::vector<std::string> args{RELAY_CLUSTER_NODE, "--name", name,
+                                  "--cluster", "demo", "--advertise",
+                                  n.address, "--source", n.ip,
+                                  "--down-after-ms", "10000"};
+    if (etcd_)
+      args.insert(args.end(), {"--backend", "etcd", "--etcd", etcd_->url(),
+                               "--lease-ttl-s", "2"});
+    n.proc = std::make_unique<relay::test::child>(args, false, true);
     auto line = n.wait_for("listening ", 10s);
     proxy_.set_target(name, static_cast<uint16_t>(
                               std::stoi(line.substr(line.rfind(':') + 1))));
@@ -196,7 +230,8 @@ public:
 
   std::string run() {
     auto& n1 = nodes_.at("n1");
-    step("1. Five nodes start; each joins through one seed (n1)");
+    step(etcd_ ? "1. Five nodes start; each joins through etcd"
+               : "1. Five nodes start; each joins through one seed (n1)");
     auto t0 = steady::now();
     for (auto& name : order_)
       start(name);
@@ -206,8 +241,10 @@ public:
       all_see(order_, "up", name, t0, 20s);
     formed_ms_ = ms_since(t0);
     note("every node saw all five up after " + std::to_string(formed_ms_)
-         + " ms (they learned of each other from the seed, then connected "
-           "in a full mesh)");
+         + (etcd_ ? " ms (they read each other's keys in etcd, then "
+                    "connected in a full mesh)"
+                  : " ms (they learned of each other from the seed, then "
+                    "connected in a full mesh)"));
     show_members("n3");
 
     step("2. Every node joins the process group 'workers'; n1 registers "
@@ -268,8 +305,11 @@ public:
     show_members("n1");
     show_members("n4");
     note("n4 registers: " + n4.ask("register singleton", "registered"));
-    note("n2 registers: "
-         + nodes_.at("n2").ask("register singleton", "registered"));
+    auto second = nodes_.at("n2").ask_any("register singleton",
+                                          {"registered", "error"});
+    if (etcd_ && second.rfind("error relay.already_registered", 0) != 0)
+      throw demo_failure("etcd let n2 take a name n4 holds: " + second);
+    note("n2 registers: " + second);
 
     step("6. The partition heals before relay.cluster.down-after (10 s)");
     auto t4 = steady::now();
@@ -291,11 +331,16 @@ public:
     note("'singleton' after the heal: " + *owners.begin() + " on all "
          + std::to_string(order_.size()) + " nodes ("
          + std::to_string(owners.size()) + " distinct answer(s))");
-    auto winner = owners.begin()->substr(owners.begin()->rfind(' ') + 1);
-    auto loser = winner == "n4" ? "n2" : "n4";
-    nodes_.at(loser).wait_for("conflict singleton", 10s);
-    note("the holder on " + std::string{loser}
-         + " was told it lost the name (global_name_conflict)");
+    if (etcd_) {
+      note("(etcd refused the second registration, so there was never a "
+           "second owner to resolve)");
+    } else {
+      auto winner = owners.begin()->substr(owners.begin()->rfind(' ') + 1);
+      auto loser = winner == "n4" ? "n2" : "n4";
+      nodes_.at(loser).wait_for("conflict singleton", 10s);
+      note("the holder on " + std::string{loser}
+           + " was told it lost the name (global_name_conflict)");
+    }
     show_members("n4");
 
     step("7. The work finishes");
@@ -303,7 +348,8 @@ public:
     note(done);
     auto lost_at = done.find("\"lost\": ");
     auto lost = done.substr(lost_at + 8, done.find(',', lost_at) - lost_at - 8);
-    return "{\"nodes\": " + std::to_string(order_.size())
+    return "{\"backend\": \"" + std::string{etcd_ ? "etcd" : "embedded"}
+           + "\", \"nodes\": " + std::to_string(order_.size())
            + ", \"formed_ms\": " + std::to_string(formed_ms_)
            + ", \"detection_ms\": [" + std::to_string(detection) + "]"
            + ", \"partition_detection_ms\": "
@@ -314,6 +360,7 @@ public:
   }
 
 private:
+  std::unique_ptr<relay::test::etcd_server> etcd_; // stopped last
   relay::test::fault_proxy proxy_;
   std::map<std::string, node_proc> nodes_;
   std::vector<std::string> order_;
@@ -322,8 +369,20 @@ private:
 
 } // namespace
 
-int main() {
+int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  bool use_etcd = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--backend" && i + 1 < argc
+        && (std::string{argv[i + 1]} == "etcd"
+            || std::string{argv[i + 1]} == "embedded")) {
+      use_etcd = std::string{argv[++i]} == "etcd";
+    } else {
+      std::cerr << "usage: cluster_demo [--backend embedded|etcd]\n";
+      return 2;
+    }
+  }
   if (std::getenv("RELAY_COOKIE") == nullptr) {
     // A fresh secret for this run; the nodes inherit it.
     std::random_device rd;
@@ -333,7 +392,7 @@ int main() {
     setenv("RELAY_COOKIE", secret.c_str(), 1);
   }
   try {
-    demo d;
+    demo d{use_etcd};
     auto json = d.run();
     std::cout << "\n" << json << "\n" << std::flush;
     return 0;

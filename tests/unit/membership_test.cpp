@@ -357,6 +357,11 @@ TEST_F(trio, etcd_plan_downing_follows_keep_majority) {
   c.observe(make_id(2), false, t);
   a.merge(b.snapshot(), t);
   a.merge(c.snapshot(), t); // c's row too: it lists a and b
+  // a sees its own side's view: c's suspicions (from across the partition)
+  // do not make b unreachable here.
+  EXPECT_TRUE(a.unreachable(make_id(3)));
+  EXPECT_FALSE(a.unreachable(make_id(2)));
+  EXPECT_FALSE(a.unreachable(make_id(1)));
   // Before down_after nothing happens.
   EXPECT_TRUE(a.plan_downing(t + 5s, 10s).down.empty());
   EXPECT_FALSE(c.plan_downing(t + 5s, 10s).down_self);

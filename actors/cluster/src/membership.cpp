@@ -109,9 +109,20 @@ bool membership::unreachable(const caf::node_id& node) const {
 void membership::refresh_reachability() {
   // Once per change, not per question: with n members there are up to n^2
   // listed subjects, and the leader asks about every member on every tick.
+  //
+  // Only rows of observers this node still reaches count (and its own):
+  // this is the view of this node's side. The etcd backend sees every row
+  // at once, also those from across a partition, which would otherwise
+  // make every member unreachable everywhere; gossip brings them only
+  // after a heal, when they are retracted anyway.
   unreachable_.clear();
+  std::set<caf::node_id> lost_here;
+  if (auto i = rows_.find(self_); i != rows_.end())
+    lost_here.insert(i->second.unreachable.begin(),
+                     i->second.unreachable.end());
   for (auto& [observer, row] : rows_)
-    if (counts_as_observer(observer))
+    if (counts_as_observer(observer)
+        && (observer == self_ || lost_here.count(observer) == 0))
       unreachable_.insert(row.unreachable.begin(), row.unreachable.end());
 }
 

@@ -11,9 +11,10 @@
 //   by taking the later one;
 // - reachability is one row per observer (version, the members it cannot
 //   reach), owned by that observer, merged by the higher version; a member
-//   is unreachable while any live observer's row lists it (Akka Cluster's
-//   reachability table, kept as rows so that a healthy cluster gossips
-//   nothing but versions).
+//   is unreachable while the row of this node, or of a live observer this
+//   node still reaches, lists it (Akka Cluster's reachability table, kept
+//   as rows so that a healthy cluster gossips nothing but versions; as
+//   seen from this node's side of a partition).
 // Decisions that are not merges (joining -> up, unreachable -> down,
 // left/down -> removed) are taken by the leader: the first reachable up
 // member by address order. Two nodes that both think they lead take the
