@@ -618,7 +618,7 @@ protected:
   }
 
   std::string members_dir() const {
-    return etcd_prefix_ + "test/members/";
+    return etcd_prefix_ + "test/membership/members/";
   }
 };
 
@@ -685,7 +685,8 @@ TEST_F(cluster_etcd_test, keys_that_are_not_members_are_logged_and_ignored) {
   put(dir + "0123456789abcdef0123456789abcdef01234569#79",
       R"({"name":")" + std::string(5000, 'n')
         + R"(","address":"tcp://z:1","status":"up"})");
-  put(etcd_prefix_ + "test/rows/garbage", "[1,2,3]");
+  put(etcd_prefix_ + "test/membership/rows/garbage", "[1,2,3]");
+  put(etcd_prefix_ + "test/membership/stranger", "hello");
   // Nothing changed for the members, and a new node still joins.
   start("c");
   (*this)["c"].proc->write_line("join -");

@@ -73,7 +73,8 @@ struct state {
   bool etcd_open = false;        // the lease is granted
   bool etcd_synced = false;      // the first full read arrived
   std::string verifying;         // a member dialed to check our credentials
-  uint64_t row_written = 0;      // version of our row last written
+  uint64_t row_written = 0;      // version of our row in etcd
+  bool row_in_flight = false;    // a write of our row is under way
   std::unordered_set<caf::node_id> downing; // member keys we deleted
 
   state(node* n, settings cfg, member_info self)
@@ -109,9 +110,14 @@ struct state {
       gossip_to_all();
       return;
     }
+    // Rows count once their observer is a member, so ours is written
+    // from up on (the tick catches up on what changed before).
+    if (!etcd_open || row_in_flight
+        || members.self_status() != member_status::up)
+      return;
     auto row = members.own_row();
-    if (row.version != row_written && etcd_open) {
-      row_written = row.version;
+    if (row.version != row_written) {
+      row_in_flight = true;
       etcd->put_row(row);
     }
   }
@@ -361,6 +367,8 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
     // -- API ----------------------------------------------------------------
     [=](join_atom,
         std::vector<std::string> seeds) -> caf::result<caf::unit_t> {
+      if (st->etcd && st->join_failure)
+        return st->join_failure; // (a final refusal: another secret)
       if (st->etcd && !st->quarantined
           && (st->joining
               || st->members.self_status() != member_status::joining))
@@ -695,20 +703,36 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       if (st->quarantined)
         return;
       auto t = now();
-      std::unordered_set<caf::node_id> present;
-      for (auto& m : msg.members)
-        present.insert(m.node);
-      gossip_state g;
-      g.cluster = st->cfg.cluster;
-      g.members = std::move(msg.members);
-      g.rows = std::move(msg.rows);
-      publish(st->members.merge(g, t));
-      for (auto& id : msg.gone)
-        if (!st->quarantined)
-          publish(st->members.expel(id, t));
+      // In etcd's order: one batch may hold a put and the deletion of one
+      // key, and every member must report them alike.
+      for (auto& change : msg.changes) {
+        if (st->quarantined)
+          return;
+        switch (change.kind) {
+          case etcd_change::type::member: {
+            gossip_state g;
+            g.cluster = st->cfg.cluster;
+            g.members.push_back(std::move(change.member));
+            publish(st->members.merge(g, t));
+            break;
+          }
+          case etcd_change::type::row: {
+            gossip_state g;
+            g.cluster = st->cfg.cluster;
+            g.rows.push_back(std::move(change.row));
+            publish(st->members.merge(g, t));
+            break;
+          }
+          case etcd_change::type::member_gone:
+            publish(st->members.expel(change.node, t));
+            break;
+        }
+      }
       if (msg.full && !st->quarantined) {
-        // A fresh read: whoever is not in it is gone (our own key only
+        // A fresh read: whoever has no key in it is gone (our own key only
         // once we wrote it).
+        std::unordered_set<caf::node_id> present(msg.present.begin(),
+                                                 msg.present.end());
         std::vector<caf::node_id> absent;
         for (auto& m : st->members.members())
           if (present.count(m.node) == 0
@@ -747,6 +771,16 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       st->etcd->announce(st->members.self_status() == member_status::left
                            ? member_status::left
                            : member_status::up);
+    },
+    [=](etcd_row_written& msg) {
+      st->row_in_flight = false;
+      if (!msg.error)
+        st->row_written = msg.version;
+      // (otherwise the next tick writes it again)
+    },
+    [=](etcd_downed& msg) {
+      if (msg.error)
+        st->downing.erase(msg.node); // the next tick tries again
     },
     [=](etcd_lost& msg) {
       log(log_level::error, "cluster: " + describe(msg.reason)
@@ -827,6 +861,7 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       if (st->etcd) {
         // etcd holds the state; the leader's decisions are carried out
         // there (the deletion comes back through the watch).
+        st->spread();
         auto plan = st->members.plan_downing(t, st->cfg.down_after);
         if (plan.down_self) {
           log(log_level::warning, "cluster: this node reaches a minority of "

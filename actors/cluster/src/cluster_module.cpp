@@ -149,8 +149,13 @@ void cluster_module::start(node& n) {
                                            s.etcd.prefix);
   s.etcd.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(
     read_duration(sys_cfg, "relay.cluster.etcd.lease-ttl", s.etcd.lease_ttl));
+  // A keep-alive that times out must leave time for another before the
+  // lease expires: the timeout defaults to, and may not exceed, ttl / 3.
+  auto max_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+    s.etcd.lease_ttl) / 3;
   s.etcd.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-    read_duration(sys_cfg, "relay.cluster.etcd.timeout", s.etcd.timeout));
+    read_duration(sys_cfg, "relay.cluster.etcd.timeout",
+                  std::min(s.etcd.timeout, max_timeout)));
   if (s.backend != "embedded" && s.backend != "etcd")
     throw config_error("relay.cluster.backend is \"embedded\" or \"etcd\", "
                        "not \"" + s.backend + "\"");
@@ -162,9 +167,19 @@ void cluster_module::start(node& n) {
       if (ep.rfind("http://", 0) != 0)
         throw config_error("relay.cluster.etcd.endpoints: '" + ep
                            + "' is not an http://host:port URL");
-    if (s.etcd.lease_ttl.count() < 1 || s.etcd.timeout.count() <= 0)
+    if (s.etcd.lease_ttl.count() < 1 || s.etcd.timeout.count() <= 0
+        || s.etcd.timeout > max_timeout)
       throw config_error("relay.cluster.etcd: lease-ttl must be at least "
-                         "1 s and timeout positive");
+                         "1 s, and timeout positive and at most a third of "
+                         "it");
+    // The name is part of every key: keep it from reaching into another
+    // cluster's keys ("a" and "a/members").
+    if (s.cluster.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        != std::string::npos)
+      throw config_error("relay.cluster.name '" + s.cluster
+                         + "': with the etcd backend, only letters, digits, "
+                           "'.', '_' and '-'");
     if (s.etcd.prefix.empty() || s.etcd.prefix.back() != '/')
       throw config_error("relay.cluster.etcd.prefix must end with '/'");
     if (!s.seeds.empty())

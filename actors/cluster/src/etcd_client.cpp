@@ -1,5 +1,8 @@
 #include "etcd_client.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -268,7 +271,11 @@ caf::expected<bool> etcd_client::delete_if_value(const std::string& key,
   auto answer = impl_->call("/v3/kv/txn", body);
   if (!answer)
     return answer.error();
-  return answer->value("succeeded", false);
+  try {
+    return answer->value("succeeded", false);
+  } catch (std::exception& ex) {
+    return bad_answer(std::string{"transaction: "} + ex.what());
+  }
 }
 
 caf::expected<etcd_range> etcd_client::range(const std::string& key,
@@ -306,21 +313,25 @@ caf::error etcd_client::watch(
   const std::string& prefix, int64_t start,
   const std::function<bool(const std::vector<etcd_event>&, int64_t)>&
     on_events) {
-  json create{{"key", base64(prefix)},
-              {"range_end", base64(prefix_end(prefix))}};
-  if (start > 0)
-    create["start_revision"] = std::to_string(start);
-  json body{{"create_request", create}};
   std::string last = "no endpoints";
   for (auto& ep : impl_->endpoints) {
-    if (impl_->stopping)
-      return caf::none;
+    // On the next endpoint, go on after what was delivered (not from
+    // `start` again: that would replay it).
+    json create{{"key", base64(prefix)},
+                {"range_end", base64(prefix_end(prefix))}};
+    if (start > 0)
+      create["start_revision"] = std::to_string(start);
+    json body{{"create_request", create}};
     auto cli = impl_->connect(ep);
     // A watch is quiet while nothing changes: no read timeout on it; stop()
     // ends it by closing the socket.
     cli->set_read_timeout(24 * 3600, 0);
     {
+      // Checked under the mutex that stop() takes: a stop() before this
+      // point is seen here, one after it finds the client to stop.
       std::lock_guard<std::mutex> guard{impl_->mtx};
+      if (impl_->stopping)
+        return caf::none;
       impl_->watcher = cli.get();
     }
     std::string buffer;
@@ -376,6 +387,7 @@ caf::error etcd_client::watch(
                           ? etcd_event::type::del
                           : etcd_event::type::put;
               ev.kv = kv_of(e.at("kv"));
+              start = std::max(start, ev.kv.mod_revision + 1);
               events.push_back(std::move(ev));
             }
           }
@@ -408,9 +420,18 @@ caf::error etcd_client::watch(
 
 void etcd_client::stop() {
   impl_->stopping = true;
-  std::lock_guard<std::mutex> guard{impl_->mtx};
-  if (impl_->watcher != nullptr)
-    impl_->watcher->stop();
+  // cpp-httplib's stop() does nothing while the client has not opened its
+  // socket yet, so a watch that is just starting would run on: stop it
+  // until the watch has let go of its client (bounded).
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard<std::mutex> guard{impl_->mtx};
+      if (impl_->watcher == nullptr)
+        return;
+      impl_->watcher->stop();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
 }
 
 } // namespace relay::cluster_detail

@@ -21,8 +21,17 @@ using steady = std::chrono::steady_clock;
 // Between attempts to read the cluster's keys after a broken watch.
 constexpr auto reread_interval = std::chrono::milliseconds{500};
 
+// Between keep-alive attempts after one failed.
+constexpr auto keep_alive_retry = std::chrono::milliseconds{200};
+
 std::string id_string(const caf::node_id& id) {
   return caf::to_string(id);
+}
+
+// JSON text; bytes that are not UTF-8 (names are only length-checked)
+// become U+FFFD instead of an exception.
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 caf::node_id parse_id(const std::string& text) {
@@ -50,7 +59,7 @@ std::string member_value(const member_info& m, member_status status) {
   json j{{"name", m.name},
          {"address", m.address},
          {"status", status == member_status::left ? "left" : "up"}};
-  return j.dump();
+  return dump(j);
 }
 
 member_info member_of(const caf::node_id& id, const std::string& value) {
@@ -76,7 +85,7 @@ std::string row_value(const observation_row& row) {
   for (auto& id : row.unreachable)
     ids.push_back(id_string(id));
   json j{{"version", row.version}, {"unreachable", ids}};
-  return j.dump();
+  return dump(j);
 }
 
 observation_row row_of(const caf::node_id& id, const std::string& value) {
@@ -104,7 +113,7 @@ observation_row row_of(const caf::node_id& id, const std::string& value) {
 
 std::string name_value(const caf::actor& holder) {
   json j{{"node", id_string(holder->node())}, {"actor", holder->id()}};
-  return j.dump();
+  return dump(j);
 }
 
 // "actor 12 on node ..." for a names/ value (or what is wrong with it).
@@ -126,6 +135,7 @@ etcd_session::etcd_session(etcd_settings cfg, std::string cluster,
     self_(std::move(self)),
     base_(cfg_.prefix + cluster + "/") {
   worker_ = std::thread{[this] { worker_loop(); }};
+  keeper_ = std::thread{[this] { keeper_loop(); }};
 }
 
 etcd_session::~etcd_session() {
@@ -154,23 +164,26 @@ void etcd_session::open(caf::actor sink) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     sink_ = std::move(sink);
+    if (opening_ || lease_ != 0)
+      return; // one at a time, and once open it stays open
+    opening_ = true;
   }
   post([this](etcd_client& client) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (lease_ != 0) {
-        return; // already open
-      }
-    }
     auto lease = client.grant(cfg_.lease_ttl);
     if (!lease) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        opening_ = false;
+      }
       send(caf::make_message(etcd_opened{lease.error()}));
       return;
     }
     {
       std::lock_guard<std::mutex> guard{mtx_};
+      opening_ = false;
       lease_ = *lease;
       renewed_ = steady::now();
+      cv_.notify_all(); // the keeper starts
       if (!watcher_.joinable() && !stopping_) {
         watch_client_ = std::make_shared<etcd_client>(cfg_.endpoints,
                                                       cfg_.timeout);
@@ -198,15 +211,17 @@ void etcd_session::announce(member_status status) {
         make_error(errc::connection_closed, "this node holds no etcd lease")}));
       return;
     }
+    auto dir = base_ + "membership/members/";
     if (status == member_status::up && first) {
       // A member key at our address with another id is an earlier
       // incarnation of this node (the address is ours now): it is dead.
-      auto old = client.range(base_ + "members/", true);
+      // As in Akka, a node at an address replaces the member registered
+      // there, so advertised addresses must be unique.
+      auto old = client.range(dir, true);
       if (!old) {
         send(caf::make_message(etcd_announced{old.error()}));
         return;
       }
-      auto dir = base_ + "members/";
       for (auto& kv : old->kvs) {
         try {
           auto id = parse_id(kv.key.substr(dir.size()));
@@ -222,7 +237,7 @@ void etcd_session::announce(member_status status) {
         }
       }
     }
-    auto put = client.put(base_ + "members/" + id_string(self_.node),
+    auto put = client.put(dir + id_string(self_.node),
                           member_value(self_, status), lease);
     if (put) {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -233,28 +248,34 @@ void etcd_session::announce(member_status status) {
 }
 
 void etcd_session::put_row(const observation_row& row) {
-  post([this, value = row_value(row)](etcd_client& client) {
-    int64_t lease;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      lease = lease_;
-    }
-    if (lease == 0)
-      return;
-    if (auto put = client.put(base_ + "rows/" + id_string(self_.node), value,
-                              lease);
-        !put)
+  post([this, version = row.version,
+        value = row_value(row)](etcd_client& client) {
+    auto lease = this->lease();
+    caf::error err;
+    if (lease == 0) {
+      err = make_error(errc::connection_closed,
+                       "this node holds no etcd lease");
+    } else if (auto put = client.put(base_ + "membership/rows/"
+                                       + id_string(self_.node),
+                                     value, lease);
+               !put) {
+      err = put.error();
       log(log_level::warning, "cluster: cannot write this node's "
-                              "reachability to etcd: "
-                                + describe(put.error()));
+                              "reachability to etcd (retrying): "
+                                + describe(err));
+    }
+    send(caf::make_message(etcd_row_written{version, std::move(err)}));
   });
 }
 
 void etcd_session::down_member(const caf::node_id& node) {
   post([this, node](etcd_client& client) {
-    if (auto err = client.erase(base_ + "members/" + id_string(node)))
+    auto err = client.erase(base_ + "membership/members/" + id_string(node));
+    if (err)
       log(log_level::warning, "cluster: cannot delete the member key of "
-                                + id_string(node) + ": " + describe(err));
+                                + id_string(node) + " (retrying): "
+                                + describe(err));
+    send(caf::make_message(etcd_downed{node, std::move(err)}));
   });
 }
 
@@ -286,19 +307,31 @@ void etcd_session::claim_name(const std::string& name,
       lease = lease_;
     }
     caf::error result;
+    auto key = base_ + "names/" + name;
     if (lease == 0) {
       result = make_error(errc::invalid_argument,
                           "this node holds no etcd lease (not a member)");
     } else {
       etcd_kv existing;
-      auto put = client.put_if_absent(base_ + "names/" + name, value, lease,
-                                      &existing);
-      if (!put)
+      auto put = client.put_if_absent(key, value, lease, &existing);
+      if (!put) {
         result = put.error();
-      else if (!*put)
+        // The transaction may have been applied without its answer
+        // reaching us: take the name back if it is ours, or nobody could
+        // register it while this node lives.
+        if (auto undone = client.delete_if_value(key, value); !undone)
+          log(log_level::warning, "cluster: cannot tell whether name '"
+                                    + name + "' was taken in etcd (it goes "
+                                    "with this node's lease at the "
+                                    "latest): "
+                                    + describe(undone.error()));
+      } else if (!*put && existing.value != value) {
         result = make_error(errc::already_registered,
                             "name '" + name + "' is held by "
                               + describe_holder(existing.value));
+      }
+      // (!*put with our own value: a retry on another endpoint found the
+      // transaction applied by the first; the name is ours.)
     }
     caf::anon_send(reply_to, etcd_claimed{request, std::move(result)});
   });
@@ -326,57 +359,75 @@ void etcd_session::stop() {
   }
   if (watching)
     watching->stop();
-  if (worker_.joinable())
-    worker_.join();
-  if (watcher_.joinable())
-    watcher_.join();
+  for (auto* t : {&worker_, &keeper_, &watcher_})
+    if (t->joinable())
+      t->join();
   std::lock_guard<std::mutex> guard{mtx_};
   sink_ = nullptr;
 }
 
 void etcd_session::worker_loop() {
   etcd_client client{cfg_.endpoints, cfg_.timeout};
-  auto ttl = std::chrono::duration_cast<steady::duration>(cfg_.lease_ttl);
-  auto interval = std::max<steady::duration>(ttl / 3,
-                                             std::chrono::milliseconds{300});
-  auto next_keep_alive = steady::now() + interval;
   std::unique_lock<std::mutex> lock{mtx_};
   for (;;) {
-    auto ready = [this] { return stopping_ || !jobs_.empty(); };
-    if (lease_ == 0)
-      cv_.wait(lock, ready);
-    else
-      cv_.wait_until(lock, next_keep_alive, ready);
+    cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
     if (stopping_)
       return;
-    if (!jobs_.empty()) {
-      auto j = std::move(jobs_.front());
-      jobs_.pop_front();
-      lock.unlock();
+    auto j = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    try {
       j(client);
-      lock.lock();
-      continue;
+    } catch (std::exception& ex) {
+      // Every answer is checked; this is a bug, not a peer's doing.
+      log(log_level::error, std::string{"cluster: an etcd request failed "
+                                        "unexpectedly: "}
+                              + ex.what());
     }
-    if (lease_ == 0 || steady::now() < next_keep_alive)
-      continue;
-    auto lease = lease_;
+    lock.lock();
+  }
+}
+
+void etcd_session::keeper_loop() {
+  etcd_client client{cfg_.endpoints, cfg_.timeout};
+  auto ttl = std::chrono::duration_cast<steady::duration>(cfg_.lease_ttl);
+  // etcd's own clients renew at a third of the ttl.
+  auto interval = std::max<steady::duration>(ttl / 3,
+                                             std::chrono::milliseconds{300});
+  int64_t lease = 0;   // the lease being kept
+  steady::time_point next; // its next keep-alive
+  std::unique_lock<std::mutex> lock{mtx_};
+  for (;;) {
+    cv_.wait(lock, [this] { return stopping_ || lease_ != 0; });
+    if (stopping_)
+      return;
+    if (lease_ != lease) {
+      lease = lease_;
+      next = renewed_ + interval;
+    }
+    if (cv_.wait_until(lock, next, [this, lease] {
+          return stopping_ || lease_ != lease;
+        }))
+      continue; // stopping, or revoked or replaced meanwhile
     lock.unlock();
     auto left = client.keep_alive(lease);
     lock.lock();
+    if (lease_ != lease)
+      continue;
     auto now = steady::now();
-    next_keep_alive = now + interval;
     if (left) {
       renewed_ = now;
+      next = now + interval;
       continue;
     }
     bool expired = is(left.error(), errc::connection_closed);
     if (!expired && now - renewed_ < ttl) {
       log(log_level::warning, "cluster: etcd keep-alive failed (retrying): "
                                 + describe(left.error()));
+      // Soon, not an interval later: the lease may not last that long.
+      next = now + keep_alive_retry;
       continue;
     }
-    if (lease_ != lease)
-      continue; // revoked meanwhile
     lease_ = 0;
     auto reason = make_error(
       errc::connection_closed,
@@ -403,21 +454,35 @@ void etcd_session::watcher_loop() {
     std::unique_lock<std::mutex> lock{mtx_};
     cv_.wait_for(lock, reread_interval, [this] { return stopping_; });
   };
-  auto members_dir = base_ + "members/";
-  auto rows_dir = base_ + "rows/";
-  // Adds one key (or its deletion) to `out`; a value that is not what this
-  // backend writes is logged and ignored.
+  auto dir = base_ + "membership/";
+  auto members_dir = dir + "members/";
+  auto rows_dir = dir + "rows/";
+  // Adds one key (or its deletion) to `out`, in order; a value that is not
+  // what this backend writes is logged and ignored.
   auto decode = [&](const etcd_kv& kv, bool deleted, etcd_update& out) {
     try {
       if (kv.key.rfind(members_dir, 0) == 0) {
         auto id = parse_id(kv.key.substr(members_dir.size()));
+        if (out.full)
+          out.present.push_back(id); // even if its value is bad
+        etcd_change change;
+        if (deleted) {
+          change.kind = etcd_change::type::member_gone;
+          change.node = id;
+        } else {
+          change.member = member_of(id, kv.value);
+        }
+        out.changes.push_back(std::move(change));
+      } else if (kv.key.rfind(rows_dir, 0) == 0) {
         if (deleted)
-          out.gone.push_back(id);
-        else
-          out.members.push_back(member_of(id, kv.value));
-      } else if (kv.key.rfind(rows_dir, 0) == 0 && !deleted) {
-        out.rows.push_back(row_of(parse_id(kv.key.substr(rows_dir.size())),
-                                  kv.value));
+          return; // its member's key goes too
+        etcd_change change;
+        change.kind = etcd_change::type::row;
+        change.row = row_of(parse_id(kv.key.substr(rows_dir.size())),
+                            kv.value);
+        out.changes.push_back(std::move(change));
+      } else if (!deleted) {
+        throw std::runtime_error("not a key of this backend");
       }
     } catch (std::exception& ex) {
       log(log_level::warning, "cluster: ignored etcd key '"
@@ -428,7 +493,7 @@ void etcd_session::watcher_loop() {
   bool reread = true;
   while (!stopping()) {
     if (reread) {
-      auto all = client->range(base_, true);
+      auto all = client->range(dir, true);
       if (!all) {
         if (stopping())
           return;
@@ -447,15 +512,14 @@ void etcd_session::watcher_loop() {
       reread = false;
     }
     auto err = client->watch(
-      base_, revision + 1,
+      dir, revision + 1,
       [&](const std::vector<etcd_event>& events, int64_t) {
         etcd_update update;
         for (auto& ev : events) {
           decode(ev.kv, ev.kind == etcd_event::type::del, update);
           revision = std::max(revision, ev.kv.mod_revision);
         }
-        if (!update.members.empty() || !update.rows.empty()
-            || !update.gone.empty())
+        if (!update.changes.empty())
           send(caf::make_message(std::move(update)));
         return true;
       });

@@ -7,18 +7,21 @@
 // member applies them in the same order).
 //
 // Keys, under <prefix><cluster>/ (values are JSON, checked before use):
-//   members/<node id>  {"name": s, "address": s, "status": "up"|"left"}
-//   rows/<node id>     {"version": n, "unreachable": [<node id>...]}
-//   names/<name>       {"node": <node id>, "actor": n}
+//   membership/members/<node id>  {"name": s, "address": s,
+//                                  "status": "up"|"left"}
+//   membership/rows/<node id>     {"version": n, "unreachable": [ids]}
+//   names/<name>                  {"node": <node id>, "actor": n}
 // all attached to the writer's lease, so a node's keys go with it: a
 // member key that disappears means its node is down (or left, if its last
-// status said so). Node ids are caf::to_string(node_id).
+// status said so). Node ids are caf::to_string(node_id). Only
+// membership/ is read and watched; names are only written and compared.
 //
 // Thread rules: every method is thread-safe and returns at once; the work
-// runs on two threads of the session (a worker that runs the writes in the
-// order they were asked for plus the keep-alive, and a watcher). Results go
-// to actors as messages. stop() joins both threads; call it before the
-// actor system goes.
+// runs on three threads of the session: a worker that runs the requests in
+// the order they were asked for, a keeper for the lease's keep-alive (so
+// that no request delays it), and a watcher. Results go to actors as
+// messages. stop() joins the threads; call it before the actor system
+// goes.
 
 #include <chrono>
 #include <condition_variable>
@@ -48,7 +51,8 @@ struct etcd_settings {
   /// The lease's time to live: a node silent towards etcd this long is
   /// down (etcd rounds it up to its minimum, about 2 s with defaults).
   std::chrono::seconds lease_ttl{5};
-  /// Bound on each request to etcd.
+  /// Bound on each request to etcd (at most lease_ttl / 3, so that a
+  /// keep-alive that times out is retried before the lease expires).
   std::chrono::milliseconds timeout{2000};
 };
 
@@ -59,13 +63,37 @@ struct etcd_opened {
   caf::error error;
 };
 
-/// Changes of the cluster's keys. `full`: a fresh read of every key (the
-/// first one, and after a broken watch); members absent from it are gone.
+/// One change of the cluster's keys.
+struct etcd_change {
+  enum class type { member, member_gone, row } kind = type::member;
+  member_info member;  // member: put, status up or left
+  observation_row row; // row
+  caf::node_id node;   // member_gone: its key was deleted
+};
+
+/// Changes of the cluster's keys, in etcd's order. `full`: a fresh read of
+/// every key (the first one, and after a broken watch): members not in
+/// `present` are gone.
 struct etcd_update {
   bool full = false;
-  std::vector<member_info> members; // put, status up or left
-  std::vector<observation_row> rows;
-  std::vector<caf::node_id> gone;   // member keys deleted
+  std::vector<etcd_change> changes;
+  /// (full) every member key's node id, also of keys whose value was
+  /// rejected (logged): a value this node cannot read does not make a
+  /// member gone.
+  std::vector<caf::node_id> present;
+};
+
+/// A write of this node's observation row ended (error: it was not
+/// written; the caller writes again).
+struct etcd_row_written {
+  uint64_t version = 0;
+  caf::error error;
+};
+
+/// The deletion of a member's key (down_member) ended.
+struct etcd_downed {
+  caf::node_id node;
+  caf::error error;
 };
 
 /// This node's member key was written (error: why not; retried by the
@@ -110,10 +138,12 @@ public:
   /// receives etcd_announced.
   void announce(member_status status);
 
-  /// Writes this node's observation row.
+  /// Writes this node's observation row; the sink receives
+  /// etcd_row_written.
   void put_row(const observation_row& row);
 
-  /// Deletes the member key of `node` (the leader downs it).
+  /// Deletes the member key of `node` (the leader downs it); the sink
+  /// receives etcd_downed.
   void down_member(const caf::node_id& node);
 
   /// Revokes the lease: every key of this node goes at once.
@@ -141,8 +171,13 @@ private:
 
   void post(job j);
   void worker_loop();
+  void keeper_loop();
   void watcher_loop();
   void send(caf::message msg);
+  int64_t lease() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return lease_;
+  }
 
   etcd_settings cfg_;
   member_info self_;
@@ -155,9 +190,11 @@ private:
   int64_t lease_ = 0; // 0: none
   std::chrono::steady_clock::time_point renewed_; // last keep-alive answered
   bool announced_ = false;
+  bool opening_ = false; // an open() is queued or running
   caf::actor sink_;
   std::shared_ptr<etcd_client> watch_client_; // for stop()
   std::thread worker_;
+  std::thread keeper_;
   std::thread watcher_;
 };
 
@@ -168,3 +205,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::etcd_update)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::etcd_announced)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::etcd_lost)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::etcd_claimed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::etcd_row_written)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(relay::cluster_detail::etcd_downed)

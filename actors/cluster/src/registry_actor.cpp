@@ -240,6 +240,15 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     }
     if (i->second == holder)
       return;
+    if (st->etcd) {
+      // etcd lets one node hold a name at a time, so two entries mean one
+      // is stale (a holder that went, a late message). A local holder
+      // entered the table only after etcd agreed: it stays. Otherwise the
+      // newer news wins.
+      if (!st->is_local(i->second))
+        i->second = holder;
+      return;
+    }
     auto winner = state::wins(holder, i->second) ? holder : i->second;
     auto loser = winner == holder ? i->second : holder;
     i->second = winner;
