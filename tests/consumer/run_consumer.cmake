@@ -11,4 +11,6 @@ run(${CMAKE_COMMAND} --install ${RELAY_BUILD_DIR} --prefix ${prefix})
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
     -DCMAKE_PREFIX_PATH=${prefix})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/consumer)
+# The cluster listens on tcp, which needs a secret (as any real deployment).
+run(${CMAKE_COMMAND} -E env RELAY_COOKIE=consumer-test-secret-0123456789
+    ${WORK_DIR}/build/consumer)
