@@ -155,7 +155,7 @@ void etcd_session::send(caf::message msg) {
 void etcd_session::post(job j) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (stopping_)
-    return;
+    return; // (too late: the worker only finishes what was asked before)
   jobs_.push_back(std::move(j));
   cv_.notify_all();
 }
@@ -353,6 +353,8 @@ void etcd_session::stop() {
   std::shared_ptr<etcd_client> watching;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    if (!stopping_)
+      drain_deadline_ = steady::now() + 2 * cfg_.timeout;
     stopping_ = true;
     watching = watch_client_;
     cv_.notify_all();
@@ -371,7 +373,9 @@ void etcd_session::worker_loop() {
   std::unique_lock<std::mutex> lock{mtx_};
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-    if (stopping_)
+    // Requests asked for before stop() still run (a withdrawn name, a
+    // revoke), for at most two timeouts in all.
+    if (stopping_ && (jobs_.empty() || steady::now() >= drain_deadline_))
       return;
     auto j = std::move(jobs_.front());
     jobs_.pop_front();

@@ -158,7 +158,8 @@ public:
   /// Deletes names/<name> if `holder` still holds it.
   void release_name(const std::string& name, const caf::actor& holder);
 
-  /// Ends both threads (bounded by the request timeout). Does not revoke.
+  /// Ends the threads: requests asked for before still run, for at most
+  /// two timeouts in all, then the threads are joined. Does not revoke.
   void stop();
 
   /// The key prefix of this cluster, "<prefix><cluster>/".
@@ -191,6 +192,7 @@ private:
   std::chrono::steady_clock::time_point renewed_; // last keep-alive answered
   bool announced_ = false;
   bool opening_ = false; // an open() is queued or running
+  std::chrono::steady_clock::time_point drain_deadline_; // after stop()
   caf::actor sink_;
   std::shared_ptr<etcd_client> watch_client_; // for stop()
   std::thread worker_;
