@@ -229,10 +229,13 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
                                             : std::next(i);
   };
   // Adds a name learned from another node, resolving a clash.
-  auto learn_name = [self, st](const std::string& name,
-                               const caf::actor& holder) {
+  auto learn_name = [self, st, watch](const std::string& name,
+                                      const caf::actor& holder) {
     if (!holder)
       return;
+    // Watched even though its node's registry is: that one may not be
+    // known here yet, and the entry must not outlive the holder.
+    watch(holder);
     auto i = st->names.find(name);
     if (i == st->names.end()) {
       st->names.emplace(name, holder);
@@ -276,13 +279,15 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
     return sync;
   };
   // Takes a peer's local entries (only those of actors on its node).
-  auto apply_sync = [st, learn_name](const caf::node_id& node,
-                                     const registry_sync& sync) {
+  auto apply_sync = [st, learn_name, watch](const caf::node_id& node,
+                                            const registry_sync& sync) {
     for (auto& e : sync.groups)
       if (e.actor && e.actor->node() == node) {
         auto& xs = st->groups[e.key];
-        if (std::find(xs.begin(), xs.end(), e.actor) == xs.end())
+        if (std::find(xs.begin(), xs.end(), e.actor) == xs.end()) {
           xs.push_back(e.actor);
+          watch(e.actor);
+        }
       }
     for (auto& e : sync.names)
       if (e.actor && e.actor->node() == node)
@@ -479,8 +484,22 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
         forget_node(id);
         return;
       }
-    // A local actor: its names and memberships end with it.
     st->watched.erase(dm.source);
+    if (dm.source.node() != st->n->id()) {
+      // A remote member or holder (or its connection) is gone: drop what
+      // it had here; its own node tells the others, if it still can.
+      for (auto& [group, xs] : st->groups)
+        xs.erase(std::remove_if(xs.begin(), xs.end(),
+                                [&](const caf::actor& x) {
+                                  return x.address() == dm.source;
+                                }),
+                 xs.end());
+      for (auto i = st->names.begin(); i != st->names.end();)
+        i = i->second.address() == dm.source ? st->names.erase(i)
+                                             : std::next(i);
+      return;
+    }
+    // A local actor: its names and memberships end with it.
     std::vector<std::pair<std::string, caf::actor>> left, unregistered;
     for (auto& [group, xs] : st->groups)
       for (auto& x : xs)
@@ -530,7 +549,10 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
         case member_event_kind::joining:
           break;
         default: // left, down, removed
+          // What its node had goes with it, even where its registry was
+          // never found (its DOWN would have done this).
           st->members.erase(id);
+          forget_node(id);
       }
     },
     [=](peer_found& msg) {
@@ -599,8 +621,10 @@ caf::behavior registry_actor(caf::event_based_actor* self, node* n,
           || member->node() != self->current_sender()->node())
         return; // a node adds only its own actors
       auto& xs = st->groups[group];
-      if (std::find(xs.begin(), xs.end(), member) == xs.end())
+      if (std::find(xs.begin(), xs.end(), member) == xs.end()) {
         xs.push_back(member);
+        watch(member);
+      }
     },
     [=](pg_leave_atom, const std::string& group, caf::actor member) {
       if (!from_member())
