@@ -243,7 +243,7 @@ std::vector<std::string> split(const std::string& line) {
 
 } // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"A node of the Relay cluster sample; commands on stdin."};
   std::string name, cluster = "sample", advertise, source;
   std::string listen = "tcp://127.0.0.1:0";
@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
   app.add_option("--acceptable-pause-ms", pause_ms,
                  "relay.cluster.acceptable-heartbeat-pause (500)");
   app.add_option("--heartbeat-interval-ms", heartbeat_ms,
-                 "relay.cluster.heartbeat-interval (100)");
+                 "relay.cluster.heartbeat-interval (200)");
   app.add_option("--backend", backend, "embedded or etcd")
     ->check(CLI::IsMember({"embedded", "etcd"}));
   app.add_option("--etcd", etcd_endpoints,
@@ -378,4 +378,16 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const relay::config_error& ex) {
+    // A configuration the node refuses (no secret, a bad option): say why
+    // on both streams (stdout is what scripts and tests read) and fail.
+    say(std::string{"error "} + ex.what());
+    std::fprintf(stderr, "cluster_node: %s\n", ex.what());
+    return 2;
+  }
 }

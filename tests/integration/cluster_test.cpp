@@ -262,9 +262,10 @@ protected:
     // And the mesh is complete: every node connected to every other.
     for (auto& observer : names)
       for (auto& member : names)
-        if (member != observer)
+        if (member != observer) {
           ASSERT_TRUE(nodes_[observer].wait_for("node-up " + member, deadline))
             << observer << " never connected to " << member;
+        }
   }
 
   // Waits until each of `observers` prints `what` about `subject`; returns
@@ -675,17 +676,19 @@ TEST_F(cluster_etcd_test, a_dead_nodes_names_expire_with_its_lease) {
   ASSERT_TRUE(all_see({"a", "b"}, "unreachable", "c", t0, 2s));
   // Until its lease expires, etcd still says c holds the name.
   auto early = a.ask("register db", {"registered", "error"});
-  if (early != "registered db") // (unless the lease already expired)
+  if (early != "registered db") { // (unless the lease already expired)
     EXPECT_EQ(early.rfind("error relay.already_registered", 0), 0u) << early;
+  }
   // The lease (2 s) expires: c is down and removed, and the name is free.
   auto removed = all_see({"a", "b"}, "removed", "c", t0, 8s);
   ASSERT_TRUE(removed);
   std::cout << "[ figures  ] removed by lease expiry after "
             << removed->count() << " ms\n";
   ASSERT_TRUE(all_see({"a", "b"}, "down", "c", t0, 1s));
-  if (early != "registered db")
+  if (early != "registered db") {
     EXPECT_EQ(a.ask_until("register db", "", "registered db", 5s),
               "registered db");
+  }
   EXPECT_EQ((*this)["b"].ask_until("whereis db", "whereis", "whereis db a"),
             "whereis db a");
 }
@@ -706,6 +709,29 @@ TEST_F(cluster_etcd_test, a_node_whose_lease_is_revoked_is_removed_everywhere) {
   ASSERT_TRUE(all_see({"a", "b", "c"}, "down", "c", t0, 5s));
   ASSERT_TRUE(all_see({"a", "b", "c"}, "removed", "c", t0, 5s));
   EXPECT_EQ((*this)["a"].wait_members("members a:up:reachable b:up:reachable"),
+            "members a:up:reachable b:up:reachable");
+}
+
+TEST_F(cluster_etcd_test, a_stranger_that_started_first_blocks_joiners_while_it_lives) {
+  // x, with another secret, is the only member.
+  node_options wrong;
+  wrong.cookie = "another-secret-of-enough-length";
+  auto& x = start("x", wrong);
+  ASSERT_TRUE(x.wait_for("event up x " + x.address, steady::now() + 10s));
+  // a is refused by the only member there is, and says by whom.
+  auto& a = start("a");
+  a.proc->write_line("wait-up");
+  ASSERT_TRUE(a.wait_for("error ", steady::now() + 10s, true));
+  EXPECT_NE(a.seen.back().find("member " + x.address + " refused"),
+            std::string::npos)
+    << a.seen.back();
+  // Once x is gone (its lease expires), a asks again and joins; b then
+  // joins through a.
+  x.proc->signal(SIGKILL);
+  ASSERT_TRUE(a.wait_for("event up a " + a.address, steady::now() + 15s));
+  auto& b = start("b");
+  ASSERT_TRUE(b.wait_for("event up b " + b.address, steady::now() + 10s));
+  EXPECT_EQ(b.wait_members("members a:up:reachable b:up:reachable"),
             "members a:up:reachable b:up:reachable");
 }
 
@@ -777,9 +803,10 @@ TEST_F(cluster_load_test, thirty_two_nodes_converge) {
     steady::now() - t0);
   for (auto& observer : names)
     for (auto& member : names)
-      if (member != observer)
+      if (member != observer) {
         ASSERT_TRUE((*this)[observer].wait_for("node-up " + member, deadline))
           << observer << " never connected to " << member;
+      }
   auto meshed = std::chrono::duration_cast<std::chrono::milliseconds>(
     steady::now() - t0);
   // A suspicion is reported on every member (gossip): count the members

@@ -212,8 +212,9 @@ TEST_F(etcd_session_test, stop_is_prompt_while_watching) {
     s->open(caf::actor_cast<caf::actor>(sink));
     ASSERT_TRUE(next<etcd_opened>());
     // Sometimes the watch is starting, sometimes it is running.
-    if (i % 2 == 0)
+    if (i % 2 == 0) {
       ASSERT_TRUE(next<etcd_update>());
+    }
     auto t0 = std::chrono::steady_clock::now();
     s->stop();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);

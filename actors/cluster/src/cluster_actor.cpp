@@ -166,6 +166,7 @@ void cluster_state::publish(std::vector<member_event> events) {
     return;
   auto self_id = members.self();
   bool self_gone = false;
+  bool self_down = false; // (removed without "down": it left gracefully)
   for (auto& ev : events) {
     log(ev.kind == member_event_kind::unreachable
             || ev.kind == member_event_kind::down
@@ -182,6 +183,7 @@ void cluster_state::publish(std::vector<member_event> events) {
       } else if (ev.kind == member_event_kind::down
                  || ev.kind == member_event_kind::removed) {
         self_gone = true;
+        self_down |= ev.kind == member_event_kind::down;
       }
       continue;
     }
@@ -221,9 +223,12 @@ void cluster_state::publish(std::vector<member_event> events) {
     for (auto& rp : leave_waiters)
       rp.deliver(caf::unit);
     leave_waiters.clear();
-    log(log_level::warning,
-        "cluster: this node is no longer a member of '" + cfg.cluster
-          + "'; a new process (a new incarnation) may join again");
+    if (!self_down)
+      log(log_level::info, "cluster: this node left '" + cfg.cluster + "'");
+    else
+      log(log_level::warning,
+          "cluster: this node is no longer a member of '" + cfg.cluster
+            + "'; a new process (a new incarnation) may join again");
     for (auto& id : connected)
       if (members.find(id) != nullptr)
         n->disconnect(id, make_error(errc::connection_closed,
@@ -300,8 +305,13 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
         embedded_leave(*st, rp);
       return rp;
     },
+    [=](why_atom) {
+      return st->join_failure ? describe(st->join_failure) : st->join_problem;
+    },
     [=](members_atom) {
-      return st->members.members();
+      // A node that is no member (removed, or its lease lost) sees none.
+      return st->quarantined ? std::vector<member_info>{}
+                             : st->members.members();
     },
     [=](monitor_atom, caf::actor observer) {
       if (!observer)
@@ -436,7 +446,9 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       // failed or stalls), the higher one dials too.
       const auto& own = st->me().address;
       std::unordered_set<caf::node_id> unconnected;
-      for (auto& m : st->members.members()) {
+      // (A node refused by the members has nobody to dial.)
+      for (auto& m : st->join_failure ? std::vector<member_info>{}
+                                      : st->members.members()) {
         if (m.node == st->members.self() || st->connected.count(m.node) > 0
             || (m.status != member_status::joining
                 && m.status != member_status::up))

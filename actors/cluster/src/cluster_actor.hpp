@@ -168,6 +168,8 @@ using members_atom = caf::atom_constant<caf::atom("cmembers")>;
 using monitor_atom = caf::atom_constant<caf::atom("cmonitor")>;
 using demonitor_atom = caf::atom_constant<caf::atom("cdemon")>;
 using tick_atom = caf::atom_constant<caf::atom("ctick")>;
+/// Why this node is not up yet (empty if nothing went wrong).
+using why_atom = caf::atom_constant<caf::atom("cwhy")>;
 
 /// The cluster actor. `n` outlives it (the module stops it before the node
 /// goes). With `etcd` (the etcd backend), membership comes from etcd's keys

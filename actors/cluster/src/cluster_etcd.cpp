@@ -42,6 +42,10 @@ void etcd_tick(cluster_state& st, clock::time_point t) {
     st.next_join_attempt = t + st.cfg.retry_interval;
     st.etcd->open(caf::actor{st.self}); // (the session runs one at a time)
   }
+  if (st.next_verify && t >= *st.next_verify && st.verifying.empty()) {
+    st.next_verify.reset();
+    etcd_verify_next(st);
+  }
   if (st.quarantined || st.members.self_status() == member_status::joining)
     return;
   // etcd holds the state; the leader's decisions are carried out there
@@ -62,23 +66,71 @@ void etcd_tick(cluster_state& st, clock::time_point t) {
     }
 }
 
-void etcd_verified(cluster_state& st, const dial_done& msg) {
-  // A member we dialed before writing our key: if it refuses our
-  // credentials, every member will.
-  st.verifying.clear();
-  if (msg.error && (is(msg.error, errc::authentication_failed)
-                    || is(msg.error, errc::version_mismatch))) {
-    st.joining = false;
-    st.join_failure = make_error(errc::peer_rejected,
-                                 "member " + msg.address
-                                   + " refused this node: "
-                                   + describe(msg.error));
-    log(log_level::error, "cluster: " + describe(st.join_failure));
-    st.answer_waiters(st.join_failure);
-    st.etcd->revoke();
-    return;
+namespace {
+
+// After every member refused our credentials: the next round of asking.
+constexpr auto verify_retry = std::chrono::seconds{5};
+
+void announce_up(cluster_state& st) {
+  st.announced = true;
+  st.next_verify.reset();
+  if (st.join_failure) {
+    log(log_level::info, "cluster: a member accepted this node's "
+                         "credentials now; joining");
+    st.join_failure = caf::none;
   }
   st.etcd->announce(member_status::up);
+}
+
+} // namespace
+
+void etcd_verify_next(cluster_state& st) {
+  if (st.announced || st.quarantined || !st.joining)
+    return;
+  const auto& own = st.me().address;
+  for (auto& m : st.members.members())
+    if (m.node != st.members.self() && m.status == member_status::up
+        && m.address != own && st.verify_tried.insert(m.address).second) {
+      st.verifying = m.address;
+      st.dial(m.address);
+      return;
+    }
+  st.verify_tried.clear();
+  if (!st.verify_refusal) {
+    // Nobody to ask, or nobody answered (dead members whose lease has not
+    // expired yet): nothing speaks against joining.
+    announce_up(st);
+    return;
+  }
+  // Every member that answered refused us: this node is the odd one out
+  // (another secret). Not final: the members may change.
+  st.join_failure = std::move(st.verify_refusal);
+  st.verify_refusal = caf::none;
+  log(log_level::error, "cluster: " + describe(st.join_failure)
+                          + "; asking again in 5 s");
+  st.answer_waiters(st.join_failure);
+  st.next_verify = clock::now() + verify_retry;
+}
+
+void etcd_verified(cluster_state& st, const dial_done& msg) {
+  // A member we dialed before writing our key. One that accepts our
+  // credentials is enough: one that refuses may be the stranger (a node
+  // with another secret that started first), and is downed by the others
+  // as unreachable.
+  st.verifying.clear();
+  if (!msg.error) {
+    st.verify_tried.clear();
+    st.verify_refusal = caf::none;
+    announce_up(st);
+    return;
+  }
+  if (is(msg.error, errc::authentication_failed)
+      || is(msg.error, errc::version_mismatch))
+    st.verify_refusal = make_error(errc::peer_rejected,
+                                   "member " + msg.address
+                                     + " refused this node: "
+                                     + describe(msg.error));
+  etcd_verify_next(st);
 }
 
 caf::message_handler etcd_handlers(state_ptr st) {
@@ -104,11 +156,12 @@ caf::message_handler etcd_handlers(state_ptr st) {
     },
     [st](etcd_opened& msg) {
       if (msg.error) {
-        log(log_level::warning, "cluster: cannot get an etcd lease "
-                                "(retrying): "
-                                  + describe(msg.error));
+        st->join_problem = "cannot get an etcd lease (retrying): "
+                           + describe(msg.error);
+        log(log_level::warning, "cluster: " + st->join_problem);
         return; // the tick opens again
       }
+      st->join_problem.clear();
       st->etcd_open = true;
     },
     [st](etcd_update& msg) {
@@ -122,6 +175,11 @@ caf::message_handler etcd_handlers(state_ptr st) {
           return;
         switch (change.kind) {
           case etcd_change::type::member: {
+            // An earlier incarnation at our address: its key goes when we
+            // announce; reporting it up first would only confuse.
+            if (!st->announced && change.member.address == st->me().address
+                && change.member.node != st->members.self())
+              break;
             gossip_state g;
             g.cluster = st->cfg.cluster;
             g.members.push_back(std::move(change.member));
@@ -158,23 +216,17 @@ caf::message_handler etcd_handlers(state_ptr st) {
       if (st->quarantined || !st->joining || st->etcd_synced)
         return;
       st->etcd_synced = true;
-      // Before writing our key, dial one member: a node with the wrong
-      // secret learns it here, not by being unreachable for everyone.
-      for (auto& m : st->members.members())
-        if (m.node != st->members.self() && m.status == member_status::up
-            && m.address != st->me().address) {
-          st->verifying = m.address;
-          st->dial(m.address);
-          return;
-        }
-      st->etcd->announce(member_status::up);
+      // Before writing our key, one member must accept our credentials: a
+      // node with the wrong secret learns it here, not by being
+      // unreachable for everyone.
+      etcd_verify_next(*st);
     },
     [st](etcd_announced& msg) {
       if (!msg.error || st->quarantined)
         return;
-      log(log_level::warning, "cluster: cannot write this node's key to "
-                              "etcd (retrying): "
-                                + describe(msg.error));
+      st->join_problem = "cannot write this node's key to etcd (retrying): "
+                         + describe(msg.error);
+      log(log_level::warning, "cluster: " + st->join_problem);
       st->self->delayed_send(st->self, st->cfg.retry_interval, reannounce_atom::value);
     },
     [st](reannounce_atom) {

@@ -375,17 +375,24 @@ caf::error cluster_module::wait_up(caf::timespan timeout) {
                       "the cluster module has not started");
   caf::scoped_actor self{a->home_system()};
   caf::error result;
+  bool timed_out = false;
   self->request(a, timeout, wait_up_atom::value)
     .receive([] {},
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout)
-                 result = make_error(errc::connect_timeout,
-                                     "this node did not become a member "
-                                     "within the timeout");
+                 timed_out = true;
                else
                  result = std::move(err);
              });
-  return result;
+  if (!timed_out)
+    return result;
+  // Say what held it up, if the actor knows (etcd unreachable, say).
+  std::string why;
+  self->request(a, local_call_timeout, why_atom::value)
+    .receive([&](std::string& x) { why = std::move(x); }, [](caf::error&) {});
+  return make_error(errc::connect_timeout,
+                    "this node did not become a member within the timeout"
+                      + (why.empty() ? std::string{} : " (" + why + ")"));
 }
 
 void cluster_module::leave() {

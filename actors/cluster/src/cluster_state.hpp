@@ -47,7 +47,8 @@ struct cluster_state {
   bool first_seed = false;          // may form a new cluster
   clock::time_point join_started;
   clock::time_point next_join_attempt;
-  caf::error join_failure;          // a final refusal
+  caf::error join_failure;          // a refusal (final, but for etcd's)
+  std::string join_problem;         // what delays joining, if anything
   std::vector<caf::response_promise> up_waiters;
   std::unordered_map<caf::node_id, std::string> seed_of; // dialed seeds
 
@@ -70,7 +71,13 @@ struct cluster_state {
   std::shared_ptr<etcd_session> etcd;
   bool etcd_open = false;        // the lease is granted
   bool etcd_synced = false;      // the first full read arrived
-  std::string verifying;         // a member dialed to check our credentials
+  // Before writing our key, members are dialed one by one until one
+  // accepts our credentials (etcd_verified).
+  std::string verifying;                  // the member being dialed
+  std::unordered_set<std::string> verify_tried;
+  caf::error verify_refusal;              // the last refusal
+  std::optional<clock::time_point> next_verify; // after all refused
+  bool announced = false;                 // our key is written (up)
   uint64_t row_written = 0;      // version of our row in etcd
   bool row_in_flight = false;    // a write of our row is under way
   std::unordered_set<caf::node_id> downing; // member keys we deleted
@@ -145,6 +152,10 @@ void etcd_tick(cluster_state& st, clock::time_point now);
 
 /// The dial of a member that checks our credentials ended.
 void etcd_verified(cluster_state& st, const dial_done& msg);
+
+/// Dials the next member to check our credentials with, or announces this
+/// node when one accepted or nobody is left to ask.
+void etcd_verify_next(cluster_state& st);
 
 /// The session's messages, and the embedded backend's frames (refused).
 caf::message_handler etcd_handlers(state_ptr st);

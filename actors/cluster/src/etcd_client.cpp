@@ -27,6 +27,26 @@ std::string base64(const std::string& in) {
   return out;
 }
 
+// cpp-httplib's error names ("Connection", "Read", "Success") in words.
+std::string describe_http(httplib::Error err) {
+  switch (err) {
+    case httplib::Error::Success:
+      return "the server closed the stream";
+    case httplib::Error::Connection:
+      return "cannot connect (refused or unreachable)";
+    case httplib::Error::ConnectionTimeout:
+      return "connecting timed out";
+    case httplib::Error::Read:
+      return "reading the answer failed or timed out";
+    case httplib::Error::Write:
+      return "sending the request failed";
+    case httplib::Error::Canceled:
+      return "canceled";
+    default:
+      return std::string{"HTTP client error "} + httplib::to_string(err);
+  }
+}
+
 caf::error bad_answer(const std::string& what) {
   return make_error(errc::protocol_error, "etcd: " + what);
 }
@@ -130,7 +150,7 @@ struct etcd_client::impl {
       auto cli = connect(ep);
       auto res = cli->Post(path.c_str(), body.dump(), "application/json");
       if (!res) {
-        last = ep + ": " + httplib::to_string(res.error());
+        last = ep + ": " + describe_http(res.error());
         continue;
       }
       if (res->body.size() > max_answer)
@@ -411,7 +431,7 @@ caf::error etcd_client::watch(
       return caf::none;
     if (failure)
       return failure;
-    last = ep + ": " + httplib::to_string(err);
+    last = ep + ": " + describe_http(err);
     if (err == httplib::Error::Canceled)
       return caf::none; // on_events asked to stop
   }

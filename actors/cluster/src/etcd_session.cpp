@@ -24,6 +24,32 @@ constexpr auto reread_interval = std::chrono::milliseconds{500};
 // Between keep-alive attempts after one failed.
 constexpr auto keep_alive_retry = std::chrono::milliseconds{200};
 
+// Repeated warnings of one kind (etcd down) at most this often.
+constexpr auto warning_interval = std::chrono::seconds{2};
+
+// Lets a repeated warning through at most every warning_interval, saying
+// how many it held back.
+class warning_throttle {
+public:
+  void warn(const std::string& text) {
+    auto now = steady::now();
+    if (now - last_ < warning_interval) {
+      ++held_;
+      return;
+    }
+    last_ = now;
+    log(log_level::warning,
+        held_ == 0 ? text
+                   : text + " (and " + std::to_string(held_)
+                       + " more like it since the last)");
+    held_ = 0;
+  }
+
+private:
+  steady::time_point last_{};
+  int held_ = 0;
+};
+
 std::string id_string(const caf::node_id& id) {
   return caf::to_string(id);
 }
@@ -400,6 +426,7 @@ void etcd_session::keeper_loop() {
                                              std::chrono::milliseconds{300});
   int64_t lease = 0;   // the lease being kept
   steady::time_point next; // its next keep-alive
+  warning_throttle warnings;
   std::unique_lock<std::mutex> lock{mtx_};
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || lease_ != 0; });
@@ -426,8 +453,8 @@ void etcd_session::keeper_loop() {
     }
     bool expired = is(left.error(), errc::connection_closed);
     if (!expired && now - renewed_ < ttl) {
-      log(log_level::warning, "cluster: etcd keep-alive failed (retrying): "
-                                + describe(left.error()));
+      warnings.warn("cluster: etcd keep-alive failed (retrying): "
+                    + describe(left.error()));
       // Soon, not an interval later: the lease may not last that long.
       next = now + keep_alive_retry;
       continue;
@@ -495,15 +522,16 @@ void etcd_session::watcher_loop() {
   };
   int64_t revision = 0;
   bool reread = true;
+  warning_throttle warnings;
   while (!stopping()) {
     if (reread) {
       auto all = client->range(dir, true);
       if (!all) {
         if (stopping())
           return;
-        log(log_level::warning, "cluster: cannot read the cluster's keys "
-                                "from etcd (retrying): "
-                                  + describe(all.error()));
+        warnings.warn("cluster: cannot read the cluster's keys from etcd "
+                      "(retrying): "
+                      + describe(all.error()));
         pause();
         continue;
       }

@@ -49,8 +49,9 @@ struct etcd_settings {
   /// Keys live under <prefix><cluster>/.
   std::string prefix = "/relay/";
   /// The lease's time to live: a node silent towards etcd this long is
-  /// down (etcd rounds it up to its minimum, about 2 s with defaults).
-  std::chrono::seconds lease_ttl{5};
+  /// down (etcd rounds it up to its minimum, about 2 s with defaults). It
+  /// is also the longest etcd outage the members survive.
+  std::chrono::seconds lease_ttl{10};
   /// Bound on each request to etcd (at most lease_ttl / 3, so that a
   /// keep-alive that times out is retried before the lease expires).
   std::chrono::milliseconds timeout{2000};
