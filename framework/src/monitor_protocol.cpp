@@ -9,6 +9,7 @@
 
 #include "node_impl.hpp"
 #include "peer.hpp"
+#include "remote_proxy.hpp"
 #include "protocols.hpp"
 #include "wire.hpp"
 
@@ -68,9 +69,10 @@ void handle_link(peer& p, wire_reader& in, bool link) {
   if (!remote || !local)
     return; // A dead party: the monitor of each side reports it.
   auto proxy = static_cast<caf::actor_proxy*>(remote->get());
-  if (link)
+  if (link) {
+    remote_proxy::wire_link_scope scope; // (see there)
     proxy->add_link(local->get());
-  else
+  } else
     proxy->remove_link(local->get());
 }
 

@@ -18,6 +18,21 @@ remote_proxy::remote_proxy(caf::actor_config& cfg, std::shared_ptr<route> route,
 
 remote_proxy::~remote_proxy() = default;
 
+namespace {
+
+// Set by wire_link_scope while this thread runs a proxy's add_link.
+thread_local bool in_wire_link = false;
+
+} // namespace
+
+remote_proxy::wire_link_scope::wire_link_scope() {
+  in_wire_link = true;
+}
+
+remote_proxy::wire_link_scope::~wire_link_scope() {
+  in_wire_link = false;
+}
+
 bool remote_proxy::is_link_exit(const caf::mailbox_element& what) {
   const auto& content = what.content();
   if (content.size() != 1 || !content.match_element<caf::exit_msg>(0))
@@ -30,10 +45,13 @@ bool remote_proxy::is_link_exit(const caf::mailbox_element& what) {
   auto source = caf::actor_cast<caf::strong_actor_ptr>(em.source);
   if (source && !source->get()->getf(caf::abstract_actor::is_terminated_flag))
     return false;
-  // Drop our half of the link, if it is still there.
-  caf::default_attachable::observe_token tk{em.source,
-                                            caf::default_attachable::link};
-  detach(caf::attachable::token{caf::attachable::token::observer, &tk});
+  // Drop our half of the link, if it is still there. Not during a link the
+  // wire asked for: CAF holds our lock then, and made no link.
+  if (!in_wire_link) {
+    caf::default_attachable::observe_token tk{em.source,
+                                              caf::default_attachable::link};
+    detach(caf::attachable::token{caf::attachable::token::observer, &tk});
+  }
   return true;
 }
 

@@ -41,6 +41,19 @@ public:
     return "relay.remote_proxy";
   }
 
+  /// Marks, on this thread, a link that the wire asks for (the monitor
+  /// protocol's proxy->add_link). If the local party has ended already,
+  /// CAF tells this proxy so with an exit message while it holds this
+  /// proxy's lock, and makes no link: there is nothing to detach then, and
+  /// detaching would lock the proxy again (a deadlock).
+  class wire_link_scope {
+  public:
+    wire_link_scope();
+    ~wire_link_scope();
+    wire_link_scope(const wire_link_scope&) = delete;
+    wire_link_scope& operator=(const wire_link_scope&) = delete;
+  };
+
 private:
   /// True if `what` is an exit message from a local actor that has
   /// terminated: CAF's link machinery sends those (a linked actor ending, or
