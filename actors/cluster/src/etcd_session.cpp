@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <nlohmann/json.hpp>
 
 #include <caf/send.hpp>
@@ -20,6 +23,18 @@ using steady = std::chrono::steady_clock;
 
 // Between attempts to read the cluster's keys after a broken watch.
 constexpr auto reread_interval = std::chrono::milliseconds{500};
+
+// cpp-httplib writes to sockets without MSG_NOSIGNAL: a write to a socket
+// that etcd (or stop()) closed would raise SIGPIPE and end the process.
+// The signal goes to the writing thread, so the session's threads block it
+// (the write then fails with EPIPE) without touching the process's
+// disposition, which is the application's.
+void block_sigpipe() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 // Between keep-alive attempts after one failed.
 constexpr auto keep_alive_retry = std::chrono::milliseconds{200};
@@ -160,8 +175,14 @@ etcd_session::etcd_session(etcd_settings cfg, std::string cluster,
   : cfg_(std::move(cfg)),
     self_(std::move(self)),
     base_(cfg_.prefix + cluster + "/") {
-  worker_ = std::thread{[this] { worker_loop(); }};
-  keeper_ = std::thread{[this] { keeper_loop(); }};
+  worker_ = std::thread{[this] {
+    block_sigpipe();
+    worker_loop();
+  }};
+  keeper_ = std::thread{[this] {
+    block_sigpipe();
+    keeper_loop();
+  }};
 }
 
 etcd_session::~etcd_session() {
@@ -213,7 +234,10 @@ void etcd_session::open(caf::actor sink) {
       if (!watcher_.joinable() && !stopping_) {
         watch_client_ = std::make_shared<etcd_client>(cfg_.endpoints,
                                                       cfg_.timeout);
-        watcher_ = std::thread{[this] { watcher_loop(); }};
+        watcher_ = std::thread{[this] {
+          block_sigpipe();
+          watcher_loop();
+        }};
       }
     }
     log(log_level::info, "cluster: etcd lease " + std::to_string(*lease)
