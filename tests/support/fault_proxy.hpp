@@ -155,6 +155,8 @@ private:
     std::deque<chunk> pending[2];
     size_t pending_bytes[2] = {0, 0};
     bool connected = false; // the target side's connect finished
+    bool eof[2] = {false, false};  // fd[d] sent FIN (read returned 0)
+    bool shut[2] = {false, false}; // that FIN was passed on to fd[1 - d]
     bool dead = false;
   };
 
@@ -285,10 +287,14 @@ private:
         if (r.m == mode::blackhole || !c->connected)
           continue;
         // Read what the source sent (bounded by what waits to be written).
-        while (c->pending_bytes[d] < max_pending) {
+        while (!c->eof[d] && c->pending_bytes[d] < max_pending) {
           char buf[65536];
           auto n = ::read(c->fd[d], buf, sizeof(buf));
-          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+          if (n == 0) {
+            c->eof[d] = true; // passed on once what it sent before is out
+            break;
+          }
+          if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             kill(*c);
             break;
           }
@@ -319,8 +325,26 @@ private:
           }
           q.pop_front();
         }
+        // A FIN travels behind the bytes it followed (a peer that writes a
+        // verdict and closes must be heard), unlike a cut's RST.
+        if (c->eof[d] && q.empty() && !c->shut[d]) {
+          ::shutdown(c->fd[1 - d], SHUT_WR);
+          c->shut[d] = true;
+        }
       }
+      if (!c->dead && c->shut[0] && c->shut[1])
+        close_both(*c);
     }
+  }
+
+  // Both sides finished: an orderly close.
+  void close_both(conn& c) {
+    c.dead = true;
+    for (int fd : c.fd) {
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+      ::close(fd);
+    }
+    c.fd[0] = c.fd[1] = -1;
   }
 
   void kill(conn& c) {
