@@ -37,6 +37,7 @@ const char* to_string(errc x) {
     case errc::unknown_actor_type: return "unknown_actor_type";
     case errc::invalid_spawn_arguments: return "invalid_spawn_arguments";
     case errc::spawn_timeout: return "spawn_timeout";
+    case errc::overloaded: return "overloaded";
   }
   return "unknown";
 }

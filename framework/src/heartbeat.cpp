@@ -28,7 +28,7 @@ caf::behavior heartbeat_actor(caf::stateful_actor<heartbeat_state>* self,
           e.sent = probe.sent;
           continue;
         }
-        if (probe.received != e.received) {
+        if (probe.received != e.received || probe.paused) {
           e.received = probe.received;
           e.silent_ticks = 0;
         } else if (++e.silent_ticks >= ticks) {

@@ -20,6 +20,8 @@ struct heartbeat_probe {
   /// and frames sent so far; only their changes matter.
   uint64_t received = 0;
   uint64_t sent = 0;
+  /// Reading is paused on our side (back-pressure): silence is not counted.
+  bool paused = false;
   /// Sends a heartbeat frame on the connection.
   std::function<void()> send_heartbeat;
   /// Closes the connection as silent (errc::heartbeat_timeout).

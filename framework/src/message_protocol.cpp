@@ -10,6 +10,7 @@
 #include <caf/message_builder.hpp>
 #include <caf/type_nr.hpp>
 
+#include "inbound_budget.hpp"
 #include "io_unit.hpp"
 #include "node_impl.hpp"
 #include "peer.hpp"
@@ -114,6 +115,7 @@ void fail_incoming(peer& p, uint64_t receiver,
 
 void handle_message(peer& p, wire_reader& in) {
   auto& node = p.node();
+  auto wire_bytes = in.remaining();
   uint64_t receiver = 0;
   in(receiver);
   auto sender = p.read_actor(in);
@@ -201,8 +203,10 @@ void handle_message(peer& p, wire_reader& in) {
                     + p.display_name() + ")");
   auto* unit = node.config().deliver_on_io_thread ? io_unit::of(node.system())
                                                   : nullptr;
-  dest->enqueue(caf::make_mailbox_element(std::move(sender), mid,
-                                          std::move(stages), std::move(msg)),
+  // Counted until the receiver is done with it (back-pressure).
+  dest->enqueue(make_counted_element(std::move(sender), mid, std::move(stages),
+                                     std::move(msg), p.budget_ptr(),
+                                     wire_bytes),
                 unit);
   if (unit != nullptr)
     unit->run_pending();
@@ -241,6 +245,28 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
     fail(make_error(errc::node_unreachable,
                     "connection to " + display_name() + " is closed"));
     return;
+  }
+  // Flow control: a full queue refuses requests and asynchronous messages
+  // before any work is spent on them. Responses pass: they answer requests
+  // this node accepted, which the peer's own bound limits.
+  if (!what.mid.is_response()) {
+    auto bound = node_.config().max_queued_bytes;
+    auto queued = conn_->traffic().queued_bytes;
+    if (queued >= bound) {
+      auto reason = make_error(
+        errc::overloaded, "the outbound queue to " + display_name() + " holds "
+                            + std::to_string(queued) + " bytes, at its bound of "
+                            + std::to_string(bound)
+                            + " (relay.max-queued-bytes)");
+      if (what.mid.is_request() && what.sender) {
+        ++node_.overload_rejections;
+        bounce(what, reason, ctx);
+      } else {
+        ++node_.overload_drops;
+        count_drop(*this, to() + ": " + describe(reason));
+      }
+      return;
+    }
   }
   auto buf = encode_message(*this, receiver, what, what.content());
   if (!buf) {

@@ -53,7 +53,11 @@ node_config::node_config() {
     .add(cookie_file, "cookie-file",
          "file with the secret that authenticates peers (mode 0600)")
     .add(deliver_on_io_thread, "deliver-on-io-thread",
-         "run receiving actors on the I/O thread (no worker wake-up)");
+         "run receiving actors on the I/O thread (no worker wake-up)")
+    .add(max_queued_bytes, "max-queued-bytes",
+         "bound on a connection's outbound queue in bytes")
+    .add(max_inbound_bytes, "max-inbound-bytes",
+         "bound on a peer's delivered, unprocessed message bytes");
   declare_builtin_transport_options(
     [this](caf::string_view category) { return module_options(category); });
 }

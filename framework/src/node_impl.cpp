@@ -31,6 +31,9 @@ node_config& prepare(node_config& cfg) {
       || cfg.heartbeat_timeout < 2 * cfg.heartbeat_interval)
     throw config_error("relay.heartbeat-interval must be positive and "
                        "relay.heartbeat-timeout at least twice as long");
+  if (cfg.max_queued_bytes == 0 || cfg.max_inbound_bytes == 0)
+    throw config_error("relay.max-queued-bytes and relay.max-inbound-bytes "
+                       "must be positive");
   return cfg;
 }
 
@@ -83,6 +86,8 @@ node_impl::node_impl(node_config& cfg)
         // may take longer than the timeout to arrive.
         auto t = p->traffic();
         probe.received = t.bytes_in;
+        // Paused by us (back-pressure): its silence is ours, not its own.
+        probe.paused = p->inbound_paused();
         probe.sent = t.frames_out;
         probe.send_heartbeat = [weak] {
           if (auto p = weak.lock()) {
@@ -248,6 +253,9 @@ node_stats node_impl::stats() const {
   result.dropped_messages = dropped_messages.load();
   result.unknown_type_ids = unknown_type_ids.load();
   result.protocol_errors = protocol_errors.load();
+  result.overload_drops = overload_drops.load();
+  result.overload_rejections = overload_rejections.load();
+  result.inbound_pauses = inbound_pauses.load();
   result.rejected_peers = rejected_peers.load() + transports_.rejected_peers();
   std::lock_guard<std::mutex> guard{peers_mtx_};
   result.connected_peers = routes_.size();

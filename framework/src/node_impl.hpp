@@ -169,6 +169,9 @@ public:
   std::atomic<uint64_t> unknown_type_ids{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> rejected_peers{0};
+  std::atomic<uint64_t> overload_drops{0};
+  std::atomic<uint64_t> overload_rejections{0};
+  std::atomic<uint64_t> inbound_pauses{0};
 
   // -- proxy_registry::backend ---------------------------------------------------
 

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "inbound_budget.hpp"
 #include "node_impl.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
@@ -22,11 +23,17 @@ peer::peer(node_impl& node, connection_ptr conn, bool initiator,
     initiator_(initiator),
     serial_(serial),
     uri_(std::move(uri)),
-    scheme_(std::move(scheme)) {
+    scheme_(std::move(scheme)),
+    budget_(std::make_shared<inbound_budget>(
+      conn_, node.config().max_inbound_bytes, node.inbound_pauses)) {
   // nop
 }
 
 peer::~peer() = default;
+
+bool peer::inbound_paused() const noexcept {
+  return budget_->paused();
+}
 
 void peer::close(const caf::error& reason, bool flush) {
   conn_->close(reason, flush);
@@ -51,6 +58,8 @@ peer_info peer::info() const {
   result.bytes_in = t.bytes_in;
   result.bytes_out = t.bytes_out;
   result.queued_bytes = t.queued_bytes;
+  result.inbound_bytes = budget_->in_flight();
+  result.inbound_paused = budget_->paused();
   return result;
 }
 

@@ -26,6 +26,7 @@
 
 namespace relay {
 
+class inbound_budget;
 class node_impl;
 class peer;
 
@@ -168,6 +169,16 @@ public:
     return conn_->traffic();
   }
 
+  /// Whether reading is paused because the remote's delivered messages
+  /// wait unprocessed past relay.max-inbound-bytes (its silence then means
+  /// nothing).
+  bool inbound_paused() const noexcept;
+
+  /// The back-pressure budget of what arrives on this connection.
+  const std::shared_ptr<inbound_budget>& budget_ptr() const noexcept {
+    return budget_;
+  }
+
   /// Bound on what a winner holds while the loser's retire is missing
   /// (see retire); past it the winner closes as a protocol violation.
   static constexpr size_t max_held_bytes = size_t{64} << 20;
@@ -247,6 +258,8 @@ private:
   const uint64_t serial_;
   const std::string uri_;
   const std::string scheme_;
+  // Back-pressure on what the remote sends (message_protocol.cpp).
+  const std::shared_ptr<inbound_budget> budget_;
   std::atomic<state> state_{state::handshaking};
   std::atomic<bool> duplicate_{false};
 

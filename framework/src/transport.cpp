@@ -19,6 +19,10 @@ uint64_t connection::unsent_frames() const noexcept {
   return 0;
 }
 
+void connection::pause_reading(bool) {
+  // nop: see the declaration
+}
+
 uint64_t transport::rejected_peers() const noexcept {
   return 0;
 }

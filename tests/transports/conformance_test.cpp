@@ -326,6 +326,53 @@ TEST_P(conformance, close_with_flush_sends_queued_frames_first) {
   EXPECT_TRUE(is(server_rec->reason(), errc::connection_closed));
 }
 
+TEST_P(conformance, paused_reading_backs_up_the_sender_and_resumes_in_order) {
+  auto p = make_pair("pause");
+  ASSERT_TRUE(p.client && p.server);
+  p.server->pause_reading(true);
+  // More than any socket buffer or ring holds: the rest must queue at the
+  // client, because the server reads nothing.
+  constexpr uint32_t count = 24000; // 24 MiB: loopback tcp buffers ~10
+  std::vector<uint8_t> body(1024);
+  for (uint32_t seq = 0; seq < count; ++seq) {
+    std::memcpy(body.data(), &seq, 4);
+    ASSERT_FALSE(p.client->send(make_frame(frame_kind::message, body.data(),
+                                           body.size())));
+  }
+  auto queued = p.client->traffic().queued_bytes;
+  EXPECT_GT(queued, 0u) << "the paused server read everything";
+  EXPECT_LT(p.server_rec->frames().size(), size_t{count});
+  p.server->pause_reading(false);
+  ASSERT_TRUE(p.server_rec->wait_frames(count));
+  uint32_t next = 0;
+  for (auto& f : p.server_rec->frames()) {
+    uint32_t seq;
+    std::memcpy(&seq, f.body.data(), 4);
+    ASSERT_EQ(seq, next++);
+  }
+  EXPECT_FALSE(p.server_rec->misbehaved());
+}
+
+TEST_P(conformance, a_hang_up_while_paused_comes_after_the_frames_sent_before_it) {
+  auto p = make_pair("pause-hup");
+  ASSERT_TRUE(p.client && p.server);
+  p.server->pause_reading(true);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_FALSE(p.client->send(make_frame("frame " + std::to_string(i))));
+  p.client->close(make_error(errc::connection_closed, "done"), /*flush=*/true);
+  ASSERT_TRUE(p.client_rec->wait_closed());
+  // The peer is gone, but nothing is read while paused, not even that.
+  EXPECT_EQ(p.server_rec->closed_count(), 0);
+  p.server->pause_reading(false);
+  ASSERT_TRUE(p.server_rec->wait_closed());
+  auto frames = p.server_rec->frames();
+  ASSERT_EQ(frames.size(), 5u);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(text_of(frames[i].body), "frame " + std::to_string(i));
+  EXPECT_TRUE(is(p.server_rec->reason(), errc::connection_closed));
+  EXPECT_FALSE(p.server_rec->misbehaved());
+}
+
 TEST_P(conformance, close_with_flush_is_bounded_when_the_peer_never_reads) {
   auto [listener, client, server] = unstarted_pair("stuck"); // never started: never reads
   ASSERT_TRUE(client && server);

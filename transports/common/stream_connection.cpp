@@ -173,6 +173,12 @@ void stream_connection::close(const caf::error& reason, bool flush) {
   io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
 }
 
+void stream_connection::pause_reading(bool paused) {
+  if (paused_.exchange(paused) == paused)
+    return;
+  io_->dispatch([self = shared_from_this()] { self->apply_pause(); });
+}
+
 std::string stream_connection::peer_name() const {
   return peer_name_;
 }
@@ -190,7 +196,9 @@ void stream_connection::activate() {
   }
   auto self = shared_from_this();
   auto events = interest_locked();
-  auto id = io_->add(chan_->fd(), chan_->watch(events),
+  auto id = io_->add(chan_->fd(),
+                     chan_->watch(events & ~uint32_t{EPOLLET})
+                       | (events & EPOLLET),
                      [self](uint32_t ev) { self->handle_events(ev); });
   if (!id) {
     auto reason = make_error(errc::connection_closed,
@@ -212,16 +220,38 @@ void stream_connection::activate() {
   }
 }
 
+void stream_connection::apply_pause() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (finalized_ || !registered_)
+      return;
+    update_interest_locked();
+  }
+  if (paused_ || read_stopped_)
+    return;
+  // Resumed: first what was read before the pause, then whatever the
+  // peer sent meanwhile (its readiness may have been reported while we
+  // did not watch).
+  deliver_frames();
+  if (!paused_ && !read_stopped_ && chan_)
+    handle_events(EPOLLIN);
+}
+
 void stream_connection::handle_events(uint32_t events) {
   events = chan_->on_ready(events);
-  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_) {
+  // While paused nothing is read, not even a hang-up: what the peer sent
+  // before it is delivered first, on resume (watched edge-triggered
+  // meanwhile, so a hang-up reported whatever we watch does not spin).
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_
+      && !paused_) {
     read_some();
     // A channel that can have more at once (shm) gets a bounded number of
     // turns, then yields the I/O thread to everyone else and comes back.
-    for (int turn = 0; !read_stopped_ && chan_ && chan_->poll_more(); ++turn) {
+    for (int turn = 0; !read_stopped_ && !paused_ && chan_ && chan_->poll_more();
+         ++turn) {
       if (turn == max_turns_per_event) {
         io_->dispatch([self = shared_from_this()] {
-          if (!self->read_stopped_ && self->chan_)
+          if (!self->read_stopped_ && !self->paused_ && self->chan_)
             self->handle_events(EPOLLIN);
         });
         break;
@@ -274,7 +304,7 @@ void stream_connection::read_some() {
 }
 
 void stream_connection::deliver_frames() {
-  while (!read_stopped_) {
+  while (!read_stopped_ && !paused_) {
     auto avail = rend_ - rbeg_;
     if (avail < frame_header::size)
       break;
@@ -424,9 +454,11 @@ int stream_connection::write_queue_locked() {
 }
 
 uint32_t stream_connection::interest_locked() const {
-  uint32_t events = closing_ ? 0u : uint32_t{EPOLLIN};
+  uint32_t events = closing_ || paused_ ? 0u : uint32_t{EPOLLIN};
   if (!out_.empty())
     events |= EPOLLOUT;
+  if (paused_ && !closing_)
+    events |= EPOLLET; // see handle_events
   return events;
 }
 
@@ -436,7 +468,8 @@ void stream_connection::update_interest_locked() {
   auto wanted = interest_locked();
   if (wanted == interest_)
     return;
-  if (auto err = io_->modify(token_, chan_->watch(wanted))) {
+  if (auto err = io_->modify(token_, chan_->watch(wanted & ~uint32_t{EPOLLET})
+                                       | (wanted & EPOLLET))) {
     fail_locked(make_error(errc::connection_closed,
                            peer_name_ + ": cannot watch the socket: "
                              + describe(err)));

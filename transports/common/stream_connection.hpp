@@ -92,6 +92,10 @@ public:
   /// close_flush_timeout. Thread-safe and idempotent: the first reason wins.
   void close(const caf::error& reason, bool flush = false) override;
 
+  /// See connection::pause_reading. Frames already read stay in the read
+  /// buffer (at most read_chunk, or one large frame) until resumed.
+  void pause_reading(bool paused) override;
+
   /// The description given to make(). Thread-safe.
   std::string peer_name() const override;
 
@@ -112,6 +116,9 @@ private:
   void activate();
   void handle_events(uint32_t events);
   void read_some();
+  // Applies paused_ to the reactor registration; on resume delivers what
+  // the read buffer holds and reads on.
+  void apply_pause();
   void deliver_frames();
   void flush_queue();
   // Reports on_closed once; `fallback` is the reason unless one was recorded.
@@ -165,6 +172,7 @@ private:
   // -- set by any thread, read by the reactor thread ---------------------------
 
   std::atomic<bool> read_stopped_{false};
+  std::atomic<bool> paused_{false}; // pause_reading's latest wish
 
   // -- counters: one writer at a time (under mtx_ or on the reactor thread),
   // relaxed stores, read by anyone; in and out on separate cache lines -----

@@ -466,6 +466,11 @@ caf::behavior cluster_actor(caf::event_based_actor* self, node* n,
       auto hb = make_heartbeat();
       for (auto& id : st->detectors->tracked())
         st->send(id, hb);
+      // A member whose connection this node stopped reading (back-pressure:
+      // our actors lag behind its messages) is silent because of us.
+      for (auto& p : st->n->peers())
+        if (p.inbound_paused)
+          st->detectors->heartbeat(p.node, t);
       for (auto& [id, phi, silent_for] : st->detectors->suspects(t)) {
         auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
           silent_for);

@@ -40,10 +40,11 @@ enum class errc : uint8_t {
   unknown_actor_type,     ///< remote spawn: no such type registered there
   invalid_spawn_arguments,///< remote spawn: the type's factory refused them
   spawn_timeout,          ///< remote spawn: no answer in time
+  overloaded,             ///< a connection's outbound queue is at its bound
 };
 
 /// The highest code of relay::errc (codes are 1 to errc_last, without gaps).
-constexpr errc errc_last = errc::spawn_timeout;
+constexpr errc errc_last = errc::overloaded;
 
 /// Name of the category for relay::errc in caf::error.
 constexpr caf::atom_value error_category_atom = caf::atom("relay");

@@ -40,6 +40,14 @@ struct node_stats {
   /// Messages that could not be delivered and had no sender to tell
   /// (asynchronous sends of unregistered types, to dead actors, ...).
   uint64_t dropped_messages = 0;
+  /// Of dropped_messages: asynchronous messages refused because their
+  /// connection's outbound queue was at relay.max-queued-bytes.
+  uint64_t overload_drops = 0;
+  /// Requests answered with errc::overloaded for the same reason.
+  uint64_t overload_rejections = 0;
+  /// Times a connection's reading paused because its peer's delivered,
+  /// unprocessed messages reached relay.max-inbound-bytes.
+  uint64_t inbound_pauses = 0;
   /// Messages whose type id is not registered here.
   uint64_t unknown_type_ids = 0;
   /// Connections closed because the peer broke the protocol.

@@ -53,6 +53,9 @@ public:
 ///                             that authenticate (mode 0600; else
 ///                             $RELAY_COOKIE)
 ///   relay.deliver-on-io-thread  run receiving actors on the I/O thread
+///   relay.max-queued-bytes    bound on a connection's outbound queue (16 MiB)
+///   relay.max-inbound-bytes   bound on a peer's delivered, unprocessed
+///                             messages before reading pauses (16 MiB)
 ///
 /// Each transport declares its own options under relay.<scheme>.* (see the
 /// transport's header and docs/), and each module under its own category.
@@ -151,6 +154,21 @@ public:
   /// docs/benchmarks.md). Off by default: an actor that blocks then stalls
   /// every connection of the node.
   bool deliver_on_io_thread = false;
+  /// Bound on the bytes waiting in one connection's outbound queue (frames
+  /// accepted and not yet written to the transport). A message that would
+  /// go past it is not queued: a request gets errc::overloaded as its
+  /// response at once, an asynchronous message is a counted, logged drop
+  /// (node_stats::overload_drops). Responses and system frames (down, link,
+  /// heartbeat, ...) are never refused. The check and the enqueue are not
+  /// one atomic step, so concurrent senders may pass it by one frame each.
+  size_t max_queued_bytes = size_t{16} << 20;
+  /// Bound on the wire bytes of messages from one peer that were delivered
+  /// to local mailboxes and are not yet processed (or dropped) there. Past
+  /// it the node stops reading that connection until half of it is left:
+  /// back-pressure reaches the sender through the transport (its queue
+  /// fills, then its max_queued_bytes applies). The heartbeat does not
+  /// count a connection as silent while its reading is paused.
+  size_t max_inbound_bytes = size_t{16} << 20;
 
   /// The environment variable read when cookie_file is unset.
   static constexpr const char* cookie_env = "RELAY_COOKIE";

@@ -60,6 +60,12 @@ struct peer_info {
   uint64_t bytes_out = 0;
   /// Bytes handed to the connection and not yet written to the transport.
   uint64_t queued_bytes = 0;
+  /// Wire bytes of messages from the remote delivered to local mailboxes
+  /// and not yet processed there.
+  uint64_t inbound_bytes = 0;
+  /// Reading is paused because inbound_bytes reached
+  /// relay.max-inbound-bytes: silence from the remote means nothing now.
+  bool inbound_paused = false;
 };
 
 /// Receives node events inside the process (for modules).

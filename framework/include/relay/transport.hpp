@@ -123,6 +123,16 @@ public:
   /// Thread-safe and idempotent.
   virtual void close(const caf::error& reason, bool flush = false) = 0;
 
+  /// Stops (`paused` true) or resumes delivering frames, for back-pressure:
+  /// while paused the connection reads nothing more from its peer, whose
+  /// sends then back up in the transport, and delivers no further frame of
+  /// what it already read. Not counted: pause twice, resume once, and it
+  /// reads. A peer that hangs up is still noticed while paused. Thread-safe;
+  /// takes effect on the I/O thread (at once when called from on_frame).
+  /// The default does nothing: such a transport keeps reading, and its
+  /// inbound work is then bounded only by its peer.
+  virtual void pause_reading(bool paused);
+
   /// Human-readable description of the peer for logs and errors, e.g.
   /// "uds:///run/a.sock (pid 42, uid 1000)". Thread-safe, never empty.
   virtual std::string peer_name() const = 0;

@@ -1,0 +1,108 @@
+#include "inbound_budget.hpp"
+
+#include <caf/type_erased_tuple.hpp>
+
+namespace relay {
+
+void inbound_budget::charge(size_t bytes) {
+  auto now = in_flight_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (now < bound_ || paused_.load(std::memory_order_relaxed))
+    return;
+  bool expected = false;
+  if (!paused_.compare_exchange_strong(expected, true))
+    return;
+  if (auto conn = conn_.lock()) {
+    ++pauses_;
+    conn->pause_reading(true);
+  }
+  // Everything may have been processed between the add and the pause.
+  resume_if_below();
+}
+
+void inbound_budget::release(size_t bytes) noexcept {
+  in_flight_.fetch_sub(bytes, std::memory_order_relaxed);
+  if (paused_.load(std::memory_order_relaxed))
+    resume_if_below();
+}
+
+void inbound_budget::resume_if_below() noexcept {
+  if (in_flight_.load(std::memory_order_relaxed) > bound_ / 2)
+    return;
+  bool expected = true;
+  if (!paused_.compare_exchange_strong(expected, false))
+    return;
+  if (auto conn = conn_.lock()) {
+    try {
+      conn->pause_reading(false);
+    } catch (...) {
+      // Only allocation can fail here (the dispatch to the I/O thread);
+      // the connection then stays paused until its next release.
+      paused_.store(true);
+    }
+  }
+}
+
+namespace {
+
+/// A mailbox element holding a decoded message and its share of a budget.
+class counted_element final : public caf::mailbox_element {
+public:
+  counted_element(caf::strong_actor_ptr&& sender, caf::message_id mid,
+                  forwarding_stack&& stages, caf::message&& msg,
+                  std::shared_ptr<inbound_budget>&& budget, size_t bytes)
+    : caf::mailbox_element(std::move(sender), mid, std::move(stages)),
+      msg_(std::move(msg)),
+      budget_(std::move(budget)),
+      bytes_(bytes) {
+    // nop
+  }
+
+  ~counted_element() override {
+    budget_->release(bytes_);
+  }
+
+  caf::type_erased_tuple& content() override {
+    if (msg_.empty())
+      return empty_;
+    return msg_.content();
+  }
+
+  const caf::type_erased_tuple& content() const override {
+    if (msg_.empty())
+      return empty_;
+    return msg_.content();
+  }
+
+  caf::message move_content_to_message() override {
+    caf::message result;
+    result.swap(msg_);
+    return result;
+  }
+
+  caf::message copy_content_to_message() const override {
+    return msg_;
+  }
+
+private:
+  caf::message msg_;
+  caf::empty_type_erased_tuple empty_;
+  std::shared_ptr<inbound_budget> budget_;
+  size_t bytes_;
+};
+
+} // namespace
+
+caf::mailbox_element_ptr
+make_counted_element(caf::strong_actor_ptr sender, caf::message_id mid,
+                     caf::mailbox_element::forwarding_stack stages,
+                     caf::message msg, std::shared_ptr<inbound_budget> budget,
+                     size_t bytes) {
+  auto& counter = *budget;
+  caf::mailbox_element_ptr result{
+    new counted_element(std::move(sender), mid, std::move(stages),
+                        std::move(msg), std::move(budget), bytes)};
+  counter.charge(bytes);
+  return result;
+}
+
+} // namespace relay
