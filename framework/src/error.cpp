@@ -38,6 +38,7 @@ const char* to_string(errc x) {
     case errc::invalid_spawn_arguments: return "invalid_spawn_arguments";
     case errc::spawn_timeout: return "spawn_timeout";
     case errc::overloaded: return "overloaded";
+    case errc::forbidden: return "forbidden";
   }
   return "unknown";
 }

@@ -113,6 +113,18 @@ void fail_incoming(peer& p, uint64_t receiver,
   count_drop(p, "from " + p.display_name() + ": " + describe(reason));
 }
 
+/// Something an untrusted peer may not send (see trust_level): counted and
+/// logged once; a request is answered with `reason`.
+void refuse_untrusted(peer& p, uint64_t receiver,
+                      const caf::strong_actor_ptr& sender, caf::message_id mid,
+                      const std::string& what, const caf::error& reason) {
+  p.refuse_untrusted(what);
+  if (mid.is_request() || mid.is_response())
+    fail_incoming(p, receiver, sender, mid, reason);
+  else
+    ++p.node().dropped_messages;
+}
+
 void handle_message(peer& p, wire_reader& in) {
   auto& node = p.node();
   auto wire_bytes = in.remaining();
@@ -148,6 +160,16 @@ void handle_message(peer& p, wire_reader& in) {
       uint64_t type_id = 0;
       in(type_id);
       auto info = node.messages().find(type_id);
+      if (info != nullptr && info->system && !p.trusted()) {
+        refuse_untrusted(p, receiver, sender, mid,
+                         "a message carrying " + info->name,
+                         make_error(errc::forbidden,
+                                    "node '" + node.name()
+                                      + "' does not accept " + info->name
+                                      + " from untrusted peer "
+                                      + p.display_name()));
+        return nullptr;
+      }
       if (info == nullptr) {
         ++node.unknown_type_ids;
         char hex[32];
@@ -195,6 +217,13 @@ void handle_message(peer& p, wire_reader& in) {
                                + " does not exist on node '" + node.name()
                                + "'");
     fail_incoming(p, receiver, sender, mid, reason);
+    return;
+  }
+  if (!p.trusted() && dest->id() == node.spawner()->id()) {
+    refuse_untrusted(p, receiver, sender, mid, "a remote spawn",
+                     make_error(errc::forbidden,
+                                "node '" + node.name() + "' spawns nothing for "
+                                  "untrusted peer " + p.display_name()));
     return;
   }
   if (mid.is_request() && !sender)

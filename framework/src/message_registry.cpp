@@ -126,6 +126,8 @@ message_registry::message_registry() {
   add<caf::unit_t>("unit");
   add<caf::timespan>("timespan");
   add<caf::timestamp>("timestamp");
+  for (auto& info : types_)
+    info->system = info->name == "exit_msg" || info->name == "down_msg";
 }
 
 caf::error message_registry::add_impl(std::unique_ptr<message_type_info> info,

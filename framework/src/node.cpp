@@ -29,8 +29,9 @@ const std::string& node::name() const noexcept {
   return impl_->name();
 }
 
-caf::expected<std::string> node::listen(const std::string& uri) {
-  return impl_->listen(uri);
+caf::expected<std::string> node::listen(const std::string& uri,
+                                        trust_level trust) {
+  return impl_->listen(uri, trust);
 }
 
 bool node::unpublish(const std::string& name) {

@@ -213,15 +213,17 @@ caf::expected<transport*> node_impl::find_transport(const endpoint& ep) {
                                             + "' (known: " + known + ")");
 }
 
-caf::expected<std::string> node_impl::listen(const std::string& uri) {
+caf::expected<std::string> node_impl::listen(const std::string& uri,
+                                             trust_level trust) {
   auto ep = endpoint::parse(uri);
   if (!ep)
     return std::move(ep.error());
   auto t = find_transport(*ep);
   if (!t)
     return std::move(t.error());
-  auto acc = (*t)->listen(*ep, [this, scheme = ep->scheme](connection_ptr conn) {
-    start_peer(std::move(conn), false, std::string{}, scheme);
+  auto acc = (*t)->listen(*ep, [this, scheme = ep->scheme,
+                                trust](connection_ptr conn) {
+    start_peer(std::move(conn), false, std::string{}, scheme, trust);
   });
   if (!acc)
     return std::move(acc.error());
@@ -256,6 +258,7 @@ node_stats node_impl::stats() const {
   result.overload_drops = overload_drops.load();
   result.overload_rejections = overload_rejections.load();
   result.inbound_pauses = inbound_pauses.load();
+  result.untrusted_drops = untrusted_drops.load();
   result.rejected_peers = rejected_peers.load() + transports_.rejected_peers();
   std::lock_guard<std::mutex> guard{peers_mtx_};
   result.connected_peers = routes_.size();

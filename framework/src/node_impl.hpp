@@ -55,7 +55,7 @@ public:
 
   // -- used by relay::node ------------------------------------------------------
 
-  caf::expected<std::string> listen(const std::string& uri);
+  caf::expected<std::string> listen(const std::string& uri, trust_level trust);
   caf::expected<caf::strong_actor_ptr>
   lookup(const std::string& uri, const std::string& name,
          const std::vector<std::string>& interface);
@@ -172,6 +172,7 @@ public:
   std::atomic<uint64_t> overload_drops{0};
   std::atomic<uint64_t> overload_rejections{0};
   std::atomic<uint64_t> inbound_pauses{0};
+  std::atomic<uint64_t> untrusted_drops{0};
 
   // -- proxy_registry::backend ---------------------------------------------------
 
@@ -215,7 +216,8 @@ private:
   /// Starts a peer on `conn` and arms its handshake timer. `uri` is the
   /// address dialed (empty for accepted connections).
   std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator,
-                                   std::string uri, std::string scheme);
+                                   std::string uri, std::string scheme,
+                                   trust_level trust = trust_level::trusted);
 
   /// Waits for `p`'s handshake; returns the peer to use.
   caf::expected<std::shared_ptr<peer>> await_handshake(std::shared_ptr<peer> p);

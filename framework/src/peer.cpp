@@ -17,13 +17,15 @@ namespace relay {
 peer_context::~peer_context() = default;
 
 peer::peer(node_impl& node, connection_ptr conn, bool initiator,
-           uint64_t serial, std::string uri, std::string scheme)
+           uint64_t serial, std::string uri, std::string scheme,
+           trust_level trust)
   : node_(node),
     conn_(std::move(conn)),
     initiator_(initiator),
     serial_(serial),
     uri_(std::move(uri)),
     scheme_(std::move(scheme)),
+    trusted_(trust == trust_level::trusted),
     budget_(std::make_shared<inbound_budget>(
       conn_, node.config().max_inbound_bytes, node.inbound_pauses)) {
   // nop
@@ -185,6 +187,36 @@ void peer::on_frame(connection&, const frame_header& header,
   dispatch(header, body);
 }
 
+namespace {
+
+// The frame kinds an untrusted peer may send (trust_level::untrusted):
+// messages (whose content message_protocol.cpp checks), monitors and the
+// DOWN notices they ask for, lookups, heartbeats, retires. Not links (a
+// link lets the peer's exit stop our actor) nor module frames.
+bool untrusted_may_send(frame_kind kind) {
+  switch (kind) {
+    case frame_kind::message:
+    case frame_kind::monitor:
+    case frame_kind::down:
+    case frame_kind::lookup:
+    case frame_kind::lookup_reply:
+    case frame_kind::heartbeat:
+    case frame_kind::retire:
+      return true;
+    default:
+      return false;
+  }
+}
+
+} // namespace
+
+void peer::refuse_untrusted(const std::string& what) {
+  ++node_.untrusted_drops;
+  node_.drop_log().log(log_level::warning, "untrusted:" + display_name(),
+                       "refused " + what + " from untrusted peer "
+                         + display_name());
+}
+
 void peer::dispatch(const frame_header& header, const std::byte* body) {
   auto kind = static_cast<uint8_t>(header.kind);
   if (header.version != frame_header::current_version) {
@@ -198,6 +230,11 @@ void peer::dispatch(const frame_header& header, const std::byte* body) {
                      "frame of kind " + std::to_string(kind)
                        + " with reserved flags "
                        + std::to_string(header.flags) + " (must be 0)"));
+    return;
+  }
+  if (!trusted_ && !untrusted_may_send(header.kind)) {
+    refuse_untrusted(node_.frames().name_of(kind) + " frame (kind "
+                     + std::to_string(kind) + ")");
     return;
   }
   auto handler = node_.frames().find(kind);

@@ -20,6 +20,7 @@
 
 #include "relay/actor_handles.hpp"
 #include "relay/frame_handler.hpp"
+#include "relay/node_config.hpp"
 #include "relay/node_events.hpp"
 #include "relay/transport.hpp"
 #include "route.hpp"
@@ -55,7 +56,8 @@ public:
   /// `uri` is the address dialed (initiator) or empty; `scheme` the
   /// transport's URI scheme.
   peer(node_impl& node, connection_ptr conn, bool initiator, uint64_t serial,
-       std::string uri, std::string scheme);
+       std::string uri, std::string scheme,
+       trust_level trust = trust_level::trusted);
   ~peer() override;
 
   /// Starts the connection and sends our hello.
@@ -152,6 +154,15 @@ public:
   bool initiator() const noexcept {
     return initiator_;
   }
+
+  /// Whether the remote may do everything (see trust_level).
+  bool trusted() const noexcept {
+    return trusted_;
+  }
+
+  /// Counts and logs (rate-limited) something refused from an untrusted
+  /// remote; `what` says what, e.g. "a link frame".
+  void refuse_untrusted(const std::string& what);
 
   uint64_t serial() const noexcept {
     return serial_;
@@ -258,6 +269,7 @@ private:
   const uint64_t serial_;
   const std::string uri_;
   const std::string scheme_;
+  const bool trusted_;
   // Back-pressure on what the remote sends (message_protocol.cpp).
   const std::shared_ptr<inbound_budget> budget_;
   std::atomic<state> state_{state::handshaking};

@@ -27,7 +27,8 @@ std::string ms_string(caf::timespan x) {
 
 std::shared_ptr<peer> node_impl::start_peer(connection_ptr conn,
                                             bool initiator, std::string uri,
-                                            std::string scheme) {
+                                            std::string scheme,
+                                            trust_level trust) {
   std::shared_ptr<peer> p;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
@@ -37,7 +38,7 @@ std::shared_ptr<peer> node_impl::start_peer(connection_ptr conn,
     }
     auto serial = next_serial_++;
     p = std::make_shared<peer>(*this, std::move(conn), initiator, serial,
-                               std::move(uri), std::move(scheme));
+                               std::move(uri), std::move(scheme), trust);
     live_.emplace(serial, p);
   }
   caf::anon_send(service_actor_, arm_atom::value, p->serial(),

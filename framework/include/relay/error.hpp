@@ -41,10 +41,11 @@ enum class errc : uint8_t {
   invalid_spawn_arguments,///< remote spawn: the type's factory refused them
   spawn_timeout,          ///< remote spawn: no answer in time
   overloaded,             ///< a connection's outbound queue is at its bound
+  forbidden,              ///< an untrusted peer asked for what it may not do
 };
 
 /// The highest code of relay::errc (codes are 1 to errc_last, without gaps).
-constexpr errc errc_last = errc::overloaded;
+constexpr errc errc_last = errc::forbidden;
 
 /// Name of the category for relay::errc in caf::error.
 constexpr caf::atom_value error_category_atom = caf::atom("relay");

@@ -37,6 +37,9 @@ struct message_type_info {
   caf::message (*load_single)(wire_reader& ar) = nullptr;
   /// Reads one value and appends it to `builder`.
   void (*load_append)(wire_reader& ar, caf::message_builder& builder) = nullptr;
+  /// A system message (exit_msg, down_msg): one an untrusted peer may not
+  /// send, because it can stop or mislead the receiver.
+  bool system = false;
 };
 
 /// Maps C++ message types to stable names and wire ids, and back.

@@ -45,6 +45,8 @@ struct node_stats {
   uint64_t overload_drops = 0;
   /// Requests answered with errc::overloaded for the same reason.
   uint64_t overload_rejections = 0;
+  /// Messages and frames refused from untrusted peers (trust_level).
+  uint64_t untrusted_drops = 0;
   /// Times a connection's reading paused because its peer's delivered,
   /// unprocessed messages reached relay.max-inbound-bytes.
   uint64_t inbound_pauses = 0;
@@ -60,6 +62,7 @@ struct node_stats {
 };
 
 class node_impl;
+
 
 /// A Relay node, usually one per process (several in one process work, as
 /// the tests show; each has its own actor system): owns the actor system, the node identity, the
@@ -96,9 +99,11 @@ public:
 
   /// Accepts connections on `uri` (e.g. "uds:///run/app/a.sock",
   /// "uds:@name"). Returns the URI peers connect to, with anything chosen at
-  /// listen time filled in. Errors: invalid_uri, unknown_scheme,
-  /// listen_failed.
-  caf::expected<std::string> listen(const std::string& uri);
+  /// listen time filled in. Peers that connect here get `trust` (see
+  /// trust_level; connections this node dials are trusted). Errors:
+  /// invalid_uri, unknown_scheme, listen_failed.
+  caf::expected<std::string> listen(const std::string& uri,
+                                    trust_level trust = trust_level::trusted);
 
   /// Makes `handle` reachable from other nodes as `name` (at most
   /// name_registry::max_name_size = 256 bytes). For typed handles, the

@@ -32,6 +32,24 @@ public:
   using std::logic_error::logic_error;
 };
 
+/// What a peer that connected to a listener may do (after authenticating,
+/// which every peer does). The model follows Akka's untrusted mode; see
+/// docs/security.md.
+enum class trust_level {
+  /// Everything: messages of any type, links, module frames (cluster
+  /// membership), remote spawn. The default: within one machine the uid
+  /// check, and across machines the shared secret, already say "one of us".
+  trusted,
+  /// Ordinary messages and requests, lookups, monitors (and the DOWN
+  /// notices of its own actors). Dropped, counted in
+  /// node_stats::untrusted_drops and logged: messages carrying exit_msg or
+  /// down_msg (so it can stop no actor, not even with exit_reason::kill),
+  /// link and unlink frames, frames of modules (e.g. cluster gossip); a
+  /// request among them is answered with errc::forbidden. Remote spawn is
+  /// refused with errc::forbidden.
+  untrusted,
+};
+
 /// Configuration of a relay::node. Extends CAF's configuration, so every
 /// option can also come from the command line (`--relay.node-name=a`) or a
 /// config file, the CAF way:
