@@ -5,39 +5,50 @@
 namespace relay {
 
 void inbound_budget::charge(size_t bytes) {
-  auto now = in_flight_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (now < bound_ || paused_.load(std::memory_order_relaxed))
+  auto now = in_flight_.fetch_add(bytes) + bytes;
+  if (now < bound_ || paused_.load())
     return;
-  bool expected = false;
-  if (!paused_.compare_exchange_strong(expected, true))
+  std::lock_guard<std::mutex> guard{mtx_};
+  // Decided on the current count: releases may have crossed meanwhile.
+  if (paused_.load() || disabled_ || in_flight_.load() < bound_)
     return;
-  if (auto conn = conn_.lock()) {
+  auto conn = conn_.lock();
+  if (conn && conn->pause_reading(true)) {
+    paused_.store(true);
     ++pauses_;
-    conn->pause_reading(true);
   }
-  // Everything may have been processed between the add and the pause.
-  resume_if_below();
 }
 
 void inbound_budget::release(size_t bytes) noexcept {
-  in_flight_.fetch_sub(bytes, std::memory_order_relaxed);
-  if (paused_.load(std::memory_order_relaxed))
-    resume_if_below();
-}
-
-void inbound_budget::resume_if_below() noexcept {
-  if (in_flight_.load(std::memory_order_relaxed) > bound_ / 2)
+  auto now = in_flight_.fetch_sub(bytes) - bytes;
+  if (now > bound_ / 2 || !paused_.load())
     return;
-  bool expected = true;
-  if (!paused_.compare_exchange_strong(expected, false))
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!paused_.load() || in_flight_.load() > bound_ / 2)
     return;
+  paused_.store(false);
   if (auto conn = conn_.lock()) {
     try {
       conn->pause_reading(false);
     } catch (...) {
-      // Only allocation can fail here (the dispatch to the I/O thread);
-      // the connection then stays paused until its next release.
+      // Only allocation can fail (the dispatch to the I/O thread). Stay
+      // paused: the next release tries again.
       paused_.store(true);
+    }
+  }
+}
+
+void inbound_budget::disable() noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  disabled_ = true;
+  if (!paused_.load())
+    return;
+  paused_.store(false);
+  if (auto conn = conn_.lock()) {
+    try {
+      conn->pause_reading(false);
+    } catch (...) {
+      paused_.store(true); // as in release()
     }
   }
 }

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include <caf/mailbox_element.hpp>
 #include <caf/message.hpp>
@@ -19,10 +20,13 @@ namespace relay {
 /// transport and, past the peer's own relay.max-queued-bytes, its sends are
 /// refused there, where the sender can see it.
 ///
-/// Thread rules: charge() runs on the connection's I/O thread; release()
-/// on whichever thread destroys a counted mailbox element (the receiving
-/// actor's, usually). Pausing and resuming race-free through a CAS on
-/// `paused_`: of a charge and a release that cross, exactly one acts.
+/// Thread rules: thread-safe. charge() runs where messages are delivered
+/// (the I/O thread, or a thread that releases held frames, retire.cpp);
+/// release() on whichever thread destroys a counted mailbox element (the
+/// receiving actor's, usually). The counter is an atomic; pausing and
+/// resuming, which are rare, happen under a mutex together with the call
+/// to the connection, so the connection's state always follows the last
+/// decision.
 class inbound_budget {
 public:
   /// `conn` is not owned: a budget outliving its connection does nothing.
@@ -39,24 +43,29 @@ public:
   /// bound.
   void release(size_t bytes) noexcept;
 
+  /// Never pauses again, and resumes now if paused: for a connection that
+  /// lost a duplicate tie-break (retire.cpp), whose remaining frames, the
+  /// remote's retire frame among them, must be read for it to close.
+  void disable() noexcept;
+
   /// Bytes delivered and not yet released.
   size_t in_flight() const noexcept {
-    return in_flight_.load(std::memory_order_relaxed);
+    return in_flight_.load();
   }
 
-  /// Whether reading is paused for this budget.
+  /// Whether reading is paused for this budget (the transport honoured it).
   bool paused() const noexcept {
-    return paused_.load(std::memory_order_relaxed);
+    return paused_.load();
   }
 
 private:
-  void resume_if_below() noexcept;
-
   std::weak_ptr<connection> conn_;
   const size_t bound_;
   std::atomic<uint64_t>& pauses_; // the node's counter
   std::atomic<size_t> in_flight_{0};
-  std::atomic<bool> paused_{false};
+  std::atomic<bool> paused_{false}; // written under mtx_
+  std::mutex mtx_;
+  bool disabled_ = false; // guarded by mtx_
 };
 
 /// Makes a mailbox element for a message that arrived from a peer; the

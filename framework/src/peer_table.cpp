@@ -226,12 +226,14 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
       events_.node_down_locked(p.remote_id(), reason);
     }
   }
-  if (keep_alive) {
-    std::lock_guard<std::mutex> guard{peers_mtx_};
-    --closing_;
-  }
-  peers_cv_.notify_all();
   lookups_.wake_all();
+  // Notified under the lock: once closing_ drops, ~node_impl may go on and
+  // destroy peers_cv_ as soon as the lock is free (TSan saw the broadcast
+  // race the destructor's pthread_cond_destroy).
+  std::lock_guard<std::mutex> guard{peers_mtx_};
+  if (keep_alive)
+    --closing_;
+  peers_cv_.notify_all();
 }
 
 bool node_impl::wait_for_open_connections(size_t n,

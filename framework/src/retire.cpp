@@ -14,6 +14,7 @@
 // So no frame is lost and frames between two actors keep their order,
 // whatever the interleaving of the two handshakes.
 
+#include "inbound_budget.hpp"
 #include "node_impl.hpp"
 #include "peer.hpp"
 #include "protocols.hpp"
@@ -35,6 +36,9 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
   if (retired_.exchange(true))
     return;
   duplicate_ = true;
+  // The remote's retire frame must be read for this connection to close:
+  // no back-pressure pause may keep it unread.
+  budget_->disable();
   {
     // Under our lock, which on_remote_retire takes too: the winner holds
     // exactly if someone will release it. Lock order: ours, then winner's.

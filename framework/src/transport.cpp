@@ -19,8 +19,8 @@ uint64_t connection::unsent_frames() const noexcept {
   return 0;
 }
 
-void connection::pause_reading(bool) {
-  // nop: see the declaration
+bool connection::pause_reading(bool) {
+  return false; // see the declaration
 }
 
 uint64_t transport::rejected_peers() const noexcept {

@@ -173,10 +173,10 @@ void stream_connection::close(const caf::error& reason, bool flush) {
   io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
 }
 
-void stream_connection::pause_reading(bool paused) {
-  if (paused_.exchange(paused) == paused)
-    return;
-  io_->dispatch([self = shared_from_this()] { self->apply_pause(); });
+bool stream_connection::pause_reading(bool paused) {
+  if (paused_.exchange(paused) != paused)
+    io_->dispatch([self = shared_from_this()] { self->apply_pause(); });
+  return true;
 }
 
 std::string stream_connection::peer_name() const {

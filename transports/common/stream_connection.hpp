@@ -93,8 +93,8 @@ public:
   void close(const caf::error& reason, bool flush = false) override;
 
   /// See connection::pause_reading. Frames already read stay in the read
-  /// buffer (at most read_chunk, or one large frame) until resumed.
-  void pause_reading(bool paused) override;
+  /// buffer (what one read brought, or one large frame) until resumed.
+  bool pause_reading(bool paused) override;
 
   /// The description given to make(). Thread-safe.
   std::string peer_name() const override;

@@ -127,11 +127,15 @@ public:
   /// while paused the connection reads nothing more from its peer, whose
   /// sends then back up in the transport, and delivers no further frame of
   /// what it already read. Not counted: pause twice, resume once, and it
-  /// reads. A peer that hangs up is still noticed while paused. Thread-safe;
-  /// takes effect on the I/O thread (at once when called from on_frame).
-  /// The default does nothing: such a transport keeps reading, and its
-  /// inbound work is then bounded only by its peer.
-  virtual void pause_reading(bool paused);
+  /// reads. Nothing is read while paused, not even a hang-up: frames the
+  /// peer sent before closing come first, on resume (unless a write to the
+  /// gone peer fails first, which closes the connection at once, as any
+  /// broken connection). Thread-safe; takes effect on the I/O thread (at
+  /// once when called from on_frame); calls take effect in call order.
+  /// Returns whether the transport honours it. The default does nothing
+  /// and returns false: such a transport keeps reading, and its inbound
+  /// work is then bounded only by its peer.
+  virtual bool pause_reading(bool paused);
 
   /// Human-readable description of the peer for logs and errors, e.g.
   /// "uds:///run/a.sock (pid 42, uid 1000)". Thread-safe, never empty.
