@@ -779,6 +779,10 @@ long rss_kib(pid_t pid) {
 } // namespace
 
 TEST_F(cluster_load_test, thirty_two_nodes_converge) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "32 instrumented processes on 2 cores starve each other's "
+                  "heartbeats; the plain build checks convergence";
+#endif
   constexpr int count = 32;
   node_options opts;
   opts.direct = true; // 32 x 31 connections need no proxy

@@ -68,14 +68,21 @@ TEST_P(flow_control, a_flooded_slow_receiver_bounds_memory_and_loses_nothing_una
   EXPECT_EQ(r["acked"] + r["failed"], r["requests"]);
   EXPECT_EQ(r["other_errors"], 0u);
   EXPECT_EQ(r["other_drops"], 0u);
-  // The flood was real: the bound was hit, on both sides.
+#if defined(__SANITIZE_ADDRESS__)
+  std::cout << "[ note     ] under ASan only the accounting is checked\n";
+#else
+  // The flood was real: the bound was hit, on both sides. (Under ASan the
+  // sender may be too slow to fill loopback tcp's buffers.)
   EXPECT_GT(r["overload_drops"], 0u);
   EXPECT_GT(r["failed"], 0u);
   EXPECT_GT(r["sink_pauses"], 0u);
   EXPECT_GT(r["received"], 10000u);
-  // Memory stayed bounded.
+  // Memory stayed bounded. (Not under ASan: its quarantine keeps up to
+  // 256 MiB of freed memory resident by design, and shadow memory adds
+  // more.)
   EXPECT_LT(r["sender_rss_kib"], rss_bound_kib);
   EXPECT_LT(r["sink_rss_kib"], rss_bound_kib);
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(over, flow_control,
