@@ -11,7 +11,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <map>
 #include <set>
 
@@ -51,7 +53,13 @@ protected:
     // Orphans of a killed root come to this process, which reaps them (in
     // a container, PID 1 may not).
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    // relay_run makes its run directory under $TMPDIR: inside ours, so
+    // that a root killed with -9 (which cannot remove it) leaks nothing.
+    if (auto old = std::getenv("TMPDIR"))
+      saved_tmpdir_ = old;
+    ::setenv("TMPDIR", dir.path().c_str(), 1);
   }
+
 
   std::string write_deployment(const std::string& extra = "",
                                const std::string& child_args = "") {
@@ -115,9 +123,14 @@ protected:
     if (HasFailure())
       for (auto& l : seen)
         std::printf("  | %s\n", l.c_str());
+    if (saved_tmpdir_)
+      ::setenv("TMPDIR", saved_tmpdir_->c_str(), 1);
+    else
+      ::unsetenv("TMPDIR");
   }
 
   test::temp_dir dir;
+  std::optional<std::string> saved_tmpdir_;
   std::set<pid_t> pids;
   std::vector<std::string> seen;
 };
