@@ -26,6 +26,17 @@ void inbound_budget::release(size_t bytes) noexcept {
   std::lock_guard<std::mutex> guard{mtx_};
   if (!paused_.load() || in_flight_.load() > bound_ / 2)
     return;
+  resume_locked();
+}
+
+void inbound_budget::disable() noexcept {
+  std::lock_guard<std::mutex> guard{mtx_};
+  disabled_ = true;
+  if (paused_.load())
+    resume_locked();
+}
+
+void inbound_budget::resume_locked() noexcept {
   paused_.store(false);
   if (auto conn = conn_.lock()) {
     try {
@@ -34,21 +45,6 @@ void inbound_budget::release(size_t bytes) noexcept {
       // Only allocation can fail (the dispatch to the I/O thread). Stay
       // paused: the next release tries again.
       paused_.store(true);
-    }
-  }
-}
-
-void inbound_budget::disable() noexcept {
-  std::lock_guard<std::mutex> guard{mtx_};
-  disabled_ = true;
-  if (!paused_.load())
-    return;
-  paused_.store(false);
-  if (auto conn = conn_.lock()) {
-    try {
-      conn->pause_reading(false);
-    } catch (...) {
-      paused_.store(true); // as in release()
     }
   }
 }

@@ -59,6 +59,9 @@ public:
   }
 
 private:
+  // Resumes reading; requires mtx_ and paused_.
+  void resume_locked() noexcept;
+
   std::weak_ptr<connection> conn_;
   const size_t bound_;
   std::atomic<uint64_t>& pauses_; // the node's counter
