@@ -9,6 +9,7 @@
 #include "pipe/pipe_transport.hpp"
 #include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
+#include "tls/tls_transport.hpp"
 #include "uds/uds_transport.hpp"
 
 namespace relay {
@@ -46,6 +47,7 @@ struct builtin {
 const builtin builtins[] = {
   builtin::of<uds_transport>(),
   builtin::of<tcp_transport>(),
+  builtin::of<tls_transport>(),
   builtin::of<shm_transport>(),
   builtin::of<fd_transport>(),
   builtin::of<pipe_transport>(),

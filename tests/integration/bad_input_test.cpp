@@ -169,6 +169,7 @@ protected:
     for (auto* cfg : {&server_cfg, &client_cfg}) {
       cfg->add_message_type<ping>().add_message_type<pong>();
       cfg->cookie_file = cookie;
+      GetParam().node_settings(cfg->content);
     }
     server_cfg.node_name = "server";
     server_cfg.max_frame_size = 1024 * 1024;
@@ -474,6 +475,7 @@ TEST_P(bad_input, a_silent_peer_gets_heartbeats_then_is_closed) {
   node_config cfg;
   cfg.cookie_file = server_cfg.cookie_file;
   cfg.node_name = "strict";
+  GetParam().node_settings(cfg.content);
   cfg.heartbeat_interval = 50ms;
   cfg.heartbeat_timeout = 200ms;
   node strict{cfg};

@@ -135,6 +135,7 @@ protected:
     cfg->add_message_type<handle_msg>();
     cfg->cookie_file = cookie;
     cfg->node_name = name;
+    GetParam().node_settings(cfg->content);
     return cfg;
   }
 

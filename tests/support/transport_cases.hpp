@@ -19,6 +19,9 @@
 
 #include <cstring>
 
+#include <caf/settings.hpp>
+
+#include "common/byte_channel.hpp"
 #include "common/socket_util.hpp"
 #include "relay/transport.hpp"
 #include "tcp/tcp_address.hpp"
@@ -28,6 +31,10 @@
 #include "shm/shm_channel.hpp"
 #include "shm/shm_setup.hpp"
 #include "shm/shm_transport.hpp"
+#include "test_support.hpp"
+#include "tls/tls_layer.hpp"
+#include "tls/tls_transport.hpp"
+#include "tls_certs.hpp"
 #include "uds/uds_connector.hpp"
 #include "uds/uds_address.hpp"
 #include "uds/uds_transport.hpp"
@@ -54,7 +61,38 @@ struct transport_case {
   std::function<unique_fd(const std::string& uri)> raw_connect;
   /// Options the transport needs in tests (e.g. the secret).
   std::function<void(transport_options&)> configure = [](transport_options&) {};
+  /// Settings the transport needs in a node's configuration (e.g.
+  /// relay.tls.* naming certificates): node-level suites apply them to
+  /// node_config::content.
+  std::function<void(caf::settings&)> node_settings = [](caf::settings&) {};
 };
+
+/// The certificates of every tls:// test in this process: one CA and one
+/// certificate for "node.relay.test", shared by all nodes, in a temporary
+/// directory removed at exit.
+inline const tls_files& test_tls_files() {
+  static temp_dir dir;
+  static tls_files files = test_ca{dir.path(), "test"}.issue("node.relay.test");
+  return files;
+}
+
+/// relay.tls.* naming test_tls_files().
+inline void put_test_tls_settings(caf::settings& out) {
+  const auto& f = test_tls_files();
+  caf::put(out, "relay.tls.ca-file", f.ca_file);
+  caf::put(out, "relay.tls.cert-file", f.cert_file);
+  caf::put(out, "relay.tls.key-file", f.key_file);
+}
+
+/// test_tls_files() as settings, for transport_options::settings.
+inline const caf::settings* test_tls_settings() {
+  static caf::settings settings = [] {
+    caf::settings result;
+    put_test_tls_settings(result);
+    return result;
+  }();
+  return &settings;
+}
 
 /// GoogleTest prints a case by its name.
 inline void PrintTo(const transport_case& c, std::ostream* os) {
@@ -101,41 +139,31 @@ inline unique_fd raw_tcp_connect(const std::string& uri,
   return fd;
 }
 
-/// Connects to an shm listener like a real client (region, doorbells), then
-/// returns one end of a socket pair; a pump thread moves bytes between the
-/// other end and the rings. Closing the returned end closes the connection;
-/// the listener closing it closes the returned end.
-inline unique_fd raw_shm_connect(const std::string& uri) {
-  auto ep = endpoint::parse(uri);
-  if (!ep)
-    return unique_fd{};
-  auto addr = uds_address::parse(endpoint{"uds", ep->rest, uri});
-  if (!addr)
-    return unique_fd{};
-  auto sock = uds_connect_socket(*addr, transport_options{});
-  if (!sock)
-    return unique_fd{};
-  auto setup = shm_setup::run_client(
-    sock->fd.get(), 64 * 1024,
-    std::chrono::steady_clock::now() + std::chrono::seconds{10}, uri);
-  if (!setup)
-    return unique_fd{};
+/// Returns one end of a socket pair; a pump thread moves bytes between the
+/// other end and `chan` (as a real client's channel: shm rings, a TLS
+/// session), so that a test can read and write raw frames on a plain
+/// socket. Closing the returned end closes the channel; the listener
+/// closing the channel closes the returned end. `watch_writable`: wait for
+/// the channel's descriptor to become writable while bytes wait (a socket;
+/// not shm, whose doorbell rings when the peer made room).
+inline unique_fd pump_channel(std::shared_ptr<byte_channel> chan,
+                              bool watch_writable = false) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return unique_fd{};
   unique_fd mine{sv[0]};
-  auto chan = std::make_shared<shm_channel>(
-    std::move(setup->map), setup->capacity, 1, 0, std::move(sock->fd),
-    std::chrono::nanoseconds{0});
-  std::thread{[chan, theirs = unique_fd{sv[1]}]() mutable {
-    std::vector<char> pending; // from the test, not yet in the ring
+  std::thread{[chan, watch_writable, theirs = unique_fd{sv[1]}]() mutable {
+    std::vector<char> pending; // from the test, not yet in the channel
     char buf[65536];
     for (;;) {
-      pollfd p[2] = {{theirs.get(), POLLIN, 0}, {chan->fd(), POLLIN, 0}};
+      short chan_events = POLLIN;
+      if (watch_writable && !pending.empty())
+        chan_events |= POLLOUT;
+      pollfd p[2] = {{theirs.get(), POLLIN, 0}, {chan->fd(), chan_events, 0}};
       ::poll(p, 2, 1000);
-      if (p[1].revents != 0) {
+      if ((p[1].revents & ~POLLOUT) != 0) {
         chan->on_ready(EPOLLIN);
-        for (;;) { // ring -> test
+        for (;;) { // channel -> test
           auto n = chan->read(buf, sizeof(buf));
           if (n > 0) {
             for (ssize_t off = 0; off < n;) {
@@ -151,7 +179,7 @@ inline unique_fd raw_shm_connect(const std::string& uri) {
           break;
         }
       }
-      if (p[0].revents != 0) { // test -> ring
+      if (p[0].revents != 0) { // test -> channel
         auto n = ::recv(theirs.get(), buf, sizeof(buf), MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
           // The test closed its end: flush what is left, then hang up.
@@ -171,12 +199,70 @@ inline unique_fd raw_shm_connect(const std::string& uri) {
         iovec iov{pending.data(), pending.size()};
         auto w = chan->write(&iov, 1);
         if (w <= 0)
-          break; // full: the listener rings when it made room
+          break; // full: wait until there is room
         pending.erase(pending.begin(), pending.begin() + w);
       }
     }
   }}.detach();
   return mine;
+}
+
+/// Connects to an shm listener like a real client (region, doorbells), then
+/// returns one end of a socket pair; a pump thread moves bytes between the
+/// other end and the rings. Closing the returned end closes the connection;
+/// the listener closing it closes the returned end.
+inline unique_fd raw_shm_connect(const std::string& uri) {
+  auto ep = endpoint::parse(uri);
+  if (!ep)
+    return unique_fd{};
+  auto addr = uds_address::parse(endpoint{"uds", ep->rest, uri});
+  if (!addr)
+    return unique_fd{};
+  auto sock = uds_connect_socket(*addr, transport_options{});
+  if (!sock)
+    return unique_fd{};
+  auto setup = shm_setup::run_client(
+    sock->fd.get(), 64 * 1024,
+    std::chrono::steady_clock::now() + std::chrono::seconds{10}, uri);
+  if (!setup)
+    return unique_fd{};
+  return pump_channel(std::make_shared<shm_channel>(
+    std::move(setup->map), setup->capacity, 1, 0, std::move(sock->fd),
+    std::chrono::nanoseconds{0}));
+}
+
+/// Connects to a tls listener like a real client (TLS handshake, the proof
+/// of `secret` bound to the session), then returns one end of a socket pair
+/// whose bytes a pump thread moves through the TLS session (see
+/// pump_channel).
+inline unique_fd raw_tls_connect(const std::string& uri,
+                                 const std::string& secret = test_secret) {
+  auto ep = endpoint::parse(uri);
+  if (!ep)
+    return unique_fd{};
+  auto addr = tcp_address::parse(*ep, "tls");
+  if (!addr)
+    return unique_fd{};
+  auto targets = resolve(*addr, false, errc::connect_failed);
+  if (!targets)
+    return unique_fd{};
+  auto& target = targets->front();
+  unique_fd fd{::socket(target.family, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  if (!fd || ::connect(fd.get(), target.get(), target.length) < 0)
+    return unique_fd{};
+  if (set_nonblocking(fd.get(), true, errc::connect_failed, uri))
+    return unique_fd{};
+  transport_options options;
+  options.secret = secret;
+  options.settings = test_tls_settings();
+  tls_layer layer{options};
+  auto chan = layer.connect(std::move(fd),
+                            std::chrono::steady_clock::now()
+                              + std::chrono::seconds{10},
+                            uri);
+  if (!chan)
+    return unique_fd{};
+  return pump_channel(std::shared_ptr<byte_channel>{std::move(*chan)}, true);
 }
 
 template <class Transport>
@@ -198,6 +284,16 @@ inline std::vector<transport_case> all_transport_cases() {
      },
      [](const std::string& uri) { return raw_tcp_connect(uri); },
      [](transport_options& opts) { opts.secret = test_secret; }},
+    {"tls", make_transport<tls_transport>,
+     [](const std::string&, const std::string&) {
+       return std::string{"tls://127.0.0.1:0"};
+     },
+     [](const std::string& uri) { return raw_tls_connect(uri); },
+     [](transport_options& opts) {
+       opts.secret = test_secret;
+       opts.settings = test_tls_settings();
+     },
+     put_test_tls_settings},
     {"shm", make_transport<shm_transport>,
      [](const std::string& dir, const std::string& tag) {
        return "shm://" + dir + "/" + tag + ".sock";

@@ -11,57 +11,63 @@ namespace relay {
 
 namespace {
 
-caf::error bad(const endpoint& ep, const std::string& why) {
+caf::error bad_uri(const endpoint& ep, const std::string& scheme,
+                   const std::string& why) {
   return make_error(errc::invalid_uri,
-                    "'" + ep.text + "': " + why
-                      + " (expected tcp://host:port, tcp://[v6]:port or "
-                        "tcp://:port)");
+                    "'" + ep.text + "': " + why + " (expected " + scheme
+                      + "://host:port, " + scheme + "://[v6]:port or "
+                      + scheme + "://:port)");
 }
 
 } // namespace
 
-caf::expected<tcp_address> tcp_address::parse(const endpoint& ep) {
-  if (ep.scheme != "tcp")
-    return bad(ep, "not a tcp URI");
+caf::expected<tcp_address> tcp_address::parse(const endpoint& ep,
+                                              const std::string& scheme) {
+  auto bad = [&](const std::string& why) {
+    return bad_uri(ep, scheme, why);
+  };
+  if (ep.scheme != scheme)
+    return bad("not a " + scheme + " URI");
   if (ep.rest.compare(0, 2, "//") != 0)
-    return bad(ep, "missing '//'");
+    return bad("missing '//'");
   auto rest = ep.rest.substr(2);
   tcp_address result;
+  result.scheme = scheme;
   std::string port;
   if (!rest.empty() && rest.front() == '[') {
     auto close = rest.find(']');
     if (close == std::string::npos)
-      return bad(ep, "unclosed '['");
+      return bad("unclosed '['");
     result.host = rest.substr(1, close - 1);
     if (result.host.empty())
-      return bad(ep, "empty IPv6 address");
+      return bad("empty IPv6 address");
     if (close + 1 >= rest.size() || rest[close + 1] != ':')
-      return bad(ep, "missing ':port' after ']'");
+      return bad("missing ':port' after ']'");
     port = rest.substr(close + 2);
   } else {
     auto colon = rest.rfind(':');
     if (colon == std::string::npos)
-      return bad(ep, "missing ':port'");
+      return bad("missing ':port'");
     result.host = rest.substr(0, colon);
     if (result.host.find(':') != std::string::npos)
-      return bad(ep, "an IPv6 address needs brackets");
+      return bad("an IPv6 address needs brackets");
     port = rest.substr(colon + 1);
   }
   if (result.host.find_first_of("/?#@ ") != std::string::npos)
-    return bad(ep, "invalid character in the host");
+    return bad("invalid character in the host");
   if (port.empty() || port.size() > 5
       || port.find_first_not_of("0123456789") != std::string::npos)
-    return bad(ep, "the port must be a number from 0 to 65535");
+    return bad("the port must be a number from 0 to 65535");
   auto value = std::stoul(port);
   if (value > 65535)
-    return bad(ep, "the port must be a number from 0 to 65535");
+    return bad("the port must be a number from 0 to 65535");
   result.port = static_cast<uint16_t>(value);
   return result;
 }
 
 std::string tcp_address::uri() const {
   auto h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return "tcp://" + h + ":" + std::to_string(port);
+  return scheme + "://" + h + ":" + std::to_string(port);
 }
 
 std::string tcp_sockaddr::to_string() const {

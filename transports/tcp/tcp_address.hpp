@@ -18,16 +18,20 @@ namespace relay {
 /// `tcp://:port` (no host: the loopback address). Host names are resolved
 /// with getaddrinfo when used, not when parsed.
 struct tcp_address {
+  /// "tcp", or "tls" for the TLS transport (same address syntax).
+  std::string scheme = "tcp";
   /// The host as written, without brackets; empty for "no host given".
   std::string host;
   uint16_t port = 0;
 
   /// Parses `ep.rest` ("//host:port"). Errors (errc::invalid_uri, naming
-  /// ep.text): another scheme, no "//", a missing or non-numeric port or one
-  /// above 65535, an unclosed '[', a path or query after the port.
-  static caf::expected<tcp_address> parse(const endpoint& ep);
+  /// ep.text): a scheme other than `scheme`, no "//", a missing or
+  /// non-numeric port or one above 65535, an unclosed '[', a path or query
+  /// after the port.
+  static caf::expected<tcp_address> parse(const endpoint& ep,
+                                          const std::string& scheme = "tcp");
 
-  /// "tcp://host:port", brackets around an IPv6 literal.
+  /// "<scheme>://host:port", brackets around an IPv6 literal.
   std::string uri() const;
 };
 

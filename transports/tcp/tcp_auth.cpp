@@ -32,11 +32,13 @@ uint32_t get_u32(const uint8_t* p) {
 
 std::array<uint8_t, mac_size> proof(const std::string& secret, role prover,
                                     const uint8_t* own_nonce,
-                                    const uint8_t* other_nonce) {
+                                    const uint8_t* other_nonce,
+                                    const std::vector<uint8_t>& binding) {
   std::vector<uint8_t> msg(label, label + sizeof(label) - 1);
   msg.push_back(static_cast<uint8_t>(prover));
   msg.insert(msg.end(), own_nonce, own_nonce + nonce_size);
   msg.insert(msg.end(), other_nonce, other_nonce + nonce_size);
+  msg.insert(msg.end(), binding.begin(), binding.end());
   std::array<uint8_t, mac_size> result{};
   unsigned len = 0;
   if (::HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
@@ -47,8 +49,12 @@ std::array<uint8_t, mac_size> proof(const std::string& secret, role prover,
   return result;
 }
 
-handshake::handshake(role self, std::string secret, std::string peer)
-  : self_(self), secret_(std::move(secret)), peer_(std::move(peer)) {
+handshake::handshake(role self, std::string secret, std::string peer,
+                     std::vector<uint8_t> binding)
+  : self_(self),
+    secret_(std::move(secret)),
+    peer_(std::move(peer)),
+    binding_(std::move(binding)) {
   if (::RAND_bytes(nonce_.data(), static_cast<int>(nonce_.size())) != 1)
     throw std::runtime_error("no random bytes from libcrypto for a nonce");
   put_u32(out_, magic);
@@ -74,6 +80,11 @@ void handshake::feed(const uint8_t* data, size_t n) {
 void handshake::expect(step next, size_t bytes) {
   step_ = next;
   need_ = bytes;
+}
+
+std::string handshake::mismatch_hint() const {
+  return binding_.empty() ? std::string{}
+                          : std::string{", or the TLS session was relayed"};
 }
 
 void handshake::fail(caf::error reason) {
@@ -132,7 +143,7 @@ void handshake::on_message() {
       }
       if (self_ == role::client) {
         auto mac = proof(secret_, role::client, nonce_.data(),
-                         peer_nonce_.data());
+                         peer_nonce_.data(), binding_);
         out_.insert(out_.end(), mac.begin(), mac.end());
         expect(step::verdict, 1);
       } else {
@@ -142,14 +153,16 @@ void handshake::on_message() {
     }
     case step::proof: { // server: check the client
       auto mac = proof(secret_, role::client, peer_nonce_.data(),
-                       nonce_.data());
+                       nonce_.data(), binding_);
       if (CRYPTO_memcmp(mac.data(), p, mac_size) != 0) {
         out_.push_back(rejected);
-        auth_error("the peer's proof does not match (wrong secret)");
+        auth_error("the peer's proof does not match (wrong secret"
+                   + mismatch_hint() + ")");
         return;
       }
       out_.push_back(accepted);
-      auto own = proof(secret_, role::server, nonce_.data(), peer_nonce_.data());
+      auto own = proof(secret_, role::server, nonce_.data(),
+                       peer_nonce_.data(), binding_);
       out_.insert(out_.end(), own.begin(), own.end());
       expect(step::final_verdict, 1);
       return;
@@ -163,10 +176,11 @@ void handshake::on_message() {
       return;
     case step::server_proof: { // client: check the server
       auto mac = proof(secret_, role::server, peer_nonce_.data(),
-                       nonce_.data());
+                       nonce_.data(), binding_);
       if (CRYPTO_memcmp(mac.data(), p, mac_size) != 0) {
         out_.push_back(rejected);
-        auth_error("the server's proof does not match (wrong secret)");
+        auth_error("the server's proof does not match (wrong secret"
+                   + mismatch_hint() + ")");
         return;
       }
       out_.push_back(accepted);

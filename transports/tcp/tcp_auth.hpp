@@ -13,6 +13,12 @@
 // stranger learns nothing but a random nonce. Fresh nonces on both sides make
 // a recorded handshake worthless later. Mode 0 (no secret on either side,
 // explicitly allowed) stops after the challenges.
+//
+// Channel binding (tls://): when the exchange runs inside a TLS session,
+// both proofs also cover 32 bytes exported from that session (RFC 5705/8446
+// exporter, label "EXPORTER-relay-channel-binding"), so a proof made for one
+// TLS session is worthless in another: a relay that terminates TLS with
+// each side cannot pass the proofs through (docs/security.md).
 
 #include <array>
 #include <cstddef>
@@ -34,11 +40,13 @@ enum class role : uint8_t { client = 'C', server = 'S' };
 
 enum class mode : uint8_t { none = 0, hmac_sha256 = 1 };
 
-/// HMAC-SHA256(secret, "relay-tcp-auth-v1" || prover || own || other): the
-/// proof that `prover` knows `secret`, bound to both nonces.
+/// HMAC-SHA256(secret, "relay-tcp-auth-v1" || prover || own || other
+/// [|| binding]): the proof that `prover` knows `secret`, bound to both
+/// nonces and, when `binding` is not empty, to the channel it travels in.
 std::array<uint8_t, mac_size> proof(const std::string& secret, role prover,
                                     const uint8_t* own_nonce,
-                                    const uint8_t* other_nonce);
+                                    const uint8_t* other_nonce,
+                                    const std::vector<uint8_t>& binding = {});
 
 /// The handshake of one side as a state machine without I/O: the caller
 /// writes output() to the socket and feeds what it reads, at most wanted()
@@ -48,8 +56,11 @@ public:
   enum class status { running, succeeded, failed };
 
   /// `secret` empty: mode none (the caller checked that this is allowed).
-  /// `peer` names the peer in errors. Fills output() with the challenge.
-  handshake(role self, std::string secret, std::string peer);
+  /// `peer` names the peer in errors. `binding`: bytes both sides derived
+  /// from the channel (see above), or empty. Fills output() with the
+  /// challenge.
+  handshake(role self, std::string secret, std::string peer,
+            std::vector<uint8_t> binding = {});
 
   /// Bytes to send, in order. The caller erases what it sent.
   std::vector<uint8_t>& output() noexcept {
@@ -78,12 +89,15 @@ private:
   enum class step { challenge, proof, verdict, server_proof, final_verdict };
 
   void on_message();
+  // Added to "wrong secret" when a proof does not match.
+  std::string mismatch_hint() const;
   void fail(caf::error reason);
   void expect(step next, size_t bytes);
 
   role self_;
   std::string secret_;
   std::string peer_;
+  std::vector<uint8_t> binding_;
   std::array<uint8_t, nonce_size> nonce_{};
   std::array<uint8_t, nonce_size> peer_nonce_{};
   step step_ = step::challenge;

@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <exception>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -14,7 +13,6 @@
 #include "common/socket_util.hpp"
 #include "common/stream_connection.hpp"
 #include "relay/error.hpp"
-#include "tcp/tcp_auth.hpp"
 #include "tcp/tcp_socket.hpp"
 
 namespace relay {
@@ -103,11 +101,11 @@ static caf::error bind_source(int fd, int family, const transport_options& optio
 
 caf::expected<connection_ptr> tcp_connect(const std::shared_ptr<reactor>& io,
                                           const tcp_address& addr,
-                                          const transport_options& options) {
+                                          const transport_options& options,
+                                          tcp_layer& layer) {
   auto uri = addr.uri();
-  auto secret = tcp_secret(options, uri);
-  if (!secret)
-    return secret.error();
+  if (auto err = layer.prepare(uri))
+    return err;
   auto targets = resolve(addr, false, errc::connect_failed);
   if (!targets)
     return targets.error();
@@ -134,15 +132,12 @@ caf::expected<connection_ptr> tcp_connect(const std::shared_ptr<reactor>& io,
     }
     if (auto err = set_tcp_options(fd.get(), errc::connect_failed, who))
       return err;
-    try {
-      tcp_auth::handshake hs{tcp_auth::role::client, *secret, who};
-      if (auto err = run_handshake(
-            fd.get(), hs, clock_type::now() + options.handshake_timeout, who))
-        return err;
-    } catch (std::exception& ex) { // libcrypto failed
-      return make_error(errc::connect_failed, who + ": " + ex.what());
-    }
-    return stream_connection::make(io, std::move(fd), who, options);
+    auto chan = layer.connect(std::move(fd),
+                              clock_type::now() + options.handshake_timeout,
+                              who);
+    if (!chan)
+      return chan.error();
+    return stream_connection::make(io, std::move(*chan), who, options);
   }
   return last;
 }

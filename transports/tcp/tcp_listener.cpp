@@ -11,7 +11,6 @@
 #include "common/socket_util.hpp"
 #include "common/stream_connection.hpp"
 #include "relay/error.hpp"
-#include "tcp/tcp_auth.hpp"
 #include "tcp/tcp_socket.hpp"
 
 namespace relay {
@@ -21,7 +20,7 @@ struct tcp_listener::state {
   std::weak_ptr<reactor> io;
   std::string uri;
   transport_options options;
-  std::string secret; // empty: insecure mode, explicitly allowed
+  std::shared_ptr<tcp_layer> layer;
   accept_callback on_accept;
   std::shared_ptr<setup_sessions> sessions;
   unique_fd fd;
@@ -31,52 +30,17 @@ struct tcp_listener::state {
   void on_readable();
 };
 
-namespace {
-
-// One step of the server's side of the handshake on non-blocking `fd`.
-setup_status auth_step(int fd, tcp_auth::handshake& hs,
-                       const std::string& peer) {
-  using status = tcp_auth::handshake::status;
-  for (;;) {
-    if (auto err = send_output(fd, hs))
-      return setup_status::fail(
-        make_errno_error(errc::connection_closed, peer, err, "send"));
-    if (hs.state() == status::failed)
-      return setup_status::fail(hs.error());
-    if (hs.state() == status::succeeded)
-      return setup_status::done();
-    if (!hs.output().empty())
-      return setup_status::wait(EPOLLOUT);
-    uint8_t buf[64];
-    auto n = ::recv(fd, buf, std::min(hs.wanted(), sizeof(buf)), MSG_DONTWAIT);
-    if (n > 0) {
-      hs.feed(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      return setup_status::fail(make_error(
-        errc::connection_closed,
-        peer + ": closed the connection during authentication"));
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return setup_status::wait(EPOLLIN);
-    } else if (errno != EINTR) {
-      return setup_status::fail(
-        make_errno_error(errc::connection_closed, peer, errno, "recv"));
-    }
-  }
-}
-
-} // namespace
-
 caf::expected<std::unique_ptr<tcp_listener>>
 tcp_listener::make(std::shared_ptr<reactor> io, const tcp_address& addr,
-                   const transport_options& options, accept_callback on_accept,
+                   const transport_options& options,
+                   std::shared_ptr<tcp_layer> layer, accept_callback on_accept,
                    rejection_counter rejected) {
   auto uri = addr.uri();
   if (!on_accept)
     return make_error(errc::invalid_argument,
                       uri + ": listen needs an accept callback");
-  auto secret = tcp_secret(options, uri);
-  if (!secret)
-    return secret.error();
+  if (auto err = layer->prepare(uri))
+    return err;
   auto targets = resolve(addr, true, errc::listen_failed);
   if (!targets)
     return targets.error();
@@ -84,7 +48,7 @@ tcp_listener::make(std::shared_ptr<reactor> io, const tcp_address& addr,
   auto st = std::make_shared<state>();
   st->io = io;
   st->options = options;
-  st->secret = std::move(*secret);
+  st->layer = std::move(layer);
   st->on_accept = std::move(on_accept);
   st->fd.reset(
     ::socket(target.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -97,7 +61,8 @@ tcp_listener::make(std::shared_ptr<reactor> io, const tcp_address& addr,
                             errno == EADDRINUSE ? "address in use" : "bind");
   if (::listen(st->fd.get(), backlog) < 0)
     return make_errno_error(errc::listen_failed, uri, errno, "listen");
-  st->uri = "tcp://" + tcp_sockaddr::local_of(st->fd.get()).to_string();
+  st->uri = std::string{st->layer->scheme()} + "://"
+            + tcp_sockaddr::local_of(st->fd.get()).to_string();
   st->sessions = std::make_shared<setup_sessions>(
     io, st->uri, "an unauthenticated connection", options.handshake_timeout,
     std::move(rejected));
@@ -108,10 +73,7 @@ tcp_listener::make(std::shared_ptr<reactor> io, const tcp_address& addr,
     return make_error(errc::listen_failed, uri + ": cannot watch the socket: "
                                              + describe(id.error()));
   st->token = *id;
-  if (st->secret.empty())
-    transport_log(st->uri + ": listening WITHOUT authentication "
-                            "(relay.tcp.insecure): anyone who can reach this "
-                            "port can talk to this node");
+  st->layer->listening(st->uri);
   return std::make_unique<tcp_listener>(std::move(io), std::move(st));
 }
 
@@ -144,22 +106,19 @@ void tcp_listener::state::on_readable() {
       sessions->reject(err);
       return;
     }
-    std::shared_ptr<tcp_auth::handshake> hs;
-    try {
-      hs = std::make_shared<tcp_auth::handshake>(tcp_auth::role::server,
-                                                 secret, peer);
-    } catch (std::exception& ex) {
-      sessions->reject(make_error(errc::peer_rejected, peer + ": " + ex.what()));
+    auto setup = layer->accept(peer);
+    if (!setup) {
+      sessions->reject(setup.error());
       return;
     }
     std::weak_ptr<reactor> weak_io = io_ptr;
     sessions->start(
-      std::move(conn), peer,
-      [hs, peer](int fd) { return auth_step(fd, *hs, peer); },
-      [weak_io, on_accept = on_accept, options = options,
-       name = uri + " (" + peer + ")"](unique_fd fd) {
+      std::move(conn), peer, std::move(setup->step),
+      [weak_io, finish = std::move(setup->finish), on_accept = on_accept,
+       options = options, name = uri + " (" + peer + ")"](unique_fd fd) {
         if (auto io = weak_io.lock())
-          on_accept(stream_connection::make(io, std::move(fd), name, options));
+          on_accept(stream_connection::make(io, finish(std::move(fd)), name,
+                                            options));
       });
   });
 }

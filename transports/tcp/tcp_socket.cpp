@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "relay/error.hpp"
@@ -49,10 +50,20 @@ caf::expected<std::string> tcp_secret(const transport_options& options,
                           "relay.tcp.insecure to run without authentication");
 }
 
-int send_output(int fd, tcp_auth::handshake& hs) {
+handshake_io::~handshake_io() = default;
+
+ssize_t socket_handshake_io::send(const uint8_t* data, size_t size) {
+  return ::send(fd_, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+ssize_t socket_handshake_io::recv(uint8_t* data, size_t size) {
+  return ::recv(fd_, data, size, MSG_DONTWAIT);
+}
+
+int send_output(handshake_io& io, tcp_auth::handshake& hs) {
   auto& out = hs.output();
   while (!out.empty()) {
-    auto n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    auto n = io.send(out.data(), out.size());
     if (n > 0) {
       out.erase(out.begin(), out.begin() + n);
     } else if (n < 0 && errno == EINTR) {
@@ -69,6 +80,13 @@ int send_output(int fd, tcp_auth::handshake& hs) {
 caf::error run_handshake(int fd, tcp_auth::handshake& hs,
                          std::chrono::steady_clock::time_point deadline,
                          const std::string& who) {
+  socket_handshake_io io{fd};
+  return run_handshake(io, hs, deadline, who);
+}
+
+caf::error run_handshake(handshake_io& io, tcp_auth::handshake& hs,
+                         std::chrono::steady_clock::time_point deadline,
+                         const std::string& who) {
   using namespace std::chrono;
   using status = tcp_auth::handshake::status;
   auto wait = [&](short events) -> caf::error {
@@ -78,7 +96,7 @@ caf::error run_handshake(int fd, tcp_auth::handshake& hs,
         return make_error(errc::handshake_timeout,
                           who + ": the peer did not complete authentication "
                                 "in time");
-      pollfd p{fd, events, 0};
+      pollfd p{io.fd(), events, 0};
       auto rc = ::poll(&p, 1, poll_timeout(left));
       if (rc > 0)
         return caf::none;
@@ -88,7 +106,7 @@ caf::error run_handshake(int fd, tcp_auth::handshake& hs,
   };
   for (;;) {
     while (!hs.output().empty()) {
-      if (auto err = send_output(fd, hs))
+      if (auto err = send_output(io, hs))
         return hs.state() == status::failed
                  ? hs.error()
                  : make_errno_error(errc::connection_closed, who, err,
@@ -101,10 +119,11 @@ caf::error run_handshake(int fd, tcp_auth::handshake& hs,
       return caf::none;
     if (hs.state() == status::failed)
       return hs.error();
-    if (auto err = wait(POLLIN))
-      return err;
+    if (!io.buffered())
+      if (auto err = wait(POLLIN))
+        return err;
     uint8_t buf[64];
-    auto n = ::recv(fd, buf, std::min(hs.wanted(), sizeof(buf)), MSG_DONTWAIT);
+    auto n = io.recv(buf, std::min(hs.wanted(), sizeof(buf)));
     if (n > 0)
       hs.feed(buf, static_cast<size_t>(n));
     else if (n == 0)
@@ -114,6 +133,36 @@ caf::error run_handshake(int fd, tcp_auth::handshake& hs,
     else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
       return make_errno_error(errc::connection_closed, who, errno,
                               "reading the authentication handshake");
+  }
+}
+
+setup_status auth_step(handshake_io& io, tcp_auth::handshake& hs,
+                       const std::string& peer) {
+  using status = tcp_auth::handshake::status;
+  for (;;) {
+    if (auto err = send_output(io, hs))
+      return setup_status::fail(
+        make_errno_error(errc::connection_closed, peer, err, "send"));
+    if (hs.state() == status::failed)
+      return setup_status::fail(hs.error());
+    if (hs.state() == status::succeeded)
+      return setup_status::done();
+    if (!hs.output().empty())
+      return setup_status::wait(EPOLLOUT);
+    uint8_t buf[64];
+    auto n = io.recv(buf, std::min(hs.wanted(), sizeof(buf)));
+    if (n > 0) {
+      hs.feed(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      return setup_status::fail(make_error(
+        errc::connection_closed,
+        peer + ": closed the connection during authentication"));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return setup_status::wait(EPOLLIN);
+    } else if (errno != EINTR) {
+      return setup_status::fail(
+        make_errno_error(errc::connection_closed, peer, errno, "recv"));
+    }
   }
 }
 

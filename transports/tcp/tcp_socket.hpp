@@ -3,8 +3,11 @@
 #include <chrono>
 #include <string>
 
+#include <sys/types.h>
+
 #include <caf/error.hpp>
 
+#include "common/setup_session.hpp"
 #include "common/socket_util.hpp"
 #include "relay/transport.hpp"
 #include "tcp/tcp_auth.hpp"
@@ -35,16 +38,72 @@ bool tcp_insecure(const transport_options& options);
 caf::expected<std::string> tcp_secret(const transport_options& options,
                                       const std::string& uri);
 
-/// Runs `hs` on blocking-free socket `fd` with poll(), giving up at
-/// `deadline`. On failure, the handshake's last words (a rejection) are sent
-/// first. Errors: the handshake's error, errc::handshake_timeout, or
-/// errc::connection_closed, all naming `who`.
+/// Non-blocking byte I/O that the authentication exchange runs over: the
+/// socket itself (tcp://) or a TLS session on it (tls://).
+///
+/// Thread rules: one thread at a time.
+class handshake_io {
+public:
+  virtual ~handshake_io();
+
+  /// The socket, for poll().
+  virtual int fd() const noexcept = 0;
+
+  /// Like ::send with MSG_DONTWAIT | MSG_NOSIGNAL: bytes sent, or -1 with
+  /// errno (EAGAIN: no room now).
+  virtual ssize_t send(const uint8_t* data, size_t size) = 0;
+
+  /// Like ::recv with MSG_DONTWAIT: bytes read, 0 at the end of the stream,
+  /// or -1 with errno (EAGAIN: nothing now).
+  virtual ssize_t recv(uint8_t* data, size_t size) = 0;
+
+  /// True if bytes were received and buffered above the socket, so that
+  /// poll() would not report them.
+  virtual bool buffered() const {
+    return false;
+  }
+};
+
+/// handshake_io on a plain socket (not owned).
+class socket_handshake_io : public handshake_io {
+public:
+  explicit socket_handshake_io(int fd) : fd_(fd) {
+    // nop
+  }
+
+  int fd() const noexcept override {
+    return fd_;
+  }
+
+  ssize_t send(const uint8_t* data, size_t size) override;
+
+  ssize_t recv(uint8_t* data, size_t size) override;
+
+private:
+  int fd_;
+};
+
+/// Runs `hs` over `io` (a non-blocking socket), waiting with poll(),
+/// giving up at `deadline`. On failure, the handshake's last words (a
+/// rejection) are sent first. Errors: the handshake's error,
+/// errc::handshake_timeout, or errc::connection_closed, all naming `who`.
+caf::error run_handshake(handshake_io& io, tcp_auth::handshake& hs,
+                         std::chrono::steady_clock::time_point deadline,
+                         const std::string& who);
+
+/// The same on socket `fd`.
 caf::error run_handshake(int fd, tcp_auth::handshake& hs,
                          std::chrono::steady_clock::time_point deadline,
                          const std::string& who);
 
-/// Sends as much of `hs.output()` as the socket takes now, without
-/// blocking, and erases it. Returns errno of a broken socket, or 0.
-int send_output(int fd, tcp_auth::handshake& hs);
+/// Sends as much of `hs.output()` as `io` takes now, without blocking, and
+/// erases it. Returns errno of a broken connection, or 0.
+int send_output(handshake_io& io, tcp_auth::handshake& hs);
+
+/// One step of the server's side of `hs` over `io`, for setup_sessions:
+/// sends and reads what it can without blocking. `peer` names the peer in
+/// errors.
+setup_status auth_step(handshake_io& io, tcp_auth::handshake& hs,
+                       const std::string& peer);
 
 } // namespace relay

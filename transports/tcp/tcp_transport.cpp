@@ -13,7 +13,9 @@ namespace relay {
 
 tcp_transport::tcp_transport(std::shared_ptr<reactor> io,
                              transport_options options)
-  : io_(std::move(io)), options_(std::move(options)) {
+  : io_(std::move(io)),
+    options_(std::move(options)),
+    layer_(std::make_shared<secret_layer>(options_)) {
   // nop
 }
 
@@ -35,8 +37,8 @@ tcp_transport::listen(const endpoint& ep, accept_callback on_accept) {
   auto addr = tcp_address::parse(ep);
   if (!addr)
     return addr.error();
-  auto listener = tcp_listener::make(io_, *addr, options_, std::move(on_accept),
-                                     rejected_);
+  auto listener = tcp_listener::make(io_, *addr, options_, layer_,
+                                     std::move(on_accept), rejected_);
   if (!listener)
     return listener.error();
   return std::unique_ptr<acceptor>{std::move(*listener)};
@@ -46,7 +48,7 @@ caf::expected<connection_ptr> tcp_transport::connect(const endpoint& ep) {
   auto addr = tcp_address::parse(ep);
   if (!addr)
     return addr.error();
-  return tcp_connect(io_, *addr, options_);
+  return tcp_connect(io_, *addr, options_, *layer_);
 }
 
 uint64_t tcp_transport::rejected_peers() const noexcept {

@@ -8,6 +8,7 @@
 #include "common/reactor.hpp"
 #include "common/transport_log.hpp"
 #include "relay/transport.hpp"
+#include "tcp/tcp_layer.hpp"
 
 namespace relay {
 
@@ -51,6 +52,7 @@ public:
 private:
   std::shared_ptr<reactor> io_;
   transport_options options_;
+  std::shared_ptr<tcp_layer> layer_;
   rejection_counter rejected_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
