@@ -169,7 +169,8 @@ void handshake::on_message() {
     }
     case step::verdict: // client: did the server accept us?
       if (p[0] != accepted) {
-        auth_error("the server rejected our proof (wrong secret)");
+        auth_error("the server rejected our proof (wrong secret"
+                   + mismatch_hint() + ")");
         return;
       }
       expect(step::server_proof, mac_size);

@@ -227,7 +227,7 @@ ssize_t tls_handshake_io::send(const uint8_t* data, size_t size) {
   auto rc = SSL_write_ex(ssl_, data, size, &n);
   if (rc == 1)
     return static_cast<ssize_t>(n);
-  auto result = failed(ssl_, rc, &last_error_);
+  auto result = failed(ssl_, rc, nullptr);
   if (result == 0) {
     errno = EPIPE;
     return -1;
@@ -241,7 +241,7 @@ ssize_t tls_handshake_io::recv(uint8_t* data, size_t size) {
   auto rc = SSL_read_ex(ssl_, data, size, &n);
   if (rc == 1)
     return static_cast<ssize_t>(n);
-  return failed(ssl_, rc, &last_error_);
+  return failed(ssl_, rc, nullptr);
 }
 
 bool tls_handshake_io::buffered() const {

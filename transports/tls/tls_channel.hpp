@@ -100,15 +100,9 @@ public:
 
   bool buffered() const override;
 
-  /// The TLS error that ended the last failed call, or empty.
-  const std::string& last_error() const noexcept {
-    return last_error_;
-  }
-
 private:
   SSL* ssl_;
   int fd_;
-  std::string last_error_;
 };
 
 } // namespace relay

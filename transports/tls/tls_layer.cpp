@@ -296,11 +296,23 @@ tls_layer::connect(unique_fd fd, std::chrono::steady_clock::time_point deadline,
   auto ssl = (*ctx)->session(fd.get(), false, who);
   if (!ssl)
     return ssl.error();
-  for (;;) {
+  // The handshake, then the first record from the server (its challenge):
+  // in TLS 1.3 the server judges our certificate after we finished, and
+  // waiting for its first word before saying anything more makes a refusal
+  // arrive as a clean alert (had we sent more, its close could reset the
+  // connection and lose the alert).
+  for (bool handshaken = false;;) {
     ERR_clear_error();
-    auto rc = SSL_do_handshake(ssl->get());
-    if (rc == 1)
-      break;
+    uint8_t peek = 0;
+    size_t got = 0;
+    auto rc = handshaken ? SSL_peek_ex(ssl->get(), &peek, 1, &got)
+                         : SSL_do_handshake(ssl->get());
+    if (rc == 1) {
+      if (handshaken)
+        break;
+      handshaken = true;
+      continue;
+    }
     short events;
     switch (SSL_get_error(ssl->get(), rc)) {
       case SSL_ERROR_WANT_READ:
@@ -331,14 +343,8 @@ tls_layer::connect(unique_fd fd, std::chrono::steady_clock::time_point deadline,
   if (!auth)
     return auth.error();
   tls_handshake_io io{ssl->get(), fd.get()};
-  if (auto err = run_handshake(io, **auth, deadline, who)) {
-    // In TLS 1.3 the server judges the client's certificate after the
-    // client finished: a refusal arrives as an alert on the first read.
-    if (!io.last_error().empty())
-      return make_error(errc::authentication_failed,
-                        who + ": TLS session refused: " + io.last_error());
+  if (auto err = run_handshake(io, **auth, deadline, who))
     return err;
-  }
   return std::unique_ptr<byte_channel>{
     std::make_unique<tls_channel>(std::move(fd), std::move(*ssl))};
 }
