@@ -77,7 +77,8 @@ unique_fd connect_to(const std::string& uri) {
 }
 
 // Copies bytes between `a` and `b` (blocking sockets) until either closes
-// or `stop` is set, passing each chunk through `tap(from_a, bytes)`.
+// or `stop` is set, passing each chunk through `tap(from_a, bytes)`, which
+// may change it.
 template <class Tap>
 void splice(int a, int b, std::atomic<bool>& stop, Tap tap) {
   char buf[16384];
@@ -91,15 +92,17 @@ void splice(int a, int b, std::atomic<bool>& stop, Tap tap) {
       auto n = ::recv(p[i].fd, buf, sizeof(buf), 0);
       if (n <= 0)
         return;
-      tap(i == 0, std::string(buf, static_cast<size_t>(n)));
-      if (!write_all(i == 0 ? b : a, buf, static_cast<size_t>(n)))
+      std::string chunk(buf, static_cast<size_t>(n));
+      tap(i == 0, chunk);
+      if (!write_all(i == 0 ? b : a, chunk.data(), chunk.size()))
         return;
     }
   }
 }
 
 // A TCP proxy on loopback that forwards one connection to `target` and
-// records every byte it forwards.
+// records every byte it forwards; armed, it flips the last byte of the
+// next chunk from the client.
 class recording_proxy {
 public:
   explicit recording_proxy(const std::string& target) {
@@ -109,7 +112,10 @@ public:
       auto out = connect_to(target);
       if (!in || !out)
         return;
-      splice(in.get(), out.get(), stop_, [this](bool, std::string bytes) {
+      splice(in.get(), out.get(), stop_, [this](bool from_client,
+                                                std::string& bytes) {
+        if (from_client && armed_.exchange(false))
+          bytes.back() = static_cast<char>(bytes.back() ^ 0x01);
         std::lock_guard<std::mutex> guard{mtx_};
         seen_ += bytes;
       });
@@ -130,10 +136,15 @@ public:
     return seen_;
   }
 
+  void arm() {
+    armed_ = true;
+  }
+
 private:
   unique_fd listener_;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> armed_{false};
   std::mutex mtx_;
   std::string seen_;
   std::thread thread_;
@@ -315,6 +326,28 @@ TEST_F(tls_transport_test, frames_are_encrypted_on_the_wire) {
   ASSERT_FALSE((*conn)->send(make_frame(payload)));
   ASSERT_TRUE(rec->wait_frames(1));
   EXPECT_NE(proxy.seen().find(payload), std::string::npos);
+}
+
+TEST_F(tls_transport_test, a_changed_byte_closes_the_connection) {
+  auto t = make(node_);
+  auto l = listen(*t);
+  ASSERT_NE(l, nullptr);
+  recording_proxy proxy{l->uri()};
+  auto conn = t->connect(ep(proxy.uri("tls")));
+  ASSERT_TRUE(conn) << str(conn.error());
+  auto server = accepted_.pop();
+  ASSERT_NE(server, nullptr);
+  auto rec = std::make_shared<recorder>(io_);
+  server->start(rec);
+  (*conn)->start(std::make_shared<recorder>(io_));
+  ASSERT_FALSE((*conn)->send(make_frame("intact")));
+  ASSERT_TRUE(rec->wait_frames(1));
+  proxy.arm();
+  ASSERT_FALSE((*conn)->send(make_frame("tampered with on the way")));
+  ASSERT_TRUE(rec->wait_closed());
+  EXPECT_TRUE(is(rec->reason(), errc::protocol_error)) << str(rec->reason());
+  EXPECT_TRUE(contains(str(rec->reason()), "TLS")) << str(rec->reason());
+  EXPECT_EQ(rec->frames().size(), 1u);
 }
 
 TEST_F(tls_transport_test, a_certificate_of_another_ca_is_refused) {

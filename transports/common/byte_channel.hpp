@@ -55,6 +55,13 @@ public:
     return false;
   }
 
+  /// True if the channel already took bytes from its descriptor that read()
+  /// has not returned yet (TLS reads ahead), so that the reactor will not
+  /// report them: the connection reads once when it starts. Reactor thread.
+  virtual bool has_buffered_input() {
+    return false;
+  }
+
   /// Text for error `err` of read() or write().
   virtual std::string error_text(int err) const;
 };

@@ -211,6 +211,11 @@ void stream_connection::activate() {
   token_ = *id;
   registered_ = true;
   interest_ = events;
+  if (chan_->has_buffered_input())
+    io_->dispatch([self] {
+      if (!self->read_stopped_ && !self->paused_ && self->chan_)
+        self->handle_events(EPOLLIN);
+    });
   if (closing_) {
     std::weak_ptr<stream_connection> weak = self;
     io_->dispatch_after(close_flush_timeout, [weak] {

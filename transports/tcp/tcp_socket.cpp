@@ -119,20 +119,23 @@ caf::error run_handshake(handshake_io& io, tcp_auth::handshake& hs,
       return caf::none;
     if (hs.state() == status::failed)
       return hs.error();
-    if (!io.buffered())
-      if (auto err = wait(POLLIN))
-        return err;
+    // Read first, wait only when nothing is there: a TLS session may hold
+    // bytes it already took from the socket, which poll() cannot see.
     uint8_t buf[64];
     auto n = io.recv(buf, std::min(hs.wanted(), sizeof(buf)));
-    if (n > 0)
+    if (n > 0) {
       hs.feed(buf, static_cast<size_t>(n));
-    else if (n == 0)
+    } else if (n == 0) {
       return make_error(errc::connection_closed,
                         who + ": the peer closed the connection during "
                               "authentication");
-    else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (auto err = wait(POLLIN))
+        return err;
+    } else if (errno != EINTR) {
       return make_errno_error(errc::connection_closed, who, errno,
                               "reading the authentication handshake");
+    }
   }
 }
 

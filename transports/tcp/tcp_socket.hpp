@@ -54,14 +54,10 @@ public:
   virtual ssize_t send(const uint8_t* data, size_t size) = 0;
 
   /// Like ::recv with MSG_DONTWAIT: bytes read, 0 at the end of the stream,
-  /// or -1 with errno (EAGAIN: nothing now).
+  /// or -1 with errno (EAGAIN: nothing now). May return bytes that poll()
+  /// on fd() does not report (taken from the socket earlier), so callers
+  /// read before they wait.
   virtual ssize_t recv(uint8_t* data, size_t size) = 0;
-
-  /// True if bytes were received and buffered above the socket, so that
-  /// poll() would not report them.
-  virtual bool buffered() const {
-    return false;
-  }
 };
 
 /// handshake_io on a plain socket (not owned).

@@ -135,6 +135,7 @@ ssize_t tls_channel::read(void* buf, size_t len) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto* out = static_cast<uint8_t*>(buf);
   size_t total = 0;
+  filled_ = false;
   while (total < len) {
     ERR_clear_error();
     size_t n = 0;
@@ -150,6 +151,7 @@ ssize_t tls_channel::read(void* buf, size_t len) {
     }
     return failed(ssl_.get(), rc, &last_error_);
   }
+  filled_ = total == len;
   return static_cast<ssize_t>(total);
 }
 
@@ -210,7 +212,12 @@ ssize_t tls_channel::write(const iovec* iov, size_t count) {
 
 bool tls_channel::poll_more() {
   std::lock_guard<std::mutex> guard{mtx_};
-  return SSL_pending(ssl_.get()) > 0;
+  return filled_;
+}
+
+bool tls_channel::has_buffered_input() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return SSL_has_pending(ssl_.get()) == 1;
 }
 
 std::string tls_channel::error_text(int err) const {
@@ -244,8 +251,5 @@ ssize_t tls_handshake_io::recv(uint8_t* data, size_t size) {
   return failed(ssl_, rc, nullptr);
 }
 
-bool tls_handshake_io::buffered() const {
-  return SSL_pending(ssl_) > 0;
-}
 
 } // namespace relay

@@ -69,9 +69,13 @@ public:
 
   ssize_t write(const iovec* iov, size_t count) override;
 
-  /// True while OpenSSL holds decrypted bytes that read() left (the
-  /// socket does not report them).
+  /// True if the last read() filled its buffer: OpenSSL may hold more,
+  /// which the socket does not report.
   bool poll_more() override;
+
+  /// True if OpenSSL holds bytes read ahead from the socket (e.g. during
+  /// the set-up).
+  bool has_buffered_input() override;
 
   std::string error_text(int err) const override;
 
@@ -81,6 +85,7 @@ private:
   ssl_ptr ssl_;                 // guarded by mtx_
   std::vector<uint8_t> gather_; // guarded by mtx_
   std::string last_error_;      // guarded by mtx_; read on the reactor thread
+  bool filled_ = false;         // guarded by mtx_: see poll_more
 };
 
 /// handshake_io over an SSL that completed its handshake (not owned).
@@ -97,8 +102,6 @@ public:
   ssize_t send(const uint8_t* data, size_t size) override;
 
   ssize_t recv(uint8_t* data, size_t size) override;
-
-  bool buffered() const override;
 
 private:
   SSL* ssl_;

@@ -173,6 +173,10 @@ tls_context::make(const tls_options& options, const std::string& uri) {
   SSL_CTX_set_num_tickets(ctx.get(), 0);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE
                                 | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read as much as the socket has, not one record header and body at a
+  // time: one recv for many small records (tls_channel and stream_connection
+  // learn from SSL_has_pending and full reads what this leaves buffered).
+  SSL_CTX_set_read_ahead(ctx.get(), 1);
   // A peer that closes without close_notify ends the stream like any close
   // (frames are length-checked, so a cut shows as "closed mid-frame").
   SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
