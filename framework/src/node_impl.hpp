@@ -201,6 +201,13 @@ public:
                                     const std::vector<std::string>& ifs,
                                     caf::message args);
 
+  /// Starts a peer on `conn` and arms its handshake timer. `uri` is the
+  /// address dialed (empty for accepted connections). Public for the fuzz
+  /// targets, which drive a real peer through a fake connection.
+  std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator,
+                                   std::string uri, std::string scheme,
+                                   trust_level trust = trust_level::trusted);
+
 private:
   /// A lookup over the connection `connect` returns; `uri` names the node
   /// in errors.
@@ -212,12 +219,6 @@ private:
   /// The transport for `ep`'s scheme. Errors: unknown_scheme, listing the
   /// known ones.
   caf::expected<transport*> find_transport(const endpoint& ep);
-
-  /// Starts a peer on `conn` and arms its handshake timer. `uri` is the
-  /// address dialed (empty for accepted connections).
-  std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator,
-                                   std::string uri, std::string scheme,
-                                   trust_level trust = trust_level::trusted);
 
   /// Waits for `p`'s handshake; returns the peer to use.
   caf::expected<std::shared_ptr<peer>> await_handshake(std::shared_ptr<peer> p);

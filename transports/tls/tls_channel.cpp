@@ -74,7 +74,10 @@ BIO_METHOD* socket_method() {
 }
 
 // Maps the outcome of a failed SSL_read_ex/SSL_write_ex to errno; returns
-// -1, or 0 at a clean end of the stream.
+// -1, or 0 at a clean end of the stream. A read that needs a write, or a
+// write that needs a read (only when a peer asks for a TLS 1.3 KeyUpdate,
+// which Relay never does), is EAGAIN too: the connection then waits for
+// the readiness it watches anyway and calls again.
 ssize_t failed(SSL* ssl, int rc, std::string* last_error) {
   switch (SSL_get_error(ssl, rc)) {
     case SSL_ERROR_WANT_READ:
@@ -131,11 +134,21 @@ tls_channel::tls_channel(unique_fd fd, ssl_ptr ssl)
   gather_.reserve(record_size);
 }
 
+void tls_channel::defer(int rc, deferred& out) {
+  auto result = failed(ssl_.get(), rc, &last_error_);
+  if (result < 0 && errno == EAGAIN)
+    return;
+  out.set = true;
+  out.err = result == 0 ? 0 : errno;
+}
+
 ssize_t tls_channel::read(void* buf, size_t len) {
   std::lock_guard<std::mutex> guard{mtx_};
+  filled_ = false;
+  if (read_failure_.set)
+    return read_failure_.take();
   auto* out = static_cast<uint8_t*>(buf);
   size_t total = 0;
-  filled_ = false;
   while (total < len) {
     ERR_clear_error();
     size_t n = 0;
@@ -145,9 +158,11 @@ ssize_t tls_channel::read(void* buf, size_t len) {
       continue;
     }
     if (total > 0) {
-      // Deliver what came first; a failure shows again on the next call.
-      ERR_clear_error();
-      break;
+      // Deliver what came first; the failure comes with the next call,
+      // which comes at once (poll_more).
+      defer(rc, read_failure_);
+      filled_ = read_failure_.set;
+      return static_cast<ssize_t>(total);
     }
     return failed(ssl_.get(), rc, &last_error_);
   }
@@ -157,6 +172,12 @@ ssize_t tls_channel::read(void* buf, size_t len) {
 
 ssize_t tls_channel::write(const iovec* iov, size_t count) {
   std::lock_guard<std::mutex> guard{mtx_};
+  if (write_failure_.set) {
+    auto result = write_failure_.take();
+    if (result == 0)
+      errno = EPIPE;
+    return -1;
+  }
   size_t total = 0;
   size_t i = 0;   // current iovec
   size_t off = 0; // bytes of iov[i] already written
@@ -181,7 +202,7 @@ ssize_t tls_channel::write(const iovec* iov, size_t count) {
     auto rc = SSL_write_ex(ssl_.get(), data, size, &n);
     if (rc != 1) {
       if (total > 0) {
-        ERR_clear_error();
+        defer(rc, write_failure_);
         break;
       }
       auto result = failed(ssl_.get(), rc, &last_error_);
@@ -221,6 +242,7 @@ bool tls_channel::has_buffered_input() {
 }
 
 std::string tls_channel::error_text(int err) const {
+  std::lock_guard<std::mutex> guard{mtx_};
   if (err == EPROTO && !last_error_.empty())
     return "TLS: " + last_error_;
   return byte_channel::error_text(err);

@@ -80,12 +80,36 @@ public:
   std::string error_text(int err) const override;
 
 private:
+  // What a read() or write() that already moved bytes could not report:
+  // the failure comes with the next call (errno, or 0 for the end of the
+  // stream). OpenSSL itself would report a failed session again only
+  // without the reason.
+  struct deferred {
+    bool set = false;
+    int err = 0;
+
+    // Returns the deferred result (-1 with errno, or 0) and clears it.
+    ssize_t take() {
+      set = false;
+      if (err == 0)
+        return 0;
+      errno = err;
+      return -1;
+    }
+  };
+
+  // Keeps the outcome of failed call `rc` in `out` unless it is a mere
+  // EAGAIN.
+  void defer(int rc, deferred& out);
+
   unique_fd fd_;
-  std::mutex mtx_;
+  mutable std::mutex mtx_;
   ssl_ptr ssl_;                 // guarded by mtx_
   std::vector<uint8_t> gather_; // guarded by mtx_
-  std::string last_error_;      // guarded by mtx_; read on the reactor thread
+  std::string last_error_;      // guarded by mtx_
   bool filled_ = false;         // guarded by mtx_: see poll_more
+  deferred read_failure_;       // guarded by mtx_
+  deferred write_failure_;      // guarded by mtx_
 };
 
 /// handshake_io over an SSL that completed its handshake (not owned).

@@ -147,6 +147,9 @@ tls_context::make(const tls_options& options, const std::string& uri) {
   auto fail = [&](const std::string& what) {
     return config_error(uri, what + ": " + ssl_errors("unknown error"));
   };
+  // An encrypted key would make OpenSSL prompt on the terminal.
+  SSL_CTX_set_default_passwd_cb(ctx.get(),
+                                [](char*, int, int, void*) { return 0; });
   if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION) != 1)
     return fail("cannot require TLS 1.3");
   if (SSL_CTX_load_verify_locations(ctx.get(), options.ca_file.c_str(),
@@ -159,7 +162,8 @@ tls_context::make(const tls_options& options, const std::string& uri) {
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(),
                                   SSL_FILETYPE_PEM)
       != 1)
-    return fail("cannot load relay.tls.key-file " + options.key_file);
+    return fail("cannot load relay.tls.key-file " + options.key_file
+                + " (an encrypted key is not supported)");
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return fail("relay.tls.key-file " + options.key_file
                 + " does not match relay.tls.cert-file " + options.cert_file);
@@ -198,7 +202,8 @@ caf::expected<ssl_ptr> tls_context::session(int fd, bool server,
   if (!peer_name_.empty()) {
     auto* param = SSL_get0_param(ssl.get());
     X509_VERIFY_PARAM_set_hostflags(param,
-                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS
+                                      | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (X509_VERIFY_PARAM_set1_host(param, peer_name_.c_str(), 0) != 1)
       return make_error(code, who + ": cannot pin relay.tls.peer-name "
                                 + peer_name_);
@@ -347,8 +352,12 @@ tls_layer::connect(unique_fd fd, std::chrono::steady_clock::time_point deadline,
   if (!auth)
     return auth.error();
   tls_handshake_io io{ssl->get(), fd.get()};
-  if (auto err = run_handshake(io, **auth, deadline, who))
-    return err;
+  try {
+    if (auto err = run_handshake(io, **auth, deadline, who))
+      return err;
+  } catch (std::exception& ex) { // libcrypto failed
+    return make_error(errc::handshake_failed, who + ": " + ex.what());
+  }
   return std::unique_ptr<byte_channel>{
     std::make_unique<tls_channel>(std::move(fd), std::move(*ssl))};
 }

@@ -25,8 +25,8 @@ struct tls_options {
   /// PEM file of this node's private key; must not be readable by group or
   /// others.
   std::string key_file;
-  /// If set, a peer's certificate must carry this DNS name (subjectAltName
-  /// or, without one, the common name): a pin on top of the CA.
+  /// If set, a peer's certificate must carry this DNS name in its
+  /// subjectAltName (the common name is not used): a pin on top of the CA.
   std::string peer_name;
 
   /// Reads relay.tls.* from `settings` (may be null).

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/.
+
+Frames are built with tests/wire_client/wire_client.py, the independent
+Python implementation of docs/wire-protocol.md, so the seeds are what a
+real remote node sends. Run it again after a change to the wire format.
+"""
+import os
+import shutil
+import struct
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(here)
+sys.path.insert(0, os.path.join(root, "tests", "wire_client"))
+import wire_client as wc  # noqa: E402
+
+corpus = os.path.join(here, "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(corpus, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(bytes(data))
+
+
+def hello(name="seed", serial=1, flags=0):
+    w = wc.Writer().u32(4242).raw(bytes(range(1, 21))).string(name)
+    return wc.frame(wc.HELLO, w.u64(serial).u64(flags).buf)
+
+
+PING = wc.type_id("relay.test.ping")
+STRING = wc.type_id("string")
+I32 = wc.type_id("int32_t")
+
+
+def ping(seq, payload):
+    return bytes(wc.Writer().u64(seq).string(payload).buf)
+
+
+def message(receiver, elements, mid=wc.ASYNC_ID, sender=(wc.TAG_SENDER_NODE, 7),
+            stages=()):
+    return wc.frame(wc.MESSAGE, wc.encode_message(receiver, sender, mid,
+                                                  elements, stages))
+
+
+def peer_seeds():
+    h = hello()
+    seeds = {
+        "hello": h,
+        "reject": wc.frame(wc.REJECT, wc.Writer().u8(9).u8(1)
+                           .string("go away").buf),
+        "lookup": h + wc.frame(wc.LOOKUP, wc.Writer().u64(1).string("echo").buf),
+        "lookup_missing": h + wc.frame(wc.LOOKUP, wc.Writer().u64(2)
+                                       .string("nobody").buf),
+        "heartbeat": h + wc.frame(wc.HEARTBEAT),
+        "retire": h + wc.frame(wc.RETIRE),
+        "monitor": h + wc.frame(wc.MONITOR, wc.Writer().u64(3).buf),
+        "down": h + wc.frame(wc.DOWN, wc.Writer().u64(7).error().buf),
+        "down_error": h + wc.frame(wc.DOWN, wc.Writer().u64(7)
+                                   .error(2, wc.RELAY, b"why").buf),
+        "link": h + wc.frame(wc.LINK, wc.Writer().actor_ref(wc.TAG_RECEIVER_NODE, 3)
+                             .actor_ref(wc.TAG_SENDER_NODE, 7).buf),
+        "unlink": h + wc.frame(wc.UNLINK, wc.Writer()
+                               .actor_ref(wc.TAG_RECEIVER_NODE, 3)
+                               .actor_ref(wc.TAG_SENDER_NODE, 7).buf),
+        "lookup_reply": h + wc.frame(wc.LOOKUP_REPLY, wc.Writer().u64(1).u8(0)
+                                     .actor_ref(wc.TAG_SENDER_NODE, 9)
+                                     .u64(1).string("ping").buf),
+        "module_kind": h + wc.frame(64, b"\x01\x02"),
+    }
+    for aid in range(1, 9):
+        seeds["ping_%d" % aid] = h + message(aid, [(PING, ping(aid, "hi"))])
+        seeds["request_%d" % aid] = h + message(
+            aid, [(PING, ping(aid, "req"))], mid=wc.request_id(aid))
+    seeds["string"] = h + message(3, [(STRING, wc.Writer().string("s").buf)])
+    seeds["int32"] = h + message(3, [(I32, struct.pack("<i", -5))])
+    seeds["response"] = h + message(3, [(STRING, wc.Writer().string("r").buf)],
+                                    mid=wc.response_id(wc.request_id(1)))
+    seeds["stages"] = h + message(3, [(PING, ping(1, "x"))],
+                                  stages=[(wc.TAG_RECEIVER_NODE, 4)])
+    seeds["exit"] = h + message(3, [(wc.type_id("exit_msg"),
+                                     wc.Writer().actor_ref(wc.TAG_SENDER_NODE, 7)
+                                     .error(1, wc.EXIT, b"").buf)])
+    for name, frames in seeds.items():
+        write("peer", name, b"\x00" + frames)
+        write("peer", name + "_untrusted", b"\x01" + frames)
+        write("stream", name + "_bulk", b"\x00" + frames)
+        write("stream", name + "_bytes", b"\x01" + frames)
+    write("stream", "cut_mid_frame", b"\x00" + h[:-3])
+    write("stream", "bad_magic", b"\x00" + b"XLAY" + h[4:])
+
+
+def tcp_auth_seeds():
+    nonce = bytes(range(32))
+    challenge = struct.pack("<IBBH", 0x41594c52, 1, 1, 0) + nonce
+    none_challenge = struct.pack("<IBBH", 0x41594c52, 1, 0, 0) + nonce
+    proof = bytes(32)
+    for mode, name in [(0, "server"), (1, "client")]:
+        for flags, suffix in [(0, ""), (2, "_bound"), (4, "_insecure")]:
+            body = none_challenge if flags == 4 else challenge + proof + b"\x00"
+            write("tcp_auth", name + suffix, bytes([mode | flags]) + body)
+
+
+def shm_seeds():
+    def field(which, value):
+        return bytes([0, which]) + struct.pack("<Q", value)
+
+    def poke(off, data):
+        return bytes([1]) + struct.pack("<HB", off, len(data)) + data
+
+    def read(n):
+        return bytes([2]) + struct.pack("<H", n)
+
+    def write_(n):
+        return bytes([3]) + struct.pack("<H", n)
+
+    frame = hello()
+    write("shm_ring", "data", poke(256, frame) + field(0, len(frame)) + read(100))
+    write("shm_ring", "tail_beyond", field(0, 1 << 40) + read(10))
+    write("shm_ring", "head_back", field(1, 5) + write_(4000) + write_(4000)
+          + read(10) + bytes([4]))
+    write("shm_ring", "wrap", field(0, 4090) + field(1, 4090)
+          + poke(256 + 4090, b"abcdef") + field(0, 4100) + read(64))
+
+
+def uri_seeds():
+    for i, uri in enumerate(["uds:///tmp/a.sock", "uds:@abstract",
+                             "tcp://127.0.0.1:4000", "tcp://[::1]:0",
+                             "tls://:443", "tls://host.example:1",
+                             "shm:///run/x.sock", "tcp://[::1:4"]):
+        write("uri", "uri_%d" % i, uri.encode())
+
+
+def deployment_seeds():
+    d = os.path.join(corpus, "deployment")
+    os.makedirs(d, exist_ok=True)
+    for dirpath, _, files in os.walk(os.path.join(root, "samples")):
+        for f in files:
+            if f.endswith(".toml"):
+                shutil.copy(os.path.join(dirpath, f), os.path.join(d, f))
+
+
+if __name__ == "__main__":
+    peer_seeds()
+    tcp_auth_seeds()
+    shm_seeds()
+    uri_seeds()
+    deployment_seeds()

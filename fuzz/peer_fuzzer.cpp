@@ -1,0 +1,116 @@
+// Drives the real peer of an in-process node through a fake connection:
+// every byte after the first is a stream of frames as a remote node would
+// send them (hello or reject first, then messages, monitors, downs, links,
+// lookups, heartbeats, retires, module kinds), cut as a stream transport
+// cuts them and handed to peer::on_frame. Covers the handshake decoder and
+// every frame decoder a peer reaches, message bodies included (actor
+// references, built-in types, the registered types ping and pong). Bit 0
+// of the first byte makes the connection untrusted.
+//
+// Seeds: fuzz/corpus/peer (fuzz/make_seeds.py).
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include <cereal/types/string.hpp>
+
+#include <caf/all.hpp>
+
+#include "fuzz_support.hpp"
+#include "node_impl.hpp"
+#include "peer.hpp"
+#include "relay/log.hpp"
+#include "relay/node.hpp"
+
+namespace {
+
+struct ping {
+  uint64_t seq = 0;
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(seq, payload);
+  }
+};
+
+struct pong {
+  uint64_t seq = 0;
+  std::string payload;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(seq, payload);
+  }
+};
+
+} // namespace
+
+RELAY_MESSAGE_TYPE(ping, "relay.test.ping")
+RELAY_MESSAGE_TYPE(pong, "relay.test.pong")
+
+namespace {
+
+struct fixture {
+  relay::node_config cfg;
+  std::unique_ptr<relay::node> n;
+  caf::actor echo;
+
+  fixture() {
+    relay::set_log_sink([](relay::log_level, const std::string&) {});
+    cfg.add_message_type<ping>().add_message_type<pong>();
+    cfg.node_name = "fuzz";
+    cfg.max_frame_size = 1 << 20;
+    n = std::make_unique<relay::node>(cfg);
+    echo = n->system().spawn([]() -> caf::behavior {
+      return {
+        [](const ping& x) { return pong{x.seq, x.payload}; },
+        [](const std::string& x) { return x; },
+        [](int32_t x) { return x; },
+      };
+    });
+    n->publish(echo, "echo");
+  }
+
+  ~fixture() {
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    n.reset();
+  }
+};
+
+fixture* instance = nullptr;
+
+fixture& the_fixture() {
+  if (instance == nullptr)
+    instance = new fixture;
+  return *instance;
+}
+
+} // namespace
+
+// Stops the node while everything it uses still exists (replay_main.cpp
+// calls it before returning; at exit, statics that CAF made during the run
+// are already gone). libFuzzer never calls it: the node lives until _exit.
+extern "C" void relay_fuzz_teardown() {
+  delete instance;
+  instance = nullptr;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0)
+    return 0;
+  auto& f = the_fixture();
+  auto trust = (data[0] & 1) != 0 ? relay::trust_level::untrusted
+                                  : relay::trust_level::trusted;
+  auto conn = std::make_shared<relay::fuzz::fake_connection>();
+  auto p = f.n->impl().start_peer(conn, false, "", "fuzz", trust);
+  if (p) {
+    relay::fuzz::for_each_frame(data + 1, size - 1, 1 << 20,
+                                [&](const relay::frame_header& h,
+                                    const std::byte* body) {
+                                  conn->deliver(h, body);
+                                  return !conn->closed();
+                                });
+  }
+  conn->finish();
+  return 0;
+}
