@@ -18,6 +18,13 @@ function(relay_add_library name)
             PATTERN "internal" EXCLUDE)
   endif()
   target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    # CAF's option meta objects stay local (see cmake/caf_local.map).
+    target_link_options(${target} PRIVATE
+      "-Wl,--version-script=${PROJECT_SOURCE_DIR}/cmake/caf_local.map")
+    set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS
+                 ${PROJECT_SOURCE_DIR}/cmake/caf_local.map)
+  endif()
   install(TARGETS ${target} EXPORT relayTargets
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -27,7 +27,9 @@ caf::error set_tcp_options(int fd, errc code, const std::string& who);
 
 /// The option that runs tcp without authentication (declared by
 /// tcp_transport::declare_options; false by default).
-constexpr const char* tcp_insecure_key = "relay.tcp.insecure";
+/// (An array, not a pointer: CAF's string_view takes a pointer only when
+/// CAF is compiled by gcc, an array with either compiler.)
+inline constexpr char tcp_insecure_key[] = "relay.tcp.insecure";
 
 /// Whether `options.settings` sets relay.tcp.insecure.
 bool tcp_insecure(const transport_options& options);

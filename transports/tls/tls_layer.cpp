@@ -107,7 +107,7 @@ tls_options tls_options::read(const caf::settings* settings) {
   tls_options result;
   if (settings == nullptr)
     return result;
-  auto get = [&](const char* key) {
+  auto get = [&](caf::string_view key) {
     return caf::get_or(*settings, key, std::string{});
   };
   result.ca_file = get("relay.tls.ca-file");
