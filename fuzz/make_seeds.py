@@ -30,9 +30,47 @@ def hello(name="seed", serial=1, flags=0):
     return wc.frame(wc.HELLO, w.u64(serial).u64(flags).buf)
 
 
+# The id of the echo actor in fuzz/peer_fuzzer.cpp's node (it checks).
+ECHO_ID = 9
 PING = wc.type_id("relay.test.ping")
 STRING = wc.type_id("string")
-I32 = wc.type_id("int32_t")
+
+
+def W():
+    return wc.Writer()
+
+
+# One value of each built-in type (docs/wire-protocol.md), by registry name.
+BUILTINS = {
+    "bool": b"\x01",
+    "i8": struct.pack("<b", -3),
+    "i16": struct.pack("<h", -300),
+    "i32": struct.pack("<i", -5),
+    "i64": struct.pack("<q", -1 << 40),
+    "u8": b"\xff",
+    "u16": struct.pack("<H", 65535),
+    "u32": struct.pack("<I", 1 << 31),
+    "u64": struct.pack("<Q", 1 << 63),
+    "f32": struct.pack("<f", 1.5),
+    "f64": struct.pack("<d", -2.25),
+    "string": bytes(W().string("text").buf),
+    "bytes": bytes(W().string(b"\x00\x01\x02").buf),
+    "strings": bytes(W().u64(2).string("a").string("bc").buf),
+    "string_map": bytes(W().u64(1).string("k").string("v").buf),
+    "string_set": bytes(W().u64(2).string("x").string("y").buf),
+    "atom": struct.pack("<Q", wc.atom("ping")),
+    "actor": bytes(W().actor_ref(wc.TAG_SENDER_NODE, 7).buf),
+    "actor_addr": bytes(W().actor_ref(wc.TAG_RECEIVER_NODE, ECHO_ID).buf),
+    "actor_ptr": bytes(W().actor_ref(wc.TAG_NULL).buf),
+    "error": bytes(W().error(2, wc.RELAY, b"why").buf),
+    "exit_msg": bytes(W().actor_ref(wc.TAG_SENDER_NODE, 7)
+                      .error(1, wc.EXIT, b"").buf),
+    "down_msg": bytes(W().actor_ref(wc.TAG_SENDER_NODE, 7)
+                      .error(0, 0, b"").buf),
+    "unit": b"",
+    "timespan": struct.pack("<q", 1000000),
+    "timestamp": struct.pack("<q", 1700000000000000000),
+}
 
 
 def ping(seq, payload):
@@ -56,33 +94,38 @@ def peer_seeds():
                                        .string("nobody").buf),
         "heartbeat": h + wc.frame(wc.HEARTBEAT),
         "retire": h + wc.frame(wc.RETIRE),
-        "monitor": h + wc.frame(wc.MONITOR, wc.Writer().u64(3).buf),
+        "monitor": h + wc.frame(wc.MONITOR, wc.Writer().u64(ECHO_ID).buf),
         "down": h + wc.frame(wc.DOWN, wc.Writer().u64(7).error().buf),
         "down_error": h + wc.frame(wc.DOWN, wc.Writer().u64(7)
                                    .error(2, wc.RELAY, b"why").buf),
-        "link": h + wc.frame(wc.LINK, wc.Writer().actor_ref(wc.TAG_RECEIVER_NODE, 3)
-                             .actor_ref(wc.TAG_SENDER_NODE, 7).buf),
-        "unlink": h + wc.frame(wc.UNLINK, wc.Writer()
-                               .actor_ref(wc.TAG_RECEIVER_NODE, 3)
-                               .actor_ref(wc.TAG_SENDER_NODE, 7).buf),
+        # link/unlink: the sender's actor (a reference), then our actor's id.
+        "link": h + wc.frame(wc.LINK, wc.Writer().actor_ref(wc.TAG_SENDER_NODE, 7)
+                             .u64(ECHO_ID).buf),
+        "unlink": h + wc.frame(wc.LINK, wc.Writer()
+                               .actor_ref(wc.TAG_SENDER_NODE, 7).u64(ECHO_ID).buf)
+        + wc.frame(wc.UNLINK, wc.Writer().actor_ref(wc.TAG_SENDER_NODE, 7)
+                   .u64(ECHO_ID).buf),
         "lookup_reply": h + wc.frame(wc.LOOKUP_REPLY, wc.Writer().u64(1).u8(0)
                                      .actor_ref(wc.TAG_SENDER_NODE, 9)
                                      .u64(1).string("ping").buf),
         "module_kind": h + wc.frame(64, b"\x01\x02"),
     }
-    for aid in range(1, 9):
+    for aid in (ECHO_ID, ECHO_ID + 1):
         seeds["ping_%d" % aid] = h + message(aid, [(PING, ping(aid, "hi"))])
         seeds["request_%d" % aid] = h + message(
             aid, [(PING, ping(aid, "req"))], mid=wc.request_id(aid))
-    seeds["string"] = h + message(3, [(STRING, wc.Writer().string("s").buf)])
-    seeds["int32"] = h + message(3, [(I32, struct.pack("<i", -5))])
-    seeds["response"] = h + message(3, [(STRING, wc.Writer().string("r").buf)],
+    for name, value in BUILTINS.items():
+        seeds["type_" + name] = h + message(
+            ECHO_ID, [(wc.type_id(name), value)], mid=wc.request_id(1))
+    seeds["two_elements"] = h + message(
+        ECHO_ID, [(wc.type_id("i32"), BUILTINS["i32"]),
+                  (STRING, BUILTINS["string"])])
+    seeds["response"] = h + message(ECHO_ID, [(STRING, BUILTINS["string"])],
                                     mid=wc.response_id(wc.request_id(1)))
-    seeds["stages"] = h + message(3, [(PING, ping(1, "x"))],
-                                  stages=[(wc.TAG_RECEIVER_NODE, 4)])
-    seeds["exit"] = h + message(3, [(wc.type_id("exit_msg"),
-                                     wc.Writer().actor_ref(wc.TAG_SENDER_NODE, 7)
-                                     .error(1, wc.EXIT, b"").buf)])
+    seeds["stages"] = h + message(ECHO_ID, [(PING, ping(1, "x"))],
+                                  stages=[(wc.TAG_RECEIVER_NODE, ECHO_ID)])
+    seeds["spawn"] = h + message(1, [(STRING, BUILTINS["string"])],
+                                 mid=wc.request_id(2))
     for name, frames in seeds.items():
         write("peer", name, b"\x00" + frames)
         write("peer", name + "_untrusted", b"\x01" + frames)
@@ -121,6 +164,8 @@ def shm_seeds():
     write("shm_ring", "tail_beyond", field(0, 1 << 40) + read(10))
     write("shm_ring", "head_back", field(1, 5) + write_(4000) + write_(4000)
           + read(10) + bytes([4]))
+    write("shm_ring", "hang_up", poke(256, frame) + field(0, len(frame))
+          + bytes([5]) + read(100) + read(100))
     write("shm_ring", "wrap", field(0, 4090) + field(1, 4090)
           + poke(256 + 4090, b"abcdef") + field(0, 4100) + read(64))
 
@@ -136,6 +181,30 @@ def uri_seeds():
 def deployment_seeds():
     d = os.path.join(corpus, "deployment")
     os.makedirs(d, exist_ok=True)
+    # Executables that exist, so that parsing goes past them.
+    write("deployment", "absolute.toml", b"""[supervisor]
+name = "s"
+strategy = "rest_for_one"
+intensity = 3
+period = "5s"
+
+[[process]]
+id = "a"
+executable = "/bin/true"
+args = ["1", "two"]
+env = { A = "1" }
+count = 2
+channel = "uds"
+restart = "transient"
+shutdown = "500ms"
+
+[[process]]
+id = "b"
+executable = "/bin/sh"
+channel = "pipe"
+restart = "temporary"
+shutdown = "infinity"
+""")
     for dirpath, _, files in os.walk(os.path.join(root, "samples")):
         for f in files:
             if f.endswith(".toml"):

@@ -22,8 +22,13 @@ int main(int argc, char** argv) {
   size_t count = 0;
   for (int i = 1; i < argc; ++i) {
     std::error_code ec;
-    if (!std::filesystem::is_directory(argv[i], ec))
+    if (!std::filesystem::is_directory(argv[i], ec)) {
+      if (i == 1) { // the seed corpus must be there; regressions may not
+        std::fprintf(stderr, "no corpus directory %s\n", argv[i]);
+        return 1;
+      }
       continue;
+    }
     std::vector<std::filesystem::path> files;
     for (auto& entry : std::filesystem::directory_iterator(argv[i]))
       if (entry.is_regular_file())

@@ -1,7 +1,8 @@
 // The shm channel's reading and writing while a hostile peer writes
 // anything into the shared region: positions (tail and head of both rings),
 // flags and data. The input is a list of operations: poke a 64-bit value
-// into a header field, poke bytes into a ring, read, write. Every position
+// into a header field, poke bytes into a ring, read, write, take the
+// peer's doorbells, hang up. Every position
 // read from the region must be checked before use (EPROTO), never trusted.
 //
 // Seeds: fuzz/corpus/shm_ring (fuzz/make_seeds.py).
@@ -64,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t buf[2 * capacity];
   uint8_t op = 0;
   while (in.take(&op, 1)) {
-    switch (op % 5) {
+    switch (op % 6) {
       case 0: { // a header field of either ring
         uint8_t which = 0;
         uint64_t value = 0;
@@ -108,7 +109,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         static_cast<void>(chan.write(&iov, 1));
         break;
       }
-      default: { // the peer's doorbells and hang-up
+      case 5: // the peer hangs up (its end of the rendezvous socket)
+        theirs.reset();
+        break;
+      default: { // the peer's doorbells
         char drain[256];
         while (::recv(theirs.get(), drain, sizeof(drain), MSG_DONTWAIT) > 0)
           ; // nop
