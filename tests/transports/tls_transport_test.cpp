@@ -347,7 +347,8 @@ TEST_F(tls_transport_test, a_changed_byte_closes_the_connection) {
   // failure then follows a good record in one read) or else the first.
   proxy.arm();
   ASSERT_FALSE((*conn)->send(make_frame("maybe intact")));
-  ASSERT_FALSE((*conn)->send(make_frame("tampered with on the way")));
+  // May fail: the server may already have closed on the first record.
+  static_cast<void>((*conn)->send(make_frame("tampered with on the way")));
   ASSERT_TRUE(rec->wait_closed());
   EXPECT_TRUE(is(rec->reason(), errc::protocol_error)) << str(rec->reason());
   EXPECT_TRUE(contains(str(rec->reason()), "TLS")) << str(rec->reason());
