@@ -74,8 +74,12 @@ public:
     auto node = t.get(key);
     if (!node)
       return fallback;
+    // Checked first: value<int64_t>() also converts a float, and one out
+    // of range is undefined behaviour (found by fuzz/deployment_fuzzer).
+    if (!node->is_integer())
+      fail(node->source(), prefix + key, "must be an integer");
     auto value = node->value<int64_t>();
-    if (!value || !node->is_integer())
+    if (!value)
       fail(node->source(), prefix + key, "must be an integer");
     if (*value < min || *value > max)
       fail(node->source(), prefix + key,
