@@ -231,6 +231,9 @@ private:
   void close_all_peers();
 
   node_config& cfg_;
+  // Declared before system_ so that it outlives the actor system: proxies
+  // and peers log drops from CAF's threads until system_ has joined them.
+  rate_limited_log drop_log_;
   caf::actor_system system_;
   std::string name_;
   caf::proxy_registry proxies_;
@@ -252,7 +255,6 @@ private:
     = std::make_shared<name_registry>(system_.node());
   node_event_hub events_;
   lookup_client lookups_;
-  rate_limited_log drop_log_;
 
   mutable std::mutex peers_mtx_;
   std::condition_variable peers_cv_;
