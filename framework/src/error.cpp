@@ -39,6 +39,8 @@ const char* to_string(errc x) {
     case errc::spawn_timeout: return "spawn_timeout";
     case errc::overloaded: return "overloaded";
     case errc::forbidden: return "forbidden";
+    case errc::session_lost: return "session_lost";
+    case errc::resume_pending: return "resume_pending";
   }
   return "unknown";
 }

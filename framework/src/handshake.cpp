@@ -12,6 +12,7 @@
 #include "peer.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
+#include "session.hpp"
 #include "wire.hpp"
 
 namespace relay {
@@ -27,9 +28,19 @@ void peer::start() {
   hello.incarnation = data.host_id();
   hello.node_name = node_.name();
   hello.serial = serial_;
+  if (node_.can_resume(initiator_, uri_, scheme_))
+    hello.flags |= wire::hello::flag_can_resume;
+  if (resumes_)
+    hello.flags |= wire::hello::flag_resume;
   auto buf = begin_frame();
   wire_writer out{buf};
   out(hello);
+  if (resumes_) {
+    wire::resume_info info;
+    info.serial = resumes_->current_session()->token();
+    info.dispatched = resumes_->current_session()->dispatched();
+    out(info);
+  }
   finish_frame(buf, frame_kind::hello);
   send_frame(std::move(buf));
   conn_->start(shared_from_this());
@@ -68,6 +79,8 @@ void peer::finish_handshake(const caf::error& err, std::shared_ptr<peer> use) {
 void peer::handle_hello(const frame_header& header, const std::byte* body,
                         size_t size) {
   wire_reader in{body, size};
+  wire::resume_info resume_info;
+  bool has_resume_info = false;
   try {
     if (header.kind == frame_kind::reject) {
       wire::reject rej;
@@ -97,11 +110,19 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
                        + std::to_string(header.flags) + " (must be 0)");
     wire::hello hello;
     in(hello);
+    if ((hello.flags & ~wire::hello::known_flags) != 0)
+      throw wire_error("reserved hello flags "
+                       + std::to_string(hello.flags
+                                        & ~wire::hello::known_flags)
+                       + " (must be 0)");
+    if ((hello.flags & wire::hello::flag_resume) != 0) {
+      if (initiator_)
+        throw wire_error("a resuming hello from the accepting side");
+      in(resume_info);
+      has_resume_info = true;
+    }
     if (in.remaining() != 0)
       throw wire_error("trailing bytes after hello");
-    if (hello.flags != 0)
-      throw wire_error("reserved hello flags " + std::to_string(hello.flags)
-                       + " (must be 0)");
     if (hello.node_name.size() > wire::hello::max_name_size)
       throw wire_error("node name longer than "
                        + std::to_string(wire::hello::max_name_size)
@@ -112,6 +133,7 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
     remote_id_ = std::move(nid);
     remote_name_ = hello.node_name;
     remote_serial_ = hello.serial;
+    remote_can_resume_ = (hello.flags & wire::hello::flag_can_resume) != 0;
   } catch (std::exception& ex) {
     reject(make_error(errc::handshake_failed,
                       "malformed hello from " + conn_->peer_name() + ": "
@@ -119,6 +141,19 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
     return;
   }
   since_ = caf::make_timestamp();
+  if (resumes_ || has_resume_info) {
+    if (auto err = handle_resuming_hello(has_resume_info ? &resume_info
+                                                         : nullptr))
+      reject(err);
+    return;
+  }
+  // Before the node publishes this peer: every frame sent through it is
+  // numbered.
+  if (remote_can_resume_ && node_.can_resume(initiator_, uri_, scheme_)) {
+    session_ = std::make_shared<session>(node_.config().resume_buffer,
+                                         initiator_serial());
+    session_->attach(conn_);
+  }
   auto use = node_.on_handshake(shared_from_this());
   if (!use) {
     reject(use.error());

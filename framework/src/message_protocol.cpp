@@ -270,7 +270,7 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
     count_drop(*this, to() + ": " + describe(reason));
   };
   // A retired connection passes frames on even once closed (send_last).
-  if (state_.load() == state::closed && !retired_.load()) {
+  if (!accepts_frames()) {
     fail(make_error(errc::node_unreachable,
                     "connection to " + display_name() + " is closed"));
     return;
@@ -280,7 +280,7 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
   // this node accepted, which the peer's own bound limits.
   if (!what.mid.is_response()) {
     auto bound = node_.config().max_queued_bytes;
-    auto queued = conn_->traffic().queued_bytes;
+    auto queued = queued_bytes();
     if (queued >= bound) {
       auto reason = make_error(
         errc::overloaded, "the outbound queue to " + display_name() + " holds "

@@ -57,7 +57,10 @@ node_config::node_config() {
     .add(max_queued_bytes, "max-queued-bytes",
          "bound on a connection's outbound queue in bytes")
     .add(max_inbound_bytes, "max-inbound-bytes",
-         "bound on a peer's delivered, unprocessed message bytes");
+         "bound on a peer's delivered, unprocessed message bytes")
+    .add(resume, "resume", "resume the session of a broken connection")
+    .add(resume_buffer, "resume-buffer",
+         "bound on the bytes a session keeps for resending");
   declare_builtin_transport_options(
     [this](caf::string_view category) { return module_options(category); });
 }

@@ -70,7 +70,7 @@ node_impl::node_impl(node_config& cfg)
   register_builtin_transports(transports_, opts);
   for (auto add : {add_message_protocol, add_monitor_protocol,
                    add_lookup_protocol, add_heartbeat_protocol,
-                   add_retire_protocol})
+                   add_retire_protocol, add_session_protocol})
     if (auto err = add(frames_))
       throw config_error(describe(err));
   service_actor_ = system_.spawn<caf::lazy_init + caf::hidden>(
@@ -79,6 +79,10 @@ node_impl::node_impl(node_config& cfg)
     heartbeat_actor, cfg.heartbeat_interval, cfg.heartbeat_timeout, [this] {
       std::vector<heartbeat_probe> result;
       for (auto& p : established_peers()) {
+        // A broken connection waiting to resume has its own deadline.
+        if (p->current_state() == peer::state::closed)
+          continue;
+        p->send_ack_if_due();
         std::weak_ptr<peer> weak = p;
         heartbeat_probe probe;
         probe.key = p->serial();
@@ -147,6 +151,7 @@ node_impl::~node_impl() {
     acceptors_.clear();
   }
   close_all_peers();
+  stop_resuming();
   names_->clear();
   proxies_.clear();
   exports_->clear();
@@ -259,6 +264,8 @@ node_stats node_impl::stats() const {
   result.overload_rejections = overload_rejections.load();
   result.inbound_pauses = inbound_pauses.load();
   result.untrusted_drops = untrusted_drops.load();
+  result.resumed_sessions = resumed_sessions.load();
+  result.lost_sessions = lost_sessions.load();
   result.rejected_peers = rejected_peers.load() + transports_.rejected_peers();
   std::lock_guard<std::mutex> guard{peers_mtx_};
   result.connected_peers = routes_.size();

@@ -29,6 +29,10 @@
 
 namespace relay {
 
+namespace wire {
+struct resume_info;
+} // namespace wire
+
 class peer;
 class route;
 
@@ -125,8 +129,44 @@ public:
   /// an error if `p` must be closed (e.g. it connects us to ourselves).
   caf::expected<std::shared_ptr<peer>> on_handshake(std::shared_ptr<peer> p);
 
-  /// A peer's connection ended.
-  void on_peer_closed(peer& p, const caf::error& reason);
+  /// A peer's connection ended. `may_resume`: the peer judged it a break
+  /// that its session may survive (peer::may_resume_after); if the peer
+  /// served its node, the node then suspends the route instead of losing
+  /// the node (resume_node.cpp).
+  void on_peer_closed(peer& p, const caf::error& reason, bool may_resume);
+
+  // -- resuming sessions (resume_node.cpp) -------------------------------------
+
+  /// Whether a connection (dialed `uri` over `scheme` if `initiator`) may
+  /// carry a session: relay.resume is on and, for the side that dials, the
+  /// transport can redial.
+  bool can_resume(bool initiator, const std::string& uri,
+                  const std::string& scheme) const;
+
+  /// Acceptor: `fresh` resumes the session of the connection `info` names.
+  /// Continues the session on it and makes it serve the node, or returns
+  /// why not (errc::session_lost: the node gives up the session too;
+  /// errc::resume_pending: the broken connection is not closed here yet).
+  caf::error resume_session(const std::shared_ptr<peer>& fresh,
+                            const wire::resume_info& info);
+
+  /// Initiator: the remote's resume frame arrived on `fresh` (it
+  /// dispatched `remote_dispatched` of our frames). Continues the session
+  /// on `fresh`, which serves the node from now on, or returns why not
+  /// (the session is given up then).
+  caf::error complete_resume(const std::shared_ptr<peer>& fresh,
+                             uint64_t remote_dispatched);
+
+  /// Ends the suspended session of `broken` with `reason` and loses its
+  /// node (DOWN, failed requests, node_down), unless it resumed meanwhile.
+  void give_up(peer& broken, const caf::error& reason);
+
+  /// How one redial attempt ended (resume_node.cpp).
+  enum class redial_result { resumed, retry, final };
+
+  /// Dials `broken`'s URI again and resumes its session. Blocks up to the
+  /// connect and handshake bounds. `why` receives the failure.
+  redial_result redial(const std::shared_ptr<peer>& broken, caf::error& why);
 
   /// The lock of the peer table; a route changes its current peer only
   /// under it (retire.cpp hands a route over).
@@ -173,6 +213,8 @@ public:
   std::atomic<uint64_t> overload_rejections{0};
   std::atomic<uint64_t> inbound_pauses{0};
   std::atomic<uint64_t> untrusted_drops{0};
+  std::atomic<uint64_t> resumed_sessions{0};
+  std::atomic<uint64_t> lost_sessions{0};
 
   // -- proxy_registry::backend ---------------------------------------------------
 
@@ -202,11 +244,13 @@ public:
                                     caf::message args);
 
   /// Starts a peer on `conn` and arms its handshake timer. `uri` is the
-  /// address dialed (empty for accepted connections). Public for the fuzz
+  /// address dialed (empty for accepted connections); `resumes` the broken
+  /// connection whose session it resumes, if any. Public for the fuzz
   /// targets, which drive a real peer through a fake connection.
   std::shared_ptr<peer> start_peer(connection_ptr conn, bool initiator,
                                    std::string uri, std::string scheme,
-                                   trust_level trust = trust_level::trusted);
+                                   trust_level trust = trust_level::trusted,
+                                   std::shared_ptr<peer> resumes = nullptr);
 
 private:
   /// A lookup over the connection `connect` returns; `uri` names the node
@@ -230,6 +274,20 @@ private:
   /// for them to end.
   void close_all_peers();
 
+  /// Starts waiting for a resume of `broken`'s session (route `r`), which
+  /// broke with `reason`: redials if this side dialed; gives up at the
+  /// deadline.
+  void begin_resume(std::shared_ptr<peer> broken, const caf::error& reason);
+
+  /// Loses the node of route `r`, whose last peer `p` ended with `reason`:
+  /// proxies report DOWN, requests fail, node_down goes out. Call with the
+  /// event order lock held and `r` already out of routes_.
+  void lose_route(route& r, peer& p, const caf::error& reason);
+
+  /// Gives up every suspended session and stops the resume actors
+  /// (shutdown).
+  void stop_resuming();
+
   node_config& cfg_;
   // Declared before system_ so that it outlives the actor system: proxies
   // and peers log drops from CAF's threads until system_ has joined them.
@@ -246,6 +304,8 @@ private:
   caf::actor lookup_actor_;
   caf::actor spawner_;
   caf::actor spawn_client_;
+  // One per suspended session (resume_node.cpp); guarded by peers_mtx_.
+  std::vector<caf::actor> resumers_;
 
   std::mutex acceptors_mtx_;
   std::vector<std::unique_ptr<acceptor>> acceptors_;

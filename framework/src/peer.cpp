@@ -10,6 +10,7 @@
 #include "node_impl.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
+#include "session.hpp"
 #include "wire.hpp"
 
 namespace relay {
@@ -38,6 +39,21 @@ bool peer::inbound_paused() const noexcept {
 }
 
 void peer::close(const caf::error& reason, bool flush) {
+  closed_locally_ = true;
+  auto st = state_.load();
+  if (st == state::closed) {
+    // A broken connection waiting to resume: closing it ends the session.
+    if (session_ && session_->suspended())
+      node_.give_up(*this, reason);
+    return;
+  }
+  if (st == state::established && session_ && !duplicate_.load()) {
+    // Tells the remote that this close is final: it reports the node down
+    // at once instead of waiting for a resume.
+    auto bye = begin_frame(0);
+    finish_frame(bye, frame_kind::goodbye);
+    conn_->send(std::move(bye));
+  }
   conn_->close(reason, flush);
 }
 
@@ -73,6 +89,8 @@ caf::error peer::send_frame(frame_buffer frame) {
                         + " bytes exceeds the bound of "
                         + std::to_string(node_.config().max_frame_size)
                         + " bytes (relay.max-frame-size)");
+  if (session_)
+    return session_->send(std::move(frame));
   return conn_->send(std::move(frame));
 }
 
@@ -158,7 +176,10 @@ void peer::on_frame(connection&, const frame_header& header,
                     const std::byte* body) {
   auto st = state_.load();
   if (st == state::handshaking) {
-    handle_hello(header, body, header.length);
+    if (awaiting_resume_)
+      handle_resume_reply(header, body);
+    else
+      handle_hello(header, body, header.length);
     return;
   }
   if (st == state::closed)
@@ -202,6 +223,9 @@ bool untrusted_may_send(frame_kind kind) {
     case frame_kind::lookup_reply:
     case frame_kind::heartbeat:
     case frame_kind::retire:
+    case frame_kind::ack:
+    case frame_kind::resume:
+    case frame_kind::goodbye:
       return true;
     default:
       return false;
@@ -232,6 +256,11 @@ void peer::dispatch(const frame_header& header, const std::byte* body) {
                        + std::to_string(header.flags) + " (must be 0)"));
     return;
   }
+  // Counted as dispatched even if refused below: the remote must not send
+  // it again after a resume.
+  if (session_ && session::sequenced(header.kind))
+    if (auto n = session_->on_dispatched(frame_header::size + header.length))
+      conn_->send(session::count_frame(frame_kind::ack, n));
   if (!trusted_ && !untrusted_may_send(header.kind)) {
     refuse_untrusted(node_.frames().name_of(kind) + " frame (kind "
                      + std::to_string(kind) + ")");
@@ -266,7 +295,10 @@ void peer::on_closed(connection&, const caf::error& reason) {
     ++node_.protocol_errors;
   if (was == state::handshaking)
     ++node_.rejected_peers;
-  if (auto unsent = conn_->unsent_frames(); unsent > 0) {
+  // A break that may resume keeps every unacknowledged frame for resending
+  // (they count as dropped only if the session is given up).
+  bool may_resume = was == state::established && may_resume_after(reason);
+  if (auto unsent = may_resume ? 0 : conn_->unsent_frames(); unsent > 0) {
     node_.dropped_messages += unsent;
     log(log_level::warning, std::to_string(unsent) + " frames queued for "
                               + display_name()
@@ -276,13 +308,16 @@ void peer::on_closed(connection&, const caf::error& reason) {
   if (is(reason, errc::connection_closed) || duplicate_)
     log(log_level::info, "connection to " + display_name() + " closed: "
                            + describe(reason));
+  else if (may_resume)
+    log(log_level::info, "connection to " + display_name() + " broke: "
+                           + describe(reason));
   else
     log(log_level::warning, "closed connection to " + display_name() + ": "
                               + describe(reason));
   finish_handshake(reason, nullptr);
   // Nothing more arrives here: as if the remote's retire had come.
   end_of_retired_input(false);
-  node_.on_peer_closed(*this, reason);
+  node_.on_peer_closed(*this, reason, may_resume);
 }
 
 } // namespace relay

@@ -30,6 +30,11 @@ namespace relay {
 class inbound_budget;
 class node_impl;
 class peer;
+class session;
+
+namespace wire {
+struct resume_info;
+} // namespace wire
 
 /// The node's side of one connection to another node: the handshake
 /// (handshake.cpp), then every frame on it, dispatched by kind through the
@@ -62,6 +67,65 @@ public:
 
   /// Starts the connection and sends our hello.
   void start();
+
+  // -- sessions and resuming them (resume.cpp) ----------------------------------
+
+  /// Makes this (not yet started) connection resume `broken`, the node's
+  /// connection to the same node that broke: its hello carries flag_resume.
+  void resume_of(std::shared_ptr<peer> broken);
+
+  /// The session this connection carries, or null if it has none (either
+  /// side cannot resume, or it retired). Thread-safe.
+  std::shared_ptr<session> current_session() const;
+
+  /// Whether the end of this connection with `reason` may be a break to
+  /// resume rather than the end of the node: established with a session,
+  /// serving its node, not closed by us or after the remote's goodbye, not
+  /// for a protocol violation or silence, and (uds) the remote process
+  /// still exists.
+  bool may_resume_after(const caf::error& reason) const;
+
+  /// Closes a connection that the remote replaces by a resuming one (it
+  /// saw a break that we did not see yet) as a break, not as an end.
+  void close_as_broken(const caf::error& reason);
+
+  /// Sends an ack if frames were dispatched since the last (the heartbeat's
+  /// periodic call; a busy connection acks as it dispatches).
+  void send_ack_if_due();
+
+  /// The remote acknowledged or said goodbye (frame handlers).
+  void on_ack(uint64_t count);
+  void on_goodbye();
+
+  /// Whether frames sent through this peer still go somewhere: it is open,
+  /// retired (frames pass to its successor), or its session continues on
+  /// another connection or waits to resume.
+  bool accepts_frames() const;
+
+  /// Bytes waiting in the outbound queue of the connection that carries
+  /// this peer's frames now.
+  uint64_t queued_bytes() const;
+
+  /// Continues `broken`'s session on this connection, whose remote said it
+  /// dispatched `remote_dispatched` of the session's frames (session::
+  /// resume; the acceptor's resume frame goes first). Returns the number of
+  /// frames resent. Call under the node's event order lock.
+  caf::expected<uint64_t> adopt_session(const std::shared_ptr<peer>& broken,
+                                        uint64_t remote_dispatched);
+
+  /// The connection this one resumes, if it is a resuming one.
+  const std::shared_ptr<peer>& resumes() const noexcept {
+    return resumes_;
+  }
+
+  /// The URI dialed (initiator), else empty.
+  const std::string& uri() const noexcept {
+    return uri_;
+  }
+
+  const std::string& scheme() const noexcept {
+    return scheme_;
+  }
 
   /// Closes the connection with `reason` (logged with the peer's name).
   /// Queued frames are flushed first (bounded by the transport) when
@@ -258,6 +322,15 @@ private:
   /// Sends a reject frame with `reason`, then closes.
   void reject(const caf::error& reason);
 
+  /// The hello of a resuming connection arrived (initiator: the remote's
+  /// plain hello; acceptor: a hello with flag_resume). Returns what to
+  /// finish the handshake with, or an error to reject with.
+  caf::error handle_resuming_hello(const wire::resume_info* info);
+
+  /// Initiator of a resuming connection: the frame after the remote's
+  /// hello, a resume frame (or a reject).
+  void handle_resume_reply(const frame_header& header, const std::byte* body);
+
   /// Finishes the handshake with `err` (none on success).
   void finish_handshake(const caf::error& err, std::shared_ptr<peer> use);
 
@@ -296,6 +369,15 @@ private:
   uint64_t remote_serial_ = 0;
   std::shared_ptr<route> route_;
   caf::timestamp since_;
+
+  // Sessions (resume.cpp). session_ is set by the handshake (or a resume)
+  // and read by senders on any thread: atomic shared_ptr access.
+  std::shared_ptr<session> session_;
+  bool remote_can_resume_ = false;  // set once by the handshake
+  std::shared_ptr<peer> resumes_;   // set before start()
+  bool awaiting_resume_ = false;    // I/O thread
+  std::atomic<bool> closed_locally_{false};
+  std::atomic<bool> goodbye_received_{false};
 
   mutable std::mutex mtx_;
   std::vector<ready_callback> ready_callbacks_;

@@ -12,6 +12,7 @@
 #include "protocols.hpp"
 #include "relay/log.hpp"
 #include "service_actor.hpp"
+#include "session.hpp"
 
 namespace relay {
 
@@ -28,7 +29,8 @@ std::string ms_string(caf::timespan x) {
 std::shared_ptr<peer> node_impl::start_peer(connection_ptr conn,
                                             bool initiator, std::string uri,
                                             std::string scheme,
-                                            trust_level trust) {
+                                            trust_level trust,
+                                            std::shared_ptr<peer> resumes) {
   std::shared_ptr<peer> p;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
@@ -39,6 +41,8 @@ std::shared_ptr<peer> node_impl::start_peer(connection_ptr conn,
     auto serial = next_serial_++;
     p = std::make_shared<peer>(*this, std::move(conn), initiator, serial,
                                std::move(uri), std::move(scheme), trust);
+    if (resumes)
+      p->resume_of(std::move(resumes));
     live_.emplace(serial, p);
   }
   caf::anon_send(service_actor_, arm_atom::value, p->serial(),
@@ -190,9 +194,11 @@ node_impl::on_handshake(std::shared_ptr<peer> p) {
   return use;
 }
 
-void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
+void node_impl::on_peer_closed(peer& p, const caf::error& reason,
+                               bool may_resume) {
   std::shared_ptr<route> lost;
   std::shared_ptr<peer> keep_alive;
+  std::shared_ptr<peer> suspended;
   {
     // Held until node_down is out, so that a reconnect's node_up follows it.
     std::lock_guard<std::recursive_mutex> order{events_.order_mutex()};
@@ -206,26 +212,30 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
       }
       if (auto j = routes_.find(p.remote_id()); j != routes_.end()) {
         if (j->second->current().get() == &p) {
-          lost = j->second;
-          routes_.erase(j);
+          if (may_resume && !stopping_ && keep_alive) {
+            // The route stays, served by this peer's session, which keeps
+            // what is sent until a resume or the deadline.
+            suspended = keep_alive;
+          } else {
+            lost = j->second;
+            routes_.erase(j);
+          }
         }
       }
       if (lost)
         for (auto k = by_uri_.begin(); k != by_uri_.end();)
           k = k->second == p.remote_id() ? by_uri_.erase(k) : std::next(k);
     }
-    if (lost) {
-      // Proxies report DOWN and requests fail before node_down goes out.
-      lost->set(nullptr);
-      proxies_.erase(p.remote_id());
-      lost->fail_pending(make_error(errc::node_unreachable,
-                                    "lost the connection to "
-                                      + p.display_name() + ": "
-                                      + describe(reason)));
-      stop_reporting_downs(*this, *lost);
-      events_.node_down_locked(p.remote_id(), reason);
+    if (suspended) {
+      suspended->current_session()->suspend();
+      begin_resume(suspended, reason);
+    } else if (lost) {
+      lose_route(*lost, p, reason);
     }
   }
+  if (!suspended)
+    if (auto s = p.current_session())
+      s->end();
   lookups_.wake_all();
   // Notified under the lock: once closing_ drops, ~node_impl may go on and
   // destroy peers_cv_ as soon as the lock is free (TSan saw the broadcast
@@ -234,6 +244,17 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason) {
   if (keep_alive)
     --closing_;
   peers_cv_.notify_all();
+}
+
+void node_impl::lose_route(route& r, peer& p, const caf::error& reason) {
+  // Proxies report DOWN and requests fail before node_down goes out.
+  r.set(nullptr);
+  proxies_.erase(p.remote_id());
+  r.fail_pending(make_error(errc::node_unreachable,
+                            "lost the connection to " + p.display_name() + ": "
+                              + describe(reason)));
+  stop_reporting_downs(*this, r);
+  events_.node_down_locked(p.remote_id(), reason);
 }
 
 bool node_impl::wait_for_open_connections(size_t n,

@@ -14,6 +14,7 @@ caf::error add_monitor_protocol(frame_table& table);  // monitor_protocol.cpp
 caf::error add_lookup_protocol(frame_table& table);   // lookup_protocol.cpp
 caf::error add_heartbeat_protocol(frame_table& table); // heartbeat.cpp
 caf::error add_retire_protocol(frame_table& table);    // retire.cpp
+caf::error add_session_protocol(frame_table& table);   // resume.cpp
 
 class node_impl;
 class route;

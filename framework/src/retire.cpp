@@ -20,6 +20,7 @@
 #include "protocols.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
+#include "session.hpp"
 
 namespace relay {
 
@@ -36,6 +37,10 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
   if (retired_.exchange(true))
     return;
   duplicate_ = true;
+  // Its successor numbers what is sent from now on; a retired connection
+  // never resumes.
+  if (session_)
+    session_->pass_through();
   // The remote's retire frame must be read for this connection to close:
   // no back-pressure pause may keep it unread.
   budget_->disable();

@@ -27,6 +27,10 @@ uint64_t transport::rejected_peers() const noexcept {
   return 0;
 }
 
+bool transport::can_redial() const noexcept {
+  return false;
+}
+
 caf::expected<endpoint> endpoint::parse(const std::string& uri) {
   auto colon = uri.find(':');
   if (colon == std::string::npos || colon == 0)

@@ -39,9 +39,18 @@ struct hello {
   /// The sender's number for this connection; breaks ties when two nodes
   /// connect to each other at once.
   uint64_t serial = 0;
-  /// Reserved for capabilities; must be 0 in version 1 (anything else is
-  /// rejected as a malformed hello).
+  /// Capabilities: flag_can_resume, flag_resume; other bits are reserved
+  /// (must be 0; anything else is rejected as a malformed hello).
   uint64_t flags = 0;
+
+  /// The sender can resume this connection's session after a break: it
+  /// will redial (initiator) or accept a resuming hello (acceptor). A
+  /// session exists when both hellos carry it (see session.hpp).
+  static constexpr uint64_t flag_can_resume = 1;
+  /// This connection resumes a broken one: a resume_info follows the hello
+  /// in the same frame. Only from the initiator.
+  static constexpr uint64_t flag_resume = 2;
+  static constexpr uint64_t known_flags = flag_can_resume | flag_resume;
 
   /// Longest node name accepted, in bytes.
   static constexpr size_t max_name_size = 256;
@@ -49,6 +58,20 @@ struct hello {
   template <class Archive>
   void serialize(Archive& ar) {
     ar(pid, incarnation, node_name, serial, flags);
+  }
+};
+
+/// What follows a hello with flag_resume: which connection it resumes and
+/// how many of that session's sequenced frames the sender dispatched.
+struct resume_info {
+  /// The session's token: the initiator's serial of the session's first
+  /// connection (its hello's serial then).
+  uint64_t serial = 0;
+  uint64_t dispatched = 0;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(serial, dispatched);
   }
 };
 

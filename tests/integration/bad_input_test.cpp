@@ -446,7 +446,7 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
   h.pid = 4242;
   h.incarnation.fill(9);
   h.node_name = "flagged";
-  h.flags = 5;
+  h.flags = 8; // bits 0 and 1 are can_resume and resume
   std::vector<std::byte> body;
   wire_writer out{body};
   out(h);
@@ -455,7 +455,7 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
   ASSERT_TRUE(rej);
   EXPECT_EQ(rej->header.kind, frame_kind::reject);
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 5"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 8"})) << logs.dump();
   expect_good_round_trip();
 }
 

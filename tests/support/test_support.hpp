@@ -80,6 +80,12 @@ public:
     });
   }
 
+  /// Every line so far.
+  std::vector<std::string> lines() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return lines_;
+  }
+
   std::string dump() {
     std::lock_guard<std::mutex> guard{mtx_};
     std::string result;

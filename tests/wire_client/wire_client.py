@@ -463,7 +463,10 @@ class Connection:
         r.end("hello")
         if hello["incarnation"] == bytes(20):
             raise WireError("node's incarnation is all zero")
-        if hello["flags"] != 0:
+        # Bit 0 (can_resume) says the node could resume a session; this
+        # client sends no flag, so the connection has none (no acks, and a
+        # break is final). Bit 1 (resume) only comes from a dialing side.
+        if hello["flags"] & ~0x1:
             raise WireError("node's hello flags are 0x%x" % hello["flags"])
         self.peer_hello = hello
         incarnation = os.urandom(20)

@@ -113,6 +113,8 @@ caf::error stream_connection::send_last(frame_buffer frame, successor next) {
 caf::error stream_connection::send_locked(frame_buffer frame) {
   if (closing_ || finalized_)
     return closed_error();
+  if (write_failed_)
+    return write_failure_;
   bump(frames_out_, 1);
   bump(bytes_out_, frame.size());
   if (out_.empty()) {
@@ -130,7 +132,7 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
         auto reason = make_error(errc::connection_closed,
                                  peer_name_ + ": write failed: "
                                    + chan_->error_text(err));
-        fail_locked(reason);
+        write_failed_locked(reason);
         return reason;
       }
     }
@@ -368,8 +370,12 @@ void stream_connection::flush_queue() {
     auto reason = make_error(errc::connection_closed,
                              peer_name_ + ": write failed: "
                                + chan_->error_text(err));
-    lock.unlock();
-    finalize(std::move(reason));
+    if (closing_) {
+      lock.unlock();
+      finalize(std::move(reason));
+    } else {
+      write_failed_locked(std::move(reason));
+    }
     return;
   }
   if (closing_ && out_.empty()) {
@@ -497,6 +503,25 @@ void stream_connection::fail_locked(caf::error reason) {
   // harmless: it is idempotent.
   if (registered_)
     io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
+}
+
+void stream_connection::write_failed_locked(caf::error reason) {
+  if (finalized_ || write_failed_)
+    return;
+  write_failed_ = true;
+  write_failure_ = reason;
+  drop_queue_locked();
+  if (closing_ || !registered_) {
+    // A close waited for the queue to drain (or activate() will finalize).
+    fail_locked(std::move(reason));
+    return;
+  }
+  update_interest_locked();
+  std::weak_ptr<stream_connection> weak = shared_from_this();
+  io_->dispatch_after(close_flush_timeout, [weak, reason] {
+    if (auto self = weak.lock())
+      self->finalize(reason);
+  });
 }
 
 void stream_connection::drop_queue_locked() {

@@ -141,6 +141,12 @@ private:
   void update_interest_locked();
   // Marks the connection broken and has the reactor finalize it.
   void fail_locked(caf::error reason);
+  // A write failed (the peer closed or reset): writing stops, what is
+  // queued is dropped, and reading goes on until the peer's hang-up (at
+  // most close_flush_timeout), so that what it sent before closing, which
+  // may well be a goodbye, is still delivered. A close() in progress ends
+  // at once.
+  void write_failed_locked(caf::error reason);
   // Discards the queue, counting its frames as unsent.
   void drop_queue_locked();
 
@@ -161,6 +167,8 @@ private:
   bool started_ = false;
   bool closing_ = false;  // close() was called or the socket broke
   bool flush_ = false;    // closing_ with flush requested
+  bool write_failed_ = false; // see write_failed_locked
+  caf::error write_failure_;
   bool finalized_ = false;
   uint32_t interest_ = 0; // epoll events currently registered
   caf::error close_reason_;

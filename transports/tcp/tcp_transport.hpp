@@ -49,6 +49,10 @@ public:
   /// listeners.
   uint64_t rejected_peers() const noexcept override;
 
+  bool can_redial() const noexcept override {
+    return true;
+  }
+
 private:
   std::shared_ptr<reactor> io_;
   transport_options options_;

@@ -42,10 +42,13 @@ enum class errc : uint8_t {
   spawn_timeout,          ///< remote spawn: no answer in time
   overloaded,             ///< a connection's outbound queue is at its bound
   forbidden,              ///< an untrusted peer asked for what it may not do
+  session_lost,           ///< a broken connection's session cannot resume
+  resume_pending,         ///< resume refused for now: the peer still closes
+                          ///< the broken connection; try again
 };
 
 /// The highest code of relay::errc (codes are 1 to errc_last, without gaps).
-constexpr errc errc_last = errc::forbidden;
+constexpr errc errc_last = errc::resume_pending;
 
 /// Name of the category for relay::errc in caf::error.
 constexpr caf::atom_value error_category_atom = caf::atom("relay");

@@ -21,12 +21,15 @@ enum class frame_kind : uint8_t {
   heartbeat = 10,    ///< empty; keeps an idle connection known to be alive
   retire = 11,       ///< empty; the sender's last frame on a duplicate
                      ///< connection (see docs/wire-protocol.md)
+  ack = 12,          ///< u64: sequenced frames dispatched so far (session)
+  resume = 13,       ///< u64: the same, once, answering a resuming hello
+  goodbye = 14,      ///< empty; the sender closes on purpose: do not resume
 };
 
 /// Highest frame kind the framework itself defines. Kinds up to
 /// first_module_frame_kind - 1 are reserved for the framework; modules
 /// register kinds from first_module_frame_kind to 255 (see frame_handler.hpp).
-constexpr uint8_t max_frame_kind = 11;
+constexpr uint8_t max_frame_kind = 14;
 
 /// First frame kind a module may register.
 constexpr uint8_t first_module_frame_kind = 64;

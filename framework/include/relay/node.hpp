@@ -57,8 +57,15 @@ struct node_stats {
   /// Connections refused before or during the handshake, by the node or by
   /// a transport (wrong uid, failed authentication).
   uint64_t rejected_peers = 0;
-  /// Peers currently connected (handshake complete).
+  /// Peers currently connected (handshake complete; a broken connection
+  /// waiting to resume counts).
   uint64_t connected_peers = 0;
+  /// Broken connections whose session resumed (relay.resume), on either
+  /// side.
+  uint64_t resumed_sessions = 0;
+  /// Broken connections whose session was given up: no resume within
+  /// relay.heartbeat-timeout, or the peer restarted or refused.
+  uint64_t lost_sessions = 0;
 };
 
 class node_impl;

@@ -74,6 +74,9 @@ enum class trust_level {
 ///   relay.max-queued-bytes    bound on a connection's outbound queue (16 MiB)
 ///   relay.max-inbound-bytes   bound on a peer's delivered, unprocessed
 ///                             messages before reading pauses (16 MiB)
+///   relay.resume              resume broken connections (true)
+///   relay.resume-buffer       bound on the bytes a session keeps for
+///                             resending (32 MiB)
 ///
 /// Each transport declares its own options under relay.<scheme>.* (see the
 /// transport's header and docs/), and each module under its own category.
@@ -187,6 +190,24 @@ public:
   /// fills, then its max_queued_bytes applies). The heartbeat does not
   /// count a connection as silent while its reading is paused.
   size_t max_inbound_bytes = size_t{16} << 20;
+  /// Resume the session of a broken connection (docs/reconnect.md): when a
+  /// connection to a live node breaks (reset, cut, closed without a
+  /// goodbye), the side that dialed it redials with back-off and both
+  /// resend what the other had not dispatched; nothing is lost, duplicated
+  /// or reordered, and no proxy reports DOWN. The node is lost only if no
+  /// resume succeeds within heartbeat_timeout of the break, or the peer is
+  /// a new incarnation, or (uds) its process is gone. Needs both sides to
+  /// enable it and a transport that can redial (tcp, tls, uds). Off: every
+  /// break loses the node at once, as a close does.
+  bool resume = true;
+  /// Bound on the bytes of sent, unacknowledged frames a session keeps for
+  /// resending, per connection (allocated as used). Past it the oldest
+  /// are evicted, and a break before the peer acknowledged them cannot be
+  /// resumed (the node is lost, errc::session_lost). While the connection
+  /// is broken it also bounds what senders may queue for the node: past
+  /// it a message is refused with errc::overloaded. Should exceed
+  /// max_queued_bytes plus what the transport holds in flight.
+  size_t resume_buffer = size_t{32} << 20;
 
   /// The environment variable read when cookie_file is unset.
   static constexpr const char* cookie_env = "RELAY_COOKIE";

@@ -207,6 +207,13 @@ public:
   /// uid, failed authentication, ...). Each refusal is also logged with the
   /// peer's address and the reason. Thread-safe.
   virtual uint64_t rejected_peers() const noexcept;
+
+  /// Whether connect() to a URI it connected before reaches the same
+  /// listener again, so that the node may redial a broken connection and
+  /// resume its session (see docs/reconnect.md): true for addresses (tcp,
+  /// tls, uds), false for what cannot be dialed twice (an inherited file
+  /// descriptor). The default is false.
+  virtual bool can_redial() const noexcept;
 };
 
 /// Maps URI schemes to transports. Owned by the node.
