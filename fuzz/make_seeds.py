@@ -93,6 +93,18 @@ def peer_seeds():
         "lookup_missing": h + wc.frame(wc.LOOKUP, wc.Writer().u64(2)
                                        .string("nobody").buf),
         "heartbeat": h + wc.frame(wc.HEARTBEAT),
+        # Sessions (hello flag can_resume): numbered frames, acks, goodbye,
+        # and a resuming hello, which finds no session to resume.
+        "session": hello(flags=1) + message(ECHO_ID, [(PING, ping(1, "s"))])
+                   + wc.frame(wc.ACK, W().u64(0).buf)
+                   + wc.frame(wc.HEARTBEAT),
+        "session_ack_too_far": hello(flags=1) + wc.frame(wc.ACK, W().u64(5).buf),
+        "session_goodbye": hello(flags=1) + wc.frame(wc.GOODBYE),
+        "session_resume_frame": hello(flags=1) + wc.frame(wc.RESUME,
+                                                          W().u64(0).buf),
+        "resuming_hello": wc.frame(wc.HELLO, W().u32(4242)
+                                   .raw(bytes(range(1, 21))).string("seed")
+                                   .u64(2).u64(3).u64(1).u64(0).buf),
         "retire": h + wc.frame(wc.RETIRE),
         "monitor": h + wc.frame(wc.MONITOR, wc.Writer().u64(ECHO_ID).buf),
         "down": h + wc.frame(wc.DOWN, wc.Writer().u64(7).error().buf),

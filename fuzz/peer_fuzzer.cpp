@@ -68,6 +68,10 @@ struct fixture {
     cfg.add_message_type<ping>().add_message_type<pong>();
     cfg.node_name = "fuzz";
     cfg.max_frame_size = 1 << 20;
+    // Every input ends in a break; its session waits 20 ms for a resume,
+    // not 2 s: inputs come by the thousand.
+    cfg.heartbeat_interval = std::chrono::milliseconds{10};
+    cfg.heartbeat_timeout = std::chrono::milliseconds{20};
     n = std::make_unique<relay::node>(cfg);
     spawn_echo();
     if (echo.id() != echo_id) {

@@ -134,6 +134,25 @@ node_impl::on_handshake(std::shared_ptr<peer> p) {
     return make_error(errc::handshake_failed,
                       "connection leads back to this node ('" + name_ + "')");
   {
+    // A fresh (not resuming) connection from a node whose session waits
+    // for a resume here: the node gave the session up on its side (its
+    // window ended first), so this side gives it up too before the new
+    // connection serves the node.
+    std::shared_ptr<peer> stale;
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      if (auto j = routes_.find(nid); j != routes_.end())
+        if (auto c = j->second->current();
+            c && c->current_state() == peer::state::closed)
+          stale = std::move(c);
+    }
+    if (stale)
+      give_up(*stale, make_error(errc::session_lost,
+                                 p->display_name()
+                                   + " connected afresh: it gave the "
+                                     "broken connection's session up"));
+  }
+  {
     // Handles of this node that arrived while it was unreachable are dead;
     // drop them so that lookups from now on yield working ones.
     bool known;

@@ -223,6 +223,8 @@ private:
       }
       if (cut_requested_ || stop_)
         continue;
+      // Pairs polled this round (accepting below adds more).
+      const size_t polled = (fds.size() - 2) / 2;
       if (fds[1].revents & POLLIN) {
         for (;;) {
           int c = ::accept4(listener_, nullptr, nullptr,
@@ -249,7 +251,7 @@ private:
         }
       }
       std::vector<size_t> dead;
-      for (size_t k = 0; k < pairs_.size(); ++k) {
+      for (size_t k = 0; k < polled; ++k) {
         auto& p = pairs_[k];
         bool alive = true;
         for (int i = 0; i < 2 && alive; ++i) {

@@ -19,7 +19,7 @@ HEADER_SIZE = 12
 MAX_BODY = 16 * 1024 * 1024  # relay.max-frame-size default
 
 HELLO, REJECT, MESSAGE, MONITOR, DOWN, LINK, UNLINK, LOOKUP, LOOKUP_REPLY, \
-    HEARTBEAT, RETIRE = range(1, 12)
+    HEARTBEAT, RETIRE, ACK, RESUME, GOODBYE = range(1, 15)
 
 # RETIRE (section 4.1) only ever comes on a second connection between the
 # same two identities; this client uses one connection per identity, so a
