@@ -28,7 +28,9 @@ void peer::start() {
   hello.incarnation = data.host_id();
   hello.node_name = node_.name();
   hello.serial = serial_;
-  if (node_.can_resume(initiator_, uri_, scheme_))
+  // Not for untrusted peers: a session holds up to relay.resume-buffer
+  // for its peer, and a resume takes over a route.
+  if (trusted_ && node_.can_resume(initiator_, uri_, scheme_))
     hello.flags |= wire::hello::flag_can_resume;
   if (resumes_)
     hello.flags |= wire::hello::flag_resume;
@@ -149,7 +151,8 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
   }
   // Before the node publishes this peer: every frame sent through it is
   // numbered.
-  if (remote_can_resume_ && node_.can_resume(initiator_, uri_, scheme_)) {
+  if (trusted_ && remote_can_resume_
+      && node_.can_resume(initiator_, uri_, scheme_)) {
     session_ = std::make_shared<session>(node_.config().resume_buffer,
                                          initiator_serial());
     session_->attach(conn_);

@@ -264,7 +264,7 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
       // The requester waits for this answer: it gets the error instead.
       auto err_msg = caf::make_message(reason);
       if (auto buf = encode_message(*this, receiver, what, err_msg))
-        if (!send_frame(std::move(*buf)))
+        if (!send_frame(std::move(*buf), true))
           return;
     }
     count_drop(*this, to() + ": " + describe(reason));
@@ -309,7 +309,7 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
   if (track)
     route_->add_pending(what.sender->id(), response_id,
                         caf::actor_cast<caf::weak_actor_ptr>(what.sender));
-  if (auto err = send_frame(std::move(*buf))) {
+  if (auto err = send_frame(std::move(*buf), what.mid.is_response())) {
     if (track)
       route_->erase_pending(what.sender->id(), response_id);
     fail(err);

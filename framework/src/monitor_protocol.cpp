@@ -97,7 +97,7 @@ void peer::send_monitor(caf::actor_id aid) {
   wire_writer out{buf};
   out(static_cast<uint64_t>(aid));
   finish_frame(buf, frame_kind::monitor);
-  send_frame(std::move(buf));
+  send_frame(std::move(buf), true);
 }
 
 void peer::send_down(caf::actor_id aid, const caf::error& reason) {
@@ -105,7 +105,7 @@ void peer::send_down(caf::actor_id aid, const caf::error& reason) {
   wire_writer out{buf, this};
   out(static_cast<uint64_t>(aid), reason);
   finish_frame(buf, frame_kind::down);
-  send_frame(std::move(buf));
+  send_frame(std::move(buf), true);
 }
 
 void peer::send_link(frame_kind kind, caf::actor_control_block* local,
@@ -118,7 +118,7 @@ void peer::send_link(frame_kind kind, caf::actor_control_block* local,
   write_actor(out, local);
   out(static_cast<uint64_t>(remote));
   finish_frame(buf, kind);
-  send_frame(std::move(buf));
+  send_frame(std::move(buf), true);
 }
 
 caf::error add_monitor_protocol(frame_table& table) {

@@ -101,7 +101,9 @@ node_impl::node_impl(node_config& cfg)
           }
         };
         probe.close_silent = [weak, this] {
-          if (auto p = weak.lock())
+          // Not one that broke meanwhile: its session has its own deadline.
+          if (auto p = weak.lock();
+              p && p->current_state() == peer::state::established)
             p->close(make_error(
               errc::heartbeat_timeout,
               "heartbeat timeout: nothing arrived from " + p->display_name()

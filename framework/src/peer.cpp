@@ -81,7 +81,7 @@ peer_info peer::info() const {
   return result;
 }
 
-caf::error peer::send_frame(frame_buffer frame) {
+caf::error peer::send_frame(frame_buffer frame, bool essential) {
   auto body = frame.size() - frame_header::size;
   if (body > node_.config().max_frame_size)
     return make_error(errc::frame_too_large,
@@ -90,7 +90,7 @@ caf::error peer::send_frame(frame_buffer frame) {
                         + std::to_string(node_.config().max_frame_size)
                         + " bytes (relay.max-frame-size)");
   if (session_)
-    return session_->send(std::move(frame));
+    return session_->send(std::move(frame), essential);
   return conn_->send(std::move(frame));
 }
 
@@ -259,7 +259,8 @@ void peer::dispatch(const frame_header& header, const std::byte* body) {
   // Counted as dispatched even if refused below: the remote must not send
   // it again after a resume.
   if (session_ && session::sequenced(header.kind))
-    if (auto n = session_->on_dispatched(frame_header::size + header.length))
+    if (auto n = session_->on_dispatched(frame_header::size + header.length);
+        n != 0 && !retired_.load())
       conn_->send(session::count_frame(frame_kind::ack, n));
   if (!trusted_ && !untrusted_may_send(header.kind)) {
     refuse_untrusted(node_.frames().name_of(kind) + " frame (kind "
@@ -318,6 +319,8 @@ void peer::on_closed(connection&, const caf::error& reason) {
   // Nothing more arrives here: as if the remote's retire had come.
   end_of_retired_input(false);
   node_.on_peer_closed(*this, reason, may_resume);
+  // The connection this one resumed is done with (no chain of them).
+  resumes_.reset();
 }
 
 } // namespace relay

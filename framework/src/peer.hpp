@@ -176,7 +176,14 @@ public:
   /// alone before the handshake.
   std::string display_name() const override;
 
-  caf::error send_frame(frame_buffer frame) override;
+  caf::error send_frame(frame_buffer frame) override {
+    return send_frame(std::move(frame), false);
+  }
+
+  /// As send_frame; `essential` frames (responses, monitor, down, link,
+  /// unlink) are kept past relay.resume-buffer while the connection is
+  /// broken, since their loss would go unnoticed (session::send).
+  caf::error send_frame(frame_buffer frame, bool essential);
 
   void close(const caf::error& reason) override {
     close(reason, false);
@@ -370,8 +377,9 @@ private:
   std::shared_ptr<route> route_;
   caf::timestamp since_;
 
-  // Sessions (resume.cpp). session_ is set by the handshake (or a resume)
-  // and read by senders on any thread: atomic shared_ptr access.
+  // Sessions (resume.cpp). session_ is written on the I/O thread before
+  // the peer is published (the handshake, or a resume before the route
+  // points here) and only read afterwards, by any thread.
   std::shared_ptr<session> session_;
   bool remote_can_resume_ = false;  // set once by the handshake
   std::shared_ptr<peer> resumes_;   // set before start()

@@ -254,7 +254,13 @@ void node_impl::on_peer_closed(peer& p, const caf::error& reason,
   }
   if (!suspended)
     if (auto s = p.current_session())
-      s->end();
+      if (auto unsent = s->end_final(); unsent > 0) {
+        dropped_messages += unsent;
+        log(log_level::warning,
+            std::to_string(unsent) + " frames for " + p.display_name()
+              + " were refused by the closing connection; counted as "
+                "dropped messages");
+      }
   lookups_.wake_all();
   // Notified under the lock: once closing_ drops, ~node_impl may go on and
   // destroy peers_cv_ as soon as the lock is free (TSan saw the broadcast

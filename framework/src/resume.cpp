@@ -106,7 +106,9 @@ void peer::close_as_broken(const caf::error& reason) {
 }
 
 void peer::send_ack_if_due() {
-  if (state_.load() != state::established || !session_)
+  // Not on a retired connection: its frames pass to the one that replaced
+  // it, whose session has other numbers.
+  if (state_.load() != state::established || !session_ || retired_.load())
     return;
   if (auto n = session_->ack_due())
     conn_->send(session::count_frame(frame_kind::ack, n));
@@ -175,6 +177,7 @@ void peer::handle_resume_reply(const frame_header& header,
       return;
     }
     awaiting_resume_ = false;
+    resumes_.reset();
     finish_handshake(caf::none, shared_from_this());
   } catch (std::exception& ex) {
     auto err = make_error(errc::protocol_error,

@@ -38,17 +38,19 @@ std::string ms_text(std::chrono::milliseconds x) {
   return std::to_string(x.count()) + " ms";
 }
 
-/// Waits for the resume of `broken`'s session: gives up at the deadline
-/// and, on the side that dialed (`dial`), redials until then. Detached when
-/// it dials: a redial blocks in connect().
+/// Waits for the resume of `broken`'s session: gives up at the deadline,
+/// or (`dial`, the side that dialed) redials until then. The dialer is
+/// detached (a redial blocks in connect()) and its own deadline is another
+/// of these actors.
 caf::behavior resume_actor(caf::event_based_actor* self, node_impl* node,
                            std::shared_ptr<peer> broken, caf::timespan window,
                            bool dial) {
   auto backoff = std::make_shared<std::chrono::milliseconds>(first_backoff);
   auto deadline = std::chrono::steady_clock::now() + window;
-  self->delayed_send(self, window, give_up_atom::value);
   if (dial)
     self->send(self, redial_atom::value);
+  else
+    self->delayed_send(self, window, give_up_atom::value);
   auto window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(window);
   return {
     [=](give_up_atom) {
@@ -80,8 +82,10 @@ caf::behavior resume_actor(caf::event_based_actor* self, node_impl* node,
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0)
-        return; // the give_up message is due
+      if (left.count() <= 0) {
+        self->quit(); // the deadline actor gives up
+        return;
+      }
       static thread_local std::minstd_rand rng{std::random_device{}()};
       auto jitter = std::uniform_real_distribution<double>{0.75, 1.25}(rng);
       auto pause = std::chrono::milliseconds{
@@ -116,14 +120,14 @@ void node_impl::begin_resume(std::shared_ptr<peer> broken,
         + " to resume the session within "
         + ms_text(std::chrono::duration_cast<std::chrono::milliseconds>(
           cfg_.heartbeat_timeout)));
-  caf::actor a;
+  // The deadline runs on its own actor: a redial blocks in connect() and
+  // the handshake, which must not delay it.
+  std::vector<caf::actor> spawned;
+  spawned.push_back(system_.spawn<caf::hidden>(resume_actor, this, broken,
+                                               cfg_.heartbeat_timeout, false));
   if (dial)
-    a = system_.spawn<caf::detached + caf::hidden>(resume_actor, this, broken,
-                                                   cfg_.heartbeat_timeout,
-                                                   true);
-  else
-    a = system_.spawn<caf::hidden>(resume_actor, this, broken,
-                                   cfg_.heartbeat_timeout, false);
+    spawned.push_back(system_.spawn<caf::detached + caf::hidden>(
+      resume_actor, this, broken, cfg_.heartbeat_timeout, true));
   std::lock_guard<std::mutex> guard{peers_mtx_};
   // Forget the ones that finished.
   resumers_.erase(std::remove_if(resumers_.begin(), resumers_.end(),
@@ -134,7 +138,8 @@ void node_impl::begin_resume(std::shared_ptr<peer> broken,
                                      caf::abstract_actor::is_terminated_flag);
                                  }),
                   resumers_.end());
-  resumers_.push_back(std::move(a));
+  for (auto& a : spawned)
+    resumers_.push_back(std::move(a));
 }
 
 node_impl::redial_result node_impl::redial(const std::shared_ptr<peer>& broken,
@@ -193,6 +198,14 @@ caf::error node_impl::resume_session(const std::shared_ptr<peer>& fresh,
       return make_error(errc::session_lost,
                         "no such session with this node (it was given up, "
                         "or replaced)");
+    // Through a listener of the same kind and trust only: an untrusted
+    // peer that claims the node's id must not take over its route.
+    if (broken->scheme() != fresh->scheme()
+        || broken->trusted() != fresh->trusted())
+      return make_error(errc::session_lost,
+                        "the session was with a " + broken->scheme()
+                          + " connection of another trust level or "
+                            "transport");
     if (broken->current_state() != peer::state::closed) {
       // The remote saw the break first (or only): ours is half open.
       broken->close_as_broken(make_error(
@@ -221,8 +234,10 @@ caf::error node_impl::resume_session(const std::shared_ptr<peer>& fresh,
     }
     failed = std::move(resent.error());
   }
-  // The session cannot continue (evicted frames, an impossible count).
-  give_up(*broken, failed);
+  // An impossible count is refused, and the session still waits for its
+  // real peer (this one may be an impostor); evicted frames end it.
+  if (is(failed, errc::session_lost))
+    give_up(*broken, failed);
   return make_error(errc::session_lost, describe(failed));
 }
 

@@ -33,6 +33,16 @@ struct peer::handover_queue {
   bool open = true;                // guarded by mtx: still queueing
 };
 
+namespace {
+
+// An ack counts the frames of the connection it is sent on: one that
+// reaches a retired connection's successor must not go on.
+bool is_ack(const frame_buffer& f) {
+  return f.size() > 5 && static_cast<frame_kind>(f[5]) == frame_kind::ack;
+}
+
+} // namespace
+
 void peer::retire(const std::shared_ptr<peer>& winner) {
   if (retired_.exchange(true))
     return;
@@ -67,6 +77,8 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
     q->target = winner;
     handover_ = q;
     next = [q](frame_buffer f) -> caf::error {
+      if (is_ack(f))
+        return caf::none; // this connection's count, not the winner's
       std::unique_lock<std::mutex> guard{q->mtx};
       if (q->open) {
         q->frames.push_back(std::move(f));
@@ -80,6 +92,8 @@ void peer::retire(const std::shared_ptr<peer>& winner) {
     std::weak_ptr<route> weak_route = route_;
     std::weak_ptr<peer> self = weak_from_this();
     next = [weak_route, self](frame_buffer f) {
+      if (is_ack(f))
+        return caf::error{}; // this connection's count, not the winner's
       auto r = weak_route.lock();
       auto p = r ? r->current() : nullptr;
       if (!p || p == self.lock())

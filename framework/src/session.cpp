@@ -47,7 +47,7 @@ void session::attach(connection_ptr conn) {
   conn_ = std::move(conn);
 }
 
-caf::error session::send(frame_buffer frame) {
+caf::error session::send(frame_buffer frame, bool essential) {
   auto kind = static_cast<frame_kind>(frame[5]);
   std::unique_lock<std::mutex> guard{mtx_};
   // A retired connection passes frames to its successor even once closed.
@@ -61,7 +61,7 @@ caf::error session::send(frame_buffer frame) {
                         "the connection is broken; waiting to resume");
     return conn_->send(std::move(frame));
   }
-  if (suspended_ && used_ + frame.size() > bound_)
+  if (suspended_ && !essential && used_ + frame.size() > bound_)
     return make_error(errc::overloaded,
                       "the connection is broken and the frames kept for "
                       "resuming it fill the bound of "
@@ -69,11 +69,10 @@ caf::error session::send(frame_buffer frame) {
                         + " bytes (relay.resume-buffer)");
   ++sent_;
   push(frame);
-  if (conn_) {
-    // Kept above: if the connection just broke, the frame goes out again
-    // when the session resumes, or counts as lost when it ends.
-    conn_->send(std::move(frame));
-  }
+  // Kept above: if the connection just broke, the frame goes out again
+  // when the session resumes; if it closed for good, end() counts it.
+  if (conn_ && conn_->send(std::move(frame)))
+    ++unsent_;
   return caf::none;
 }
 
@@ -147,11 +146,24 @@ caf::expected<uint64_t> session::resume(connection_ptr conn,
   }
   conn_ = std::move(conn);
   suspended_ = false;
+  unsent_ = 0;
   return resent;
+}
+
+uint64_t session::end_final() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto unsent = unsent_;
+  unsent_ = 0;
+  end_locked();
+  return unsent;
 }
 
 uint64_t session::end() {
   std::lock_guard<std::mutex> guard{mtx_};
+  return end_locked();
+}
+
+uint64_t session::end_locked() {
   ended_ = true;
   suspended_ = false;
   if (!pass_through_)
@@ -199,6 +211,8 @@ uint64_t session::on_dispatched(size_t size) noexcept {
 }
 
 uint64_t session::ack_due() noexcept {
+  if (pass_through_.load())
+    return 0;
   auto n = dispatched_.load();
   auto old = acked_out_.load();
   if (n == old || !acked_out_.compare_exchange_strong(old, n))

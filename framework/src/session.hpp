@@ -60,9 +60,11 @@ public:
   /// Sends `frame`, numbering it if its kind is sequenced and keeping a
   /// copy until acknowledged. While suspended, keeps it only: it goes out
   /// when the session resumes. Errors: the session ended (`end`); suspended
-  /// with the ring full (errc::overloaded, naming the bound); the
-  /// connection's own errors.
-  caf::error send(frame_buffer frame);
+  /// with the ring full (errc::overloaded, naming the bound), unless
+  /// `essential` (responses, monitor, down, link and unlink frames, whose
+  /// loss would go unnoticed: they are kept past the bound); for frames
+  /// that are not numbered, the connection's own errors.
+  caf::error send(frame_buffer frame, bool essential = false);
 
   /// The connection that carries the session now, or null while suspended
   /// or after end().
@@ -98,6 +100,11 @@ public:
 
   /// Whether end() was called.
   bool ended() const;
+
+  /// The connection closed for good (not a break): ends the session and
+  /// returns the numbered frames that never reached a connection (their
+  /// send failed as it closed), to count as dropped.
+  uint64_t end_final();
 
   /// The session is over (given up or closed): drops what is kept. Returns
   /// the number of sequenced frames that were sent or kept and never
@@ -137,6 +144,7 @@ public:
 private:
   // -- the resend ring (guarded by mtx_) ---------------------------------------
 
+  uint64_t end_locked();
   void push(const frame_buffer& frame);
   void pop_front();
   frame_buffer copy_at(size_t offset, size_t size) const;
@@ -153,6 +161,7 @@ private:
   std::chrono::steady_clock::time_point suspended_at_;
   uint64_t sent_ = 0;         // sequenced frames numbered so far
   uint64_t acked_ = 0;        // acknowledged by the remote
+  uint64_t unsent_ = 0;       // numbered, but the connection refused them
   std::vector<std::byte> ring_;
   size_t head_ = 0;           // offset of the oldest kept frame
   size_t used_ = 0;           // bytes kept

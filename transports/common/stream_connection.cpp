@@ -511,8 +511,9 @@ void stream_connection::write_failed_locked(caf::error reason) {
   write_failed_ = true;
   write_failure_ = reason;
   drop_queue_locked();
-  if (closing_ || !registered_) {
-    // A close waited for the queue to drain (or activate() will finalize).
+  if (closing_ || !registered_ || paused_) {
+    // A close waited for the queue to drain (or activate() will finalize);
+    // or reading is paused, and the hang-up would wait for the resume.
     fail_locked(std::move(reason));
     return;
   }
