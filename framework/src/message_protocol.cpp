@@ -256,10 +256,17 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
     return "to actor " + std::to_string(receiver) + " on " + display_name();
   };
   auto fail = [&](const caf::error& reason) {
+    // The session's bound while the connection is broken counts like the
+    // queue's (relay.resume-buffer, session.hpp).
+    bool overloaded = is(reason, errc::overloaded);
     if (what.mid.is_request() && what.sender) {
+      if (overloaded)
+        ++node_.overload_rejections;
       bounce(what, reason, ctx);
       return;
     }
+    if (overloaded && !what.mid.is_response())
+      ++node_.overload_drops;
     if (what.mid.is_response()) {
       // The requester waits for this answer: it gets the error instead.
       auto err_msg = caf::make_message(reason);

@@ -66,6 +66,8 @@ public:
       ::close(p.fd[0]);
       ::close(p.fd[1]);
     }
+    for (auto fd : silent_)
+      ::close(fd);
     ::close(listener_);
     if (uds_)
       ::unlink(path_.c_str());
@@ -82,7 +84,11 @@ public:
   }
 
   /// Closes every connection through the proxy now; returns how many.
-  size_t cut() {
+  /// `client_side_only`: closes only the ends facing the dialing side and
+  /// keeps the target's ends open, silent (a half-open connection: the
+  /// target notices nothing until it hears from the dialer again).
+  size_t cut(bool client_side_only = false) {
+    half_ = client_side_only;
     cut_requested_ = true;
     poke();
     std::unique_lock<std::mutex> guard{mtx_};
@@ -154,7 +160,10 @@ private:
   void cut_all() {
     for (auto& p : pairs_) {
       hard_close(p.fd[0], !uds_);
-      hard_close(p.fd[1], !uds_);
+      if (half_)
+        silent_.push_back(p.fd[1]);
+      else
+        hard_close(p.fd[1], !uds_);
     }
     std::lock_guard<std::mutex> guard{mtx_};
     last_cut_ = pairs_.size();
@@ -282,6 +291,8 @@ private:
   std::atomic<bool> stop_{false};
   std::atomic<bool> cut_requested_{false};
   std::atomic<bool> held_{false};
+  std::atomic<bool> half_{false};
+  std::vector<int> silent_; // target ends kept open by a half cut
   std::atomic<size_t> accepted_{0};
   std::mutex mtx_;
   std::condition_variable cut_done_cv_;
