@@ -129,8 +129,9 @@ public:
   /// what it already read. Not counted: pause twice, resume once, and it
   /// reads. Nothing is read while paused, not even a hang-up: frames the
   /// peer sent before closing come first, on resume (unless a write to the
-  /// gone peer fails first, which closes the connection at once, as any
-  /// broken connection). Thread-safe; takes effect on the I/O thread (at
+  /// gone peer fails first while paused, which closes the connection at
+  /// once; a write that fails while reading goes on only stops writing,
+  /// and reading continues until the hang-up). Thread-safe; takes effect on the I/O thread (at
   /// once when called from on_frame); calls take effect in call order.
   /// Returns whether the transport honours it. The default does nothing
   /// and returns false: such a transport keeps reading, and its inbound
