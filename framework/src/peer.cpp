@@ -53,6 +53,10 @@ void peer::close(const caf::error& reason, bool flush) {
     auto bye = begin_frame(0);
     finish_frame(bye, frame_kind::goodbye);
     conn_->send(std::move(bye));
+    // The remote acknowledges what it reads until it reads the goodbye: a
+    // close with those acks unread would reset the connection and could
+    // discard frames still on their way to it.
+    conn_->linger_on_close();
   }
   conn_->close(reason, flush);
 }

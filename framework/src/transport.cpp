@@ -19,6 +19,10 @@ uint64_t connection::unsent_frames() const noexcept {
   return 0;
 }
 
+void connection::linger_on_close() {
+  // nop: see the declaration
+}
+
 bool connection::pause_reading(bool) {
   return false; // see the declaration
 }

@@ -22,4 +22,8 @@ ssize_t socket_channel::write(const iovec* iov, size_t count) {
   return ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+bool socket_channel::shutdown_write() {
+  return ::shutdown(fd_.get(), SHUT_WR) == 0;
+}
+
 } // namespace relay

@@ -62,6 +62,15 @@ public:
     return false;
   }
 
+  /// Ends the write direction: the peer reads the end of the stream after
+  /// everything written so far (a FIN; TLS sends its close_notify first),
+  /// while this side can still read. Returns false if the channel cannot
+  /// (the default), and then a connection cannot linger on close. Called
+  /// under the owning connection's lock, once, after the last write.
+  virtual bool shutdown_write() {
+    return false;
+  }
+
   /// Text for error `err` of read() or write().
   virtual std::string error_text(int err) const;
 };
@@ -80,6 +89,8 @@ public:
   ssize_t read(void* buf, size_t len) override;
 
   ssize_t write(const iovec* iov, size_t count) override;
+
+  bool shutdown_write() override;
 
 private:
   unique_fd fd_;

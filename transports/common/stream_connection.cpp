@@ -163,16 +163,45 @@ void stream_connection::close(const caf::error& reason, bool flush) {
   // close; before start(), start() does.
   if (!registered_)
     return;
-  if (flush && !out_.empty()) {
+  if (flush && (!out_.empty() || linger_)) {
     update_interest_locked(); // drops EPOLLIN: reading stops now
     std::weak_ptr<stream_connection> weak = shared_from_this();
     io_->dispatch_after(close_flush_timeout, [weak] {
       if (auto self = weak.lock())
         self->finalize(caf::none);
     });
+    if (out_.empty())
+      io_->dispatch([self = shared_from_this()] { self->flush_queue(); });
     return;
   }
   io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
+}
+
+void stream_connection::linger_on_close() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  linger_ = true;
+}
+
+void stream_connection::flushed_locked(std::unique_lock<std::mutex>& lock) {
+  if (!(flush_ && linger_) || draining_ || write_failed_
+      || !chan_->shutdown_write()) {
+    lock.unlock();
+    finalize(caf::none);
+    return;
+  }
+  draining_ = true;
+  read_stopped_ = false;
+  update_interest_locked();
+  // The close is complete for the handler now; only the socket lingers.
+  auto handler = std::move(handler_);
+  auto reason = close_reason_;
+  lock.unlock();
+  rbeg_ = rend_ = 0; // frames read before the close are not delivered now
+  if (handler)
+    handler->on_closed(*this, reason);
+  // The peer may have hung up already (its EOF was reported while we did
+  // not watch).
+  handle_events(EPOLLIN);
 }
 
 bool stream_connection::pause_reading(bool paused) {
@@ -250,7 +279,7 @@ void stream_connection::handle_events(uint32_t events) {
   // before it is delivered first, on resume (watched edge-triggered
   // meanwhile, so a hang-up reported whatever we watch does not spin).
   if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && !read_stopped_
-      && !paused_) {
+      && (!paused_ || draining_)) {
     read_some();
     // A channel that can have more at once (shm) gets a bounded number of
     // turns, then yields the I/O thread to everyone else and comes back.
@@ -285,9 +314,20 @@ void stream_connection::read_some() {
     n = chan_->read(rbuf_.get() + rend_, rcap_ - rend_);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
-    rend_ += static_cast<size_t>(n);
     bump(bytes_in_, static_cast<uint64_t>(n));
+    if (draining_) {
+      // Closing: what the peer still sends (acknowledgements) is dropped.
+      rbeg_ = rend_ = 0;
+      return;
+    }
+    rend_ += static_cast<size_t>(n);
     deliver_frames();
+    return;
+  }
+  if (draining_) {
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return;
+    finalize(caf::none); // the peer hung up too (or the socket broke)
     return;
   }
   if (n < 0) {
@@ -379,8 +419,9 @@ void stream_connection::flush_queue() {
     return;
   }
   if (closing_ && out_.empty()) {
-    lock.unlock();
-    finalize(caf::none);
+    if (draining_)
+      return;
+    flushed_locked(lock);
     return;
   }
   update_interest_locked();
@@ -465,7 +506,9 @@ int stream_connection::write_queue_locked() {
 }
 
 uint32_t stream_connection::interest_locked() const {
-  uint32_t events = closing_ || paused_ ? 0u : uint32_t{EPOLLIN};
+  uint32_t events = draining_ ? uint32_t{EPOLLIN}
+                   : closing_ || paused_ ? 0u
+                                         : uint32_t{EPOLLIN};
   if (!out_.empty())
     events |= EPOLLOUT;
   if (paused_ && !closing_)

@@ -92,6 +92,8 @@ public:
   /// close_flush_timeout. Thread-safe and idempotent: the first reason wins.
   void close(const caf::error& reason, bool flush = false) override;
 
+  void linger_on_close() override;
+
   /// See connection::pause_reading. Frames already read stay in the read
   /// buffer (what one read brought, or one large frame) until resumed.
   bool pause_reading(bool paused) override;
@@ -141,6 +143,9 @@ private:
   void update_interest_locked();
   // Marks the connection broken and has the reactor finalize it.
   void fail_locked(caf::error reason);
+  // The queue of a closing connection is empty: finalizes, or (lingering)
+  // ends the write direction and starts draining. Unlocks `lock`.
+  void flushed_locked(std::unique_lock<std::mutex>& lock);
   // A write failed (the peer closed or reset): writing stops, what is
   // queued is dropped, and reading goes on until the peer's hang-up (at
   // most close_flush_timeout), so that what it sent before closing, which
@@ -167,6 +172,10 @@ private:
   bool started_ = false;
   bool closing_ = false;  // close() was called or the socket broke
   bool flush_ = false;    // closing_ with flush requested
+  bool linger_ = false;   // linger_on_close was called
+  // A lingering close sent its last frame and ended the write direction;
+  // what arrives is read and discarded until the peer hangs up.
+  std::atomic<bool> draining_{false};
   bool write_failed_ = false; // see write_failed_locked
   caf::error write_failure_;
   bool finalized_ = false;

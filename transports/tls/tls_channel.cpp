@@ -274,4 +274,15 @@ ssize_t tls_handshake_io::recv(uint8_t* data, size_t size) {
 }
 
 
+bool tls_channel::shutdown_write() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    // TLS 1.3 allows reading after our close_notify (a half close).
+    ERR_clear_error();
+    SSL_shutdown(ssl_.get());
+    ERR_clear_error();
+  }
+  return ::shutdown(fd_.get(), SHUT_WR) == 0;
+}
+
 } // namespace relay

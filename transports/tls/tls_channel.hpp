@@ -79,6 +79,10 @@ public:
 
   std::string error_text(int err) const override;
 
+  /// Sends close_notify (best effort: not if the socket has no room), then
+  /// ends the socket's write direction.
+  bool shutdown_write() override;
+
 private:
   // What a read() or write() that already moved bytes could not report:
   // the failure comes with the next call (errno, or 0 for the end of the

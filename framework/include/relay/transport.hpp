@@ -123,6 +123,15 @@ public:
   /// Thread-safe and idempotent.
   virtual void close(const caf::error& reason, bool flush = false) = 0;
 
+  /// Makes a later close(reason, true) linger: after the last frame the
+  /// connection ends its write direction, reports on_closed, and keeps
+  /// reading (discarding) until the peer hangs up too, within the flush
+  /// bound. A peer that still writes
+  /// (acknowledgements) then cannot turn the close into a reset, which
+  /// would discard frames still in flight to it. Thread-safe; call before
+  /// close. The default does nothing (the close does not linger).
+  virtual void linger_on_close();
+
   /// Stops (`paused` true) or resumes delivering frames, for back-pressure:
   /// while paused the connection reads nothing more from its peer, whose
   /// sends then back up in the transport, and delivers no further frame of
