@@ -288,6 +288,13 @@ private:
   /// (shutdown).
   void stop_resuming();
 
+  /// Continues `broken`'s session on `fresh` (peer::adopt_session) and
+  /// makes `fresh` serve route `r`; logs how long the session was broken.
+  /// Call under the event order lock.
+  caf::error continue_session(route& r, const std::shared_ptr<peer>& fresh,
+                              const std::shared_ptr<peer>& broken,
+                              uint64_t remote_dispatched);
+
   node_config& cfg_;
   // Declared before system_ so that it outlives the actor system: proxies
   // and peers log drops from CAF's threads until system_ has joined them.

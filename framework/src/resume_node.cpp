@@ -174,6 +174,26 @@ node_impl::redial_result node_impl::redial(const std::shared_ptr<peer>& broken,
   return redial_result::retry;
 }
 
+caf::error node_impl::continue_session(route& r,
+                                       const std::shared_ptr<peer>& fresh,
+                                       const std::shared_ptr<peer>& broken,
+                                       uint64_t remote_dispatched) {
+  auto s = broken->current_session();
+  auto after = s ? s->suspended_for() : std::chrono::milliseconds{0};
+  auto resent = fresh->adopt_session(broken, remote_dispatched);
+  if (!resent)
+    return std::move(resent.error());
+  {
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    r.set(fresh);
+  }
+  ++resumed_sessions;
+  log(log_level::info, "resumed the session with " + fresh->display_name()
+                         + " after " + ms_text(after) + "; resent "
+                         + std::to_string(*resent) + " frames");
+  return caf::none;
+}
+
 caf::error node_impl::resume_session(const std::shared_ptr<peer>& fresh,
                                      const wire::resume_info& info) {
   std::shared_ptr<peer> broken;
@@ -218,21 +238,9 @@ caf::error node_impl::resume_session(const std::shared_ptr<peer>& fresh,
     if (!s->suspended())
       return make_error(errc::resume_pending,
                         "the broken connection is still closing here");
-    auto after = s->suspended_for();
-    auto resent = fresh->adopt_session(broken, info.dispatched);
-    if (resent) {
-      {
-        std::lock_guard<std::mutex> guard{peers_mtx_};
-        r->set(fresh);
-      }
-      ++resumed_sessions;
-      log(log_level::info, "resumed the session with "
-                             + fresh->display_name() + " after "
-                             + ms_text(after) + "; resent "
-                             + std::to_string(*resent) + " frames");
+    failed = continue_session(*r, fresh, broken, info.dispatched);
+    if (!failed)
       return caf::none;
-    }
-    failed = std::move(resent.error());
   }
   // An impossible count is refused, and the session still waits for its
   // real peer (this one may be an impostor); evicted frames end it.
@@ -258,22 +266,9 @@ caf::error node_impl::complete_resume(const std::shared_ptr<peer>& fresh,
     }
     if (!r)
       return make_error(errc::session_lost, "the session was given up");
-    auto s = broken->current_session();
-    auto after = s ? s->suspended_for() : std::chrono::milliseconds{0};
-    auto resent = fresh->adopt_session(broken, remote_dispatched);
-    if (resent) {
-      {
-        std::lock_guard<std::mutex> guard{peers_mtx_};
-        r->set(fresh);
-      }
-      ++resumed_sessions;
-      log(log_level::info, "resumed the session with "
-                             + fresh->display_name() + " after "
-                             + ms_text(after) + "; resent "
-                             + std::to_string(*resent) + " frames");
+    failed = continue_session(*r, fresh, broken, remote_dispatched);
+    if (!failed)
       return caf::none;
-    }
-    failed = std::move(resent.error());
   }
   give_up(*broken, failed);
   return make_error(errc::session_lost, describe(failed));

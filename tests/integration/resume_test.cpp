@@ -69,14 +69,15 @@ protected:
     client_cfg.node_name = "client";
   }
 
-  void start(bool with_proxy = true) {
+  void start(bool with_proxy = true,
+             trust_level trust = trust_level::trusted) {
     server = std::make_unique<node>(server_cfg);
     client = std::make_unique<node>(client_cfg);
     target = server->system().spawn(sink);
     ASSERT_FALSE(server->publish(target, "sink"));
     auto where = uds() ? "uds://" + dir.path() + "/server.sock"
                        : std::string{"tcp://127.0.0.1:0"};
-    auto open = server->listen(where);
+    auto open = server->listen(where, trust);
     ASSERT_TRUE(open) << describe(open.error());
     server_uri = *open;
     if (with_proxy) {
@@ -357,18 +358,7 @@ TEST_P(resume, a_full_resend_buffer_refuses_and_counts) {
 TEST_P(resume, untrusted_peers_have_no_session) {
   for (auto* cfg : {&server_cfg, &client_cfg})
     cfg->heartbeat_timeout = 20s;
-  server = std::make_unique<node>(server_cfg);
-  client = std::make_unique<node>(client_cfg);
-  target = server->system().spawn(sink);
-  ASSERT_FALSE(server->publish(target, "sink"));
-  auto where = uds() ? "uds://" + dir.path() + "/server.sock"
-                     : std::string{"tcp://127.0.0.1:0"};
-  auto open = server->listen(where, trust_level::untrusted);
-  ASSERT_TRUE(open) << describe(open.error());
-  proxy = std::make_unique<cut_proxy>(
-    uds(), uds() ? dir.path() + "/server.sock"
-                 : open->substr(open->rfind('/') + 1),
-    dir.path() + "/proxy.sock");
+  start(true, trust_level::untrusted);
   auto remote = client->lookup(proxy->uri(), "sink");
   ASSERT_TRUE(remote) << describe(remote.error());
   caf::scoped_actor self{client->system()};
