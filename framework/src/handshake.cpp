@@ -34,6 +34,8 @@ void peer::start() {
     hello.flags |= wire::hello::flag_can_resume;
   if (resumes_)
     hello.flags |= wire::hello::flag_resume;
+  if (node_.config().hidden)
+    hello.flags |= wire::hello::flag_hidden;
   auto buf = begin_frame();
   wire_writer out{buf};
   out(hello);
@@ -136,6 +138,7 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
     remote_name_ = hello.node_name;
     remote_serial_ = hello.serial;
     remote_can_resume_ = (hello.flags & wire::hello::flag_can_resume) != 0;
+    remote_hidden_ = (hello.flags & wire::hello::flag_hidden) != 0;
   } catch (std::exception& ex) {
     reject(make_error(errc::handshake_failed,
                       "malformed hello from " + conn_->peer_name() + ": "

@@ -36,6 +36,25 @@ std::string type_label(const caf::rtti_pair& type) {
   return result;
 }
 
+/// Records a message in the node's trace (relayctl monitor).
+template <class Content>
+void trace(node_impl& node, peer& p, bool inbound, caf::actor_id sender,
+           caf::actor_id receiver, const Content& content, size_t bytes) {
+  trace_record x;
+  x.inbound = inbound;
+  x.peer = p.display_name();
+  x.sender = sender;
+  x.receiver = receiver;
+  for (size_t i = 0; i < content.size(); ++i) {
+    if (i > 0)
+      x.type += ", ";
+    auto info = node.messages().find(content.type(i));
+    x.type += info != nullptr ? info->name : type_label(content.type(i));
+  }
+  x.bytes = bytes;
+  node.trace().record(std::move(x));
+}
+
 /// Thrown while decoding a message body whose framing is fine but whose
 /// values are not: fails that one message, not the connection.
 struct bad_body : std::runtime_error {
@@ -226,10 +245,21 @@ void handle_message(peer& p, wire_reader& in) {
                                   "untrusted peer " + p.display_name()));
     return;
   }
+  if (!p.trusted() && dest->id() == node.introspector()->id()) {
+    refuse_untrusted(p, receiver, sender, mid, "introspection",
+                     make_error(errc::forbidden,
+                                "node '" + node.name() + "' answers no "
+                                  "introspection for untrusted peer "
+                                  + p.display_name()));
+    return;
+  }
   if (mid.is_request() && !sender)
     // As in CAF, the answer to an anonymous request has nowhere to go.
     count_drop(p, "(the answer to an anonymous request from "
                     + p.display_name() + ")");
+  if (node.trace().active())
+    trace(node, p, true, sender ? sender->id() : 0, dest->id(), msg,
+          wire_bytes + frame_header::size);
   auto* unit = node.config().deliver_on_io_thread ? io_unit::of(node.system())
                                                   : nullptr;
   // Counted until the receiver is done with it (back-pressure).
@@ -316,6 +346,9 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
   if (track)
     route_->add_pending(what.sender->id(), response_id,
                         caf::actor_cast<caf::weak_actor_ptr>(what.sender));
+  if (node_.trace().active())
+    trace(node_, *this, false, what.sender ? what.sender->id() : 0, receiver,
+          what.content(), buf->size());
   if (auto err = send_frame(std::move(*buf), what.mid.is_response())) {
     if (track)
       route_->erase_pending(what.sender->id(), response_id);

@@ -184,4 +184,11 @@ const message_type_info* message_registry::find(uint64_t id) const noexcept {
   return i != by_id_.end() ? i->second : nullptr;
 }
 
+const message_type_info*
+message_registry::find_name(const std::string& name) const noexcept {
+  // By id, then by name: two names never share an id (add checks).
+  auto info = find(id_of(name));
+  return info != nullptr && info->name == name ? info : nullptr;
+}
+
 } // namespace relay

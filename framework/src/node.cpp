@@ -96,6 +96,11 @@ bool node::disconnect(const caf::node_id& peer_id, caf::error reason) {
   return impl_->disconnect(peer_id, std::move(reason));
 }
 
+void node::add_introspection_source(std::string topic,
+                                    const caf::actor& source) {
+  impl_->introspection().add(topic, source);
+}
+
 void node::monitor_nodes(const caf::actor& observer) {
   impl_->events().monitor_nodes(observer);
 }

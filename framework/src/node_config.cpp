@@ -60,7 +60,9 @@ node_config::node_config() {
          "bound on a peer's delivered, unprocessed message bytes")
     .add(resume, "resume", "resume the session of a broken connection")
     .add(resume_buffer, "resume-buffer",
-         "bound on the bytes a session keeps for resending");
+         "bound on the bytes a session keeps for resending")
+    .add(hidden, "hidden",
+         "connect as a hidden node: no node events on either side (tools)");
   declare_builtin_transport_options(
     [this](caf::string_view category) { return module_options(category); });
 }

@@ -76,7 +76,9 @@ bool node_event_hub::remove_listener(const std::shared_ptr<node_listener>& x) {
   return true;
 }
 
-void node_event_hub::node_up_locked(const peer_info& info) {
+void node_event_hub::node_up_locked(const peer_info& info, bool hidden) {
+  if (hidden)
+    return;
   std::vector<std::shared_ptr<node_listener>> listeners;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -88,17 +90,19 @@ void node_event_hub::node_up_locked(const peer_info& info) {
 }
 
 void node_event_hub::node_down_locked(const caf::node_id& node,
-                                      const caf::error& reason) {
+                                      const caf::error& reason, bool hidden) {
   std::vector<std::shared_ptr<node_listener>> listeners;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     node_down_msg msg{node, reason};
-    notify(observers_, msg);
+    if (!hidden)
+      notify(observers_, msg);
     if (auto i = monitors_.find(node); i != monitors_.end()) {
       notify(i->second, msg);
       monitors_.erase(i);
     }
-    listeners = listeners_;
+    if (!hidden)
+      listeners = listeners_;
   }
   for (auto& x : listeners)
     x->on_node_down(node, reason);

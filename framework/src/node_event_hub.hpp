@@ -45,11 +45,14 @@ public:
   void add_listener(std::shared_ptr<node_listener> x);
   bool remove_listener(const std::shared_ptr<node_listener>& x);
 
-  /// Reports that `info.node` came up. Requires order_mutex().
-  void node_up_locked(const peer_info& info);
+  /// Reports that `info.node` came up. Requires order_mutex(). A `hidden`
+  /// connection (node_config::hidden) reaches no observer or listener.
+  void node_up_locked(const peer_info& info, bool hidden);
 
-  /// Reports that `node` went down. Requires order_mutex().
-  void node_down_locked(const caf::node_id& node, const caf::error& reason);
+  /// Reports that `node` went down. Requires order_mutex(). For a `hidden`
+  /// connection, only the monitors of this one node hear of it.
+  void node_down_locked(const caf::node_id& node, const caf::error& reason,
+                        bool hidden);
 
 private:
   std::recursive_mutex order_mtx_;

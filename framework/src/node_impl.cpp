@@ -139,9 +139,11 @@ node_impl::node_impl(node_config& cfg)
       };
     });
   start_remote_spawn();
+  start_introspection();
 }
 
 node_impl::~node_impl() {
+  stop_introspection();
   stop_remote_spawn();
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};

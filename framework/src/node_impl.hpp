@@ -18,6 +18,8 @@
 #include <caf/proxy_registry.hpp>
 
 #include "export_table.hpp"
+#include "introspection.hpp"
+#include "message_trace.hpp"
 #include "lookup_client.hpp"
 #include "name_registry.hpp"
 #include "node_event_hub.hpp"
@@ -226,10 +228,33 @@ public:
     return spawner_;
   }
 
+  /// The introspection service, published as introspection_name.
+  const caf::actor& introspector() const noexcept {
+    return introspector_;
+  }
+
   /// The actor behind node::spawn_actor().
   const caf::actor& spawn_client() const noexcept {
     return spawn_client_;
   }
+
+  /// Starts and stops the introspection service (introspection.cpp).
+  void start_introspection();
+  void stop_introspection();
+
+  /// The sources of introspection topics (node::add_introspection_source).
+  introspection_sources& introspection() noexcept {
+    return introspection_;
+  }
+
+  /// The messages entering and leaving the node while someone watches
+  /// (relayctl monitor).
+  message_trace& trace() noexcept {
+    return trace_;
+  }
+
+  /// The URIs this node listens on.
+  std::vector<std::string> listening() const;
 
   /// Starts and stops the spawner and spawn_client (remote_spawn.cpp).
   void start_remote_spawn();
@@ -314,7 +339,11 @@ private:
   // One per suspended session (resume_node.cpp); guarded by peers_mtx_.
   std::vector<caf::actor> resumers_;
 
-  std::mutex acceptors_mtx_;
+  caf::actor introspector_;
+  introspection_sources introspection_;
+  message_trace trace_;
+
+  mutable std::mutex acceptors_mtx_;
   std::vector<std::unique_ptr<acceptor>> acceptors_;
 
   std::shared_ptr<export_table> exports_ = std::make_shared<export_table>();

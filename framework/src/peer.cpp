@@ -67,8 +67,13 @@ std::string peer::display_name() const {
   return "'" + remote_name_ + "' at " + conn_->peer_name();
 }
 
+bool peer::hidden() const noexcept {
+  return remote_hidden_ || node_.config().hidden;
+}
+
 peer_info peer::info() const {
   peer_info result;
+  result.hidden = remote_hidden_;
   result.node = remote_id_;
   result.name = remote_name_;
   result.uri = uri_.empty() ? conn_->peer_name() : uri_;

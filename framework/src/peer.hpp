@@ -227,6 +227,10 @@ public:
   }
 
   /// Whether the remote may do everything (see trust_level).
+  /// Whether either side is a hidden node (node_config::hidden): the node
+  /// raises no node events for this connection. Valid after the handshake.
+  bool hidden() const noexcept;
+
   bool trusted() const noexcept {
     return trusted_;
   }
@@ -382,6 +386,7 @@ private:
   // points here) and only read afterwards, by any thread.
   std::shared_ptr<session> session_;
   bool remote_can_resume_ = false;  // set once by the handshake
+  bool remote_hidden_ = false;      // set once by the handshake
   std::shared_ptr<peer> resumes_;   // set before start()
   bool awaiting_resume_ = false;    // I/O thread
   std::atomic<bool> closed_locally_{false};

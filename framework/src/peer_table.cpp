@@ -201,7 +201,7 @@ node_impl::on_handshake(std::shared_ptr<peer> p) {
     }
   }
   if (is_new)
-    events_.node_up_locked(p->info());
+    events_.node_up_locked(p->info(), p->hidden());
   if (loser) {
     // Both sides pick the same winner; each retires the loser, which closes
     // once both did, losing and reordering nothing. A remote that never
@@ -279,7 +279,7 @@ void node_impl::lose_route(route& r, peer& p, const caf::error& reason) {
                             "lost the connection to " + p.display_name() + ": "
                               + describe(reason)));
   stop_reporting_downs(*this, r);
-  events_.node_down_locked(p.remote_id(), reason);
+  events_.node_down_locked(p.remote_id(), reason, p.hidden());
 }
 
 bool node_impl::wait_for_open_connections(size_t n,

@@ -39,7 +39,7 @@ struct hello {
   /// The sender's number for this connection; breaks ties when two nodes
   /// connect to each other at once.
   uint64_t serial = 0;
-  /// Capabilities: flag_can_resume, flag_resume; other bits are reserved
+  /// Capabilities: flag_can_resume, flag_resume, flag_hidden; other bits are reserved
   /// (must be 0; anything else is rejected as a malformed hello).
   uint64_t flags = 0;
 
@@ -50,7 +50,11 @@ struct hello {
   /// This connection resumes a broken one: a resume_info follows the hello
   /// in the same frame. Only from the initiator.
   static constexpr uint64_t flag_resume = 2;
-  static constexpr uint64_t known_flags = flag_can_resume | flag_resume;
+  /// The sender is a hidden node (node_config::hidden): neither side
+  /// reports this connection as a node event.
+  static constexpr uint64_t flag_hidden = 4;
+  static constexpr uint64_t known_flags = flag_can_resume | flag_resume
+                                          | flag_hidden;
 
   /// Longest node name accepted, in bytes.
   static constexpr size_t max_name_size = 256;

@@ -204,6 +204,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       endpoints.emplace_back(scheme, *uri);
+      // Where its workers connect, and where `relayctl tree` looks in.
+      multiprocess::say("coordinator listening on " + *uri);
     }
     std::atomic<bool> done{false};
     auto coord = n.system().spawn(multiprocess::coordinator, opts, &done);

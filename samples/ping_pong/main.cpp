@@ -19,6 +19,7 @@
 
 #include <caf/all.hpp>
 
+#include "relay/json_codec.hpp"
 #include "messages.hpp"
 #include "relay/node.hpp"
 
@@ -159,7 +160,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   relay::node_config cfg;
-  cfg.add_message_type<ping>().add_message_type<pong>();
+  // JSON too, so that `relayctl call URI pong ping_pong.ping '{"seq": 1,
+  // "payload": "hi"}'` can ask the server (docs/operations.md).
+  cfg.add_message_type<ping>(relay::json_codec_for<ping>())
+    .add_message_type<pong>(relay::json_codec_for<pong>());
   if (auto err = cfg.parse(static_cast<int>(relay_args.size()),
                            relay_args.data())) {
     std::cerr << "ping_pong: bad option: " << cfg.render(err) << "\n";

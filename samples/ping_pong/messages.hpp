@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include <cereal/cereal.hpp>
 #include <cereal/types/string.hpp>
 
 #include <caf/replies_to.hpp>
@@ -19,7 +20,7 @@ struct ping {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(seq, payload);
+    ar(CEREAL_NVP(seq), CEREAL_NVP(payload));
   }
 };
 
@@ -30,7 +31,7 @@ struct pong {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(seq, payload);
+    ar(CEREAL_NVP(seq), CEREAL_NVP(payload));
   }
 };
 

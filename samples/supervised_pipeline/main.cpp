@@ -39,7 +39,19 @@ struct options {
   std::string workers_on;
   std::string serve;
   std::string cookie_file;
+  std::string listen;
 };
+
+/// Blocks SIGINT and SIGTERM in every thread (call before the node starts
+/// its threads) so that sigwait can take them.
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
 /// A worker: squares the payload, or crashes (throws) with probability
 /// `crash_rate` per job. Registered as "pipeline.worker" so that it can be
@@ -239,11 +251,7 @@ caf::behavior source(caf::stateful_actor<source_state>* self,
 }
 
 int serve(relay::node_config& cfg, const options& opts) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto signals = block_stop_signals();
   relay::node n{cfg};
   auto uri = n.listen(opts.serve);
   if (!uri) {
@@ -257,8 +265,23 @@ int serve(relay::node_config& cfg, const options& opts) {
 }
 
 int run(relay::node_config& cfg, const options& opts) {
+  // With --listen the run ends on SIGTERM, taken by sigwait; else the
+  // signals keep their default action.
+  sigset_t signals{};
+  if (!opts.listen.empty())
+    signals = block_stop_signals();
   relay::node n{cfg};
   auto& sys = n.system();
+  if (!opts.listen.empty()) {
+    // For tools: relayctl tree URI shows the pool while it runs.
+    auto uri = n.listen(opts.listen);
+    if (!uri) {
+      std::cerr << "cannot listen: " << relay::describe(uri.error())
+                << std::endl;
+      return 1;
+    }
+    std::cout << "listening on " << *uri << std::endl;
+  }
   auto started = std::chrono::steady_clock::now();
   std::vector<relay::child_spec> workers;
   for (size_t i = 0; i < opts.workers; ++i) {
@@ -280,6 +303,7 @@ int run(relay::node_config& cfg, const options& opts) {
   flags.strategy = relay::restart_strategy::one_for_one;
   flags.intensity = opts.max_restarts;
   flags.period = 1s;
+  flags.node = &n; // visible to relayctl tree
   auto pool = relay::spawn_supervisor(sys, flags, std::move(workers));
   if (!pool) {
     std::cerr << relay::describe(pool.error()) << std::endl;
@@ -315,6 +339,12 @@ int run(relay::node_config& cfg, const options& opts) {
            << "\",\"seconds\":" << seconds << "}";
       std::cout << json.str() << std::endl;
       rc = failed == 0 && duplicates == 0 && done == opts.jobs ? 0 : 2;
+      if (!opts.listen.empty()) {
+        // Stay up for tools, pool and all, until SIGINT or SIGTERM.
+        std::cout << "finished; stop with SIGTERM" << std::endl;
+        int sig = 0;
+        sigwait(&signals, &sig);
+      }
     },
     [&](caf::down_msg&) {
       // The pool gave up; the source reports its jobs failed and the sink
@@ -356,6 +386,9 @@ int main(int argc, char** argv) {
                  "run the pool's workers on the node at this URI");
   app.add_option("--serve", opts.serve,
                  "host workers for another pipeline: listen on this URI");
+  app.add_option("--listen", opts.listen,
+                 "listen on this URI for tools (relayctl) and stay up after "
+                 "the run until SIGTERM");
   app.add_option("--cookie-file", opts.cookie_file,
                  "secret for tcp (or set RELAY_COOKIE)");
   CLI11_PARSE(app, argc, argv);

@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 
 #include "cluster_actor.hpp"
+#include "cluster_introspection.hpp"
 #include "registry_actor.hpp"
 #include "relay/log.hpp"
 #include "relay/node.hpp"
@@ -64,6 +65,8 @@ struct cluster_module::impl {
   settings cfg;
   caf::actor actor;
   caf::actor registry;
+  /// Answers relayctl (cluster_introspection.cpp).
+  caf::actor inspector;
   std::shared_ptr<event_forwarder> forwarder;
   std::shared_ptr<helper_gate> gate;
   std::shared_ptr<etcd_session> etcd; // the etcd backend, if chosen
@@ -219,6 +222,7 @@ void cluster_module::start(node& n) {
   auto actor = n.system().spawn(cluster_actor, &n, s, self, detectors, gate,
                                 etcd);
   caf::actor registry;
+  caf::actor inspector;
   std::shared_ptr<event_forwarder> forwarder;
   // If anything below throws, the node never calls stop(): undo here.
   auto undo = [&] {
@@ -226,7 +230,7 @@ void cluster_module::start(node& n) {
       n.remove_listener(forwarder);
     gate->close_and_wait(helper_wait);
     caf::scoped_actor waiter{n.system()};
-    for (auto& a : {actor, registry})
+    for (auto& a : {inspector, actor, registry})
       if (a) {
         waiter->send_exit(a, caf::exit_reason::user_shutdown);
         waiter->wait_for(a);
@@ -280,6 +284,7 @@ void cluster_module::start(node& n) {
   n.add_listener(forwarder);
   registry = n.system().spawn(registry_actor, &n, actor, gate, etcd);
   check(n.publish(registry, registry_name));
+  inspector = spawn_cluster_inspector(n, *this);
   } catch (...) {
     undo();
     throw;
@@ -292,6 +297,7 @@ void cluster_module::start(node& n) {
     impl_->etcd = etcd;
     impl_->actor = actor;
     impl_->registry = registry;
+    impl_->inspector = inspector;
     impl_->forwarder = forwarder;
     impl_->address = s.advertise;
     impl_->listen_address = *bound;
@@ -311,12 +317,14 @@ void cluster_module::start(node& n) {
 void cluster_module::stop(node& n) {
   caf::actor actor;
   caf::actor registry;
+  caf::actor inspector;
   std::shared_ptr<helper_gate> gate;
   std::shared_ptr<etcd_session> etcd;
   {
     std::lock_guard<std::mutex> guard{impl_->mtx};
     actor = impl_->actor;
     registry = impl_->registry;
+    inspector = impl_->inspector;
     gate = impl_->gate;
     etcd = impl_->etcd;
   }
@@ -332,7 +340,8 @@ void cluster_module::stop(node& n) {
                             "waiting for it; the node stops anyway");
   {
     caf::scoped_actor waiter{n.system()};
-    for (auto& a : {actor, registry}) {
+    // The inspector first: it calls the other two.
+    for (auto& a : {inspector, actor, registry}) {
       waiter->send_exit(a, caf::exit_reason::user_shutdown);
       waiter->wait_for(a);
     }
@@ -344,6 +353,7 @@ void cluster_module::stop(node& n) {
   std::lock_guard<std::mutex> guard{impl_->mtx};
   impl_->etcd = nullptr;
   impl_->registry = nullptr;
+  impl_->inspector = nullptr;
   impl_->actor = nullptr;
   impl_->n = nullptr;
 }

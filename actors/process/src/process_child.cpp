@@ -17,6 +17,8 @@
 #include <mutex>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
@@ -164,6 +166,8 @@ caf::behavior process_actor(caf::stateful_actor<process_state>* self, node* n,
     signal_process(st.pidfd, SIGTERM);
   });
   self->delayed_send(self, start_timeout, ready_timeout_atom::value);
+  // relayctl tree shows the pid beside the supervisor's child.
+  n->add_introspection_source("tree", caf::actor_cast<caf::actor>(self));
   return {
     [self, n](process_ready_atom, int32_t child_pid) {
       auto& st = self->state;
@@ -219,6 +223,17 @@ caf::behavior process_actor(caf::stateful_actor<process_state>* self, node* n,
       else
         st.waiting.push_back(rp);
       return rp;
+    },
+    [self](introspect_atom, const std::string&, const std::string&) {
+      auto& st = self->state;
+      nlohmann::json doc{{"kind", "process"},
+                         {"actor", self->id()},
+                         {"pid", st.pid},
+                         {"process", st.what},
+                         {"ready", st.ready}};
+      if (st.child_node)
+        doc["node"] = caf::to_string(st.child_node);
+      return doc.dump();
     },
     [self](process_info_atom) {
       return caf::make_message(static_cast<int32_t>(self->state.pid),

@@ -10,6 +10,7 @@
 #include <caf/send.hpp>
 
 #include "relay/error.hpp"
+#include "relay/node.hpp"
 
 namespace relay {
 
@@ -72,12 +73,19 @@ caf::behavior supervisor_state::make_behavior(supervisor_spec spec,
       }
       return caf::print_and_drop(self_, xs);
     });
+  // Visible to relayctl tree (answers at once, also during an operation).
+  if (spec_.node != nullptr)
+    spec_.node->add_introspection_source(
+      "tree", caf::actor_cast<caf::actor>(self_));
   // Start the children on a message of our own, so that requests already
   // queued (wait_started from the parent) are seen first and wait.
   busy_ = true;
   self_->send(self_, init_atom::value);
   return {
     [this](init_atom) { init(); },
+    [this](introspect_atom, const std::string&, const std::string&) {
+      return introspect();
+    },
     [this](start_child_atom, child_spec& cs) {
       auto rp = self_->make_response_promise();
       post([this, rp, cs = std::move(cs)]() mutable { start_child(std::move(cs), rp); },

@@ -347,6 +347,8 @@ void supervisor_state::restart(const child_ptr& c) {
     shutdown(caf::make_error(caf::exit_reason::user_shutdown));
     return;
   }
+  ++c->restarts;
+  ++total_restarts_;
   if (c->spec.restart_delay.enabled()) {
     auto delay = restart_delay(*c);
     c->st = child_record::state::restarting;

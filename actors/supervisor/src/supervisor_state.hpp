@@ -61,6 +61,8 @@ struct child_record {
   /// When the current incarnation started (restart back-off reset).
   caf::actor_clock::time_point started_at;
   uint32_t backoff_attempt = 0;
+  /// Restarts of this child (each counts toward the intensity).
+  uint64_t restarts = 0;
 };
 
 using child_ptr = std::shared_ptr<child_record>;
@@ -77,6 +79,10 @@ public:
 
   caf::behavior make_behavior(supervisor_spec spec,
                               std::vector<child_spec> children);
+
+  /// This supervisor's level of the tree as a JSON document, for
+  /// introspection (supervisor_introspection.cpp).
+  std::string introspect() const;
 
 private:
   // -- operations (one at a time; see the file comment) ----------------------------
@@ -197,6 +203,8 @@ private:
   std::shared_ptr<shared_part> shared_ = std::make_shared<shared_part>();
   /// Restart times within the period, oldest first (OTP's restarts).
   std::deque<caf::actor_clock::time_point> restarts_;
+  /// Every restart since the start, for introspection.
+  uint64_t total_restarts_ = 0;
   uint64_t next_serial_ = 1;
 
   bool busy_ = false;

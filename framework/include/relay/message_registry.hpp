@@ -25,6 +25,21 @@ namespace relay {
 template <class T>
 struct type_name;
 
+/// The JSON form of a message type, for tools (see relay/json_codec.hpp,
+/// which makes one from the type's serialize function). Both null for
+/// types that did not opt in.
+struct json_codec {
+  /// The value at `ptr` (a `const T*`) as a JSON value.
+  std::string (*to_json)(const void* ptr) = nullptr;
+  /// A message of one `T` read from JSON text. Throws
+  /// std::invalid_argument with the reason for text that does not fit.
+  caf::message (*from_json)(const std::string& text) = nullptr;
+
+  explicit operator bool() const noexcept {
+    return to_json != nullptr && from_json != nullptr;
+  }
+};
+
 /// Everything Relay knows about one message type.
 struct message_type_info {
   /// Stable name, e.g. "my.ping"; the same in every process.
@@ -40,6 +55,8 @@ struct message_type_info {
   /// A system message (exit_msg, down_msg): one an untrusted peer may not
   /// send, because it can stop or mislead the receiver.
   bool system = false;
+  /// Set if the type opted into JSON at registration.
+  json_codec json;
 };
 
 /// Maps C++ message types to stable names and wire ids, and back.
@@ -61,13 +78,15 @@ public:
 
   /// Registers `T` under `name`. Errors (errc::already_registered): `T` or
   /// `name` is already registered, or another name hashes to the same id.
-  /// (errc::invalid_argument): empty or overlong name.
+  /// (errc::invalid_argument): empty or overlong name. `json`: the type's
+  /// JSON form, if it opts in (relay/json_codec.hpp).
   template <class T>
-  caf::error add(std::string name) {
+  caf::error add(std::string name, json_codec json = {}) {
     static_assert(std::is_default_constructible<T>::value,
                   "message types must be default constructible");
     auto info = std::make_unique<message_type_info>();
     info->name = std::move(name);
+    info->json = json;
     info->save = [](wire_writer& ar, const void* ptr) {
       ar(*static_cast<const T*>(ptr));
     };
@@ -90,6 +109,10 @@ public:
 
   /// Looks up a wire id. Returns nullptr if not registered.
   const message_type_info* find(uint64_t id) const noexcept;
+
+  /// Looks up a type by its registered name. Returns nullptr if not
+  /// registered.
+  const message_type_info* find_name(const std::string& name) const noexcept;
 
   /// Looks up a C++ type. Returns nullptr if not registered.
   template <class T>

@@ -35,6 +35,13 @@ using lookup_atom = caf::atom_constant<caf::atom("rlookup")>;
 /// answers with the actor spawned on that node.
 using spawn_atom = caf::atom_constant<caf::atom("rspawn")>;
 
+/// Message to a node's introspection service (node::introspection_name)
+/// and to introspection sources (node::add_introspection_source):
+/// `(introspect_atom, std::string topic, std::string args)` answers with a
+/// JSON document as std::string; `args` is JSON too ("" when a topic takes
+/// none). See docs/operations.md for the topics and their documents.
+using introspect_atom = caf::atom_constant<caf::atom("rinspect")>;
+
 /// Counters of events a node handled without failing anyone.
 struct node_stats {
   /// Messages that could not be delivered and had no sender to tell
@@ -162,6 +169,26 @@ public:
 
   /// The name under which every node publishes its spawner.
   static constexpr const char* remote_spawner_name = "relay.spawner";
+
+  /// The name under which every node publishes its introspection service,
+  /// which relayctl asks. It answers `(introspect_atom, topic, args)` with
+  /// a JSON document: "node" (identity, listeners, connections and their
+  /// traffic), "stats" (node_stats), "names" (published names and their
+  /// interfaces), "tree" (supervision trees), "call" (args {"name", "type",
+  /// "value"[, "timeout_ms"]}: a request built from JSON to a published
+  /// actor, answered as {"reply": [{"type", "value"}, ...]}; the types must
+  /// opt into JSON, see relay/json_codec.hpp), and any topic a module adds
+  /// sources to. Every topic's document lists what its sources answered
+  /// under "sources". Untrusted peers are refused (errc::forbidden).
+  static constexpr const char* introspection_name = "relay.introspect";
+
+  /// Adds `source` to introspection topic `topic` (e.g. "tree"): the
+  /// service asks it `(introspect_atom, topic, args)` whenever the topic is
+  /// asked for and lists its answer (a JSON document as std::string) under
+  /// the topic's "sources"; one that fails or does not answer within 2 s is
+  /// listed as {"actor": id, "error": why}. Kept until `source` terminates;
+  /// adding it twice has no effect. Thread-safe.
+  void add_introspection_source(std::string topic, const caf::actor& source);
 
   /// Spawns an actor of `type` on the node at `uri_or_node` (a URI, or the
   /// caf::node_id of a connected node) from `args`, as CAF's

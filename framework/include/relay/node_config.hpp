@@ -77,6 +77,7 @@ enum class trust_level {
 ///   relay.resume              resume broken connections (true)
 ///   relay.resume-buffer       bound on the bytes a session keeps for
 ///                             resending (32 MiB)
+///   relay.hidden              connect as a hidden node (false)
 ///
 /// Each transport declares its own options under relay.<scheme>.* (see the
 /// transport's header and docs/), and each module under its own category.
@@ -91,18 +92,20 @@ public:
 
   /// Registers `T` under `name` for remote messaging. Throws
   /// registration_error (naming both parties) if `T` or `name` is taken or
-  /// `name`'s wire id clashes with another name's.
+  /// `name`'s wire id clashes with another name's. `json`: the type opts
+  /// into JSON for tools such as `relayctl call` (pass
+  /// relay::json_codec_for<T>() from relay/json_codec.hpp).
   template <class T>
-  node_config& add_message_type(std::string name) {
-    if (auto err = messages_.add<T>(std::move(name)))
+  node_config& add_message_type(std::string name, json_codec json = {}) {
+    if (auto err = messages_.add<T>(std::move(name), json))
       throw registration_error(relay::describe(err));
     return *this;
   }
 
   /// Registers `T` under the name given to RELAY_MESSAGE_TYPE.
   template <class T>
-  node_config& add_message_type() {
-    return add_message_type<T>(type_name<T>::value);
+  node_config& add_message_type(json_codec json = {}) {
+    return add_message_type<T>(type_name<T>::value, json);
   }
 
   /// The message types known to this node.
@@ -208,6 +211,13 @@ public:
   /// it a message is refused with errc::overloaded. Should exceed
   /// max_queued_bytes plus what the transport holds in flight.
   size_t resume_buffer = size_t{32} << 20;
+  /// Connect as a hidden node, as Erlang's hidden nodes (relayctl is one):
+  /// a connection on which either side is hidden raises no node_up or
+  /// node_down for monitor_nodes observers and listeners on either side,
+  /// so cluster membership and supervisors that watch nodes never see it.
+  /// Everything else works on it: lookups, messages, requests, monitors,
+  /// monitor_node. Authentication and trust apply as to any peer.
+  bool hidden = false;
 
   /// The environment variable read when cookie_file is unset.
   static constexpr const char* cookie_env = "RELAY_COOKIE";

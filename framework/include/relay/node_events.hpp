@@ -66,6 +66,8 @@ struct peer_info {
   /// Reading is paused because inbound_bytes reached
   /// relay.max-inbound-bytes: silence from the remote means nothing now.
   bool inbound_paused = false;
+  /// The remote is a hidden node (node_config::hidden), e.g. relayctl.
+  bool hidden = false;
 };
 
 /// Receives node events inside the process (for modules).

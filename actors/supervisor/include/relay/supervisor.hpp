@@ -26,6 +26,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "relay/message_registry.hpp"
+#include "relay/node.hpp"
 #include "relay/supervisor_error.hpp"
 #include "relay/supervisor_report.hpp"
 
@@ -345,6 +346,9 @@ struct child_counts {
 ///   they terminate.
 /// - `(wait_started_atom)` -> ok_atom once the supervisor has started its
 ///   children; fails with the start error if it could not.
+/// - `(introspect_atom, topic, args)` -> its level of the tree as JSON
+///   (relayctl tree; docs/operations.md), at once. A supervisor whose
+///   spec names a node registers itself there for topic "tree".
 ///
 /// Thread rules: calls are messages; a supervisor handles one at a time,
 /// after any restart or shutdown in progress, as OTP's does.
@@ -359,7 +363,8 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<count_children_atom>::with<child_counts>,
   caf::reacts_to<subscribe_reports_atom, caf::actor>,
   caf::reacts_to<unsubscribe_reports_atom, caf::actor>,
-  caf::replies_to<wait_started_atom>::with<ok_atom>>;
+  caf::replies_to<wait_started_atom>::with<ok_atom>,
+  caf::replies_to<introspect_atom, std::string, std::string>::with<std::string>>;
 
 /// Spawns a supervisor that starts `children` in order. The start happens
 /// in the supervisor: if a child's start fails, the children already started

@@ -1,0 +1,425 @@
+// The introspection service. Every node publishes it as
+// node::introspection_name; relayctl (and any trusted peer) asks it
+// `(introspect_atom, topic, args)` and gets a JSON document back, so a
+// tool needs none of the node's C++ types. The node answers its own topics
+// (node, stats, names, call) and adds what the sources registered for the
+// topic answer (supervisors for "tree", the cluster for "names", ...).
+// Untrusted peers are refused (message_protocol.cpp), as for remote spawn.
+// The documents are described in docs/operations.md.
+
+#include "introspection.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include <caf/blocking_actor.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/others.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "node_impl.hpp"
+
+namespace relay {
+
+using json = nlohmann::json;
+
+// -- sources ------------------------------------------------------------------
+
+void introspection_sources::add(const std::string& topic,
+                                const caf::actor& source) {
+  if (!source)
+    return;
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(source);
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& xs = sources_[topic];
+  if (std::find(xs.begin(), xs.end(), weak) == xs.end())
+    xs.push_back(std::move(weak));
+}
+
+std::vector<caf::actor> introspection_sources::of(const std::string& topic) {
+  std::vector<caf::actor> result;
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = sources_.find(topic);
+  if (i == sources_.end())
+    return result;
+  auto& xs = i->second;
+  xs.erase(std::remove_if(xs.begin(), xs.end(),
+                          [&](const caf::weak_actor_ptr& x) {
+                            // Handles may outlive their actor.
+                            auto hdl = caf::actor_cast<caf::actor>(x);
+                            if (!hdl
+                                || caf::actor_cast<caf::abstract_actor*>(hdl)
+                                     ->getf(caf::abstract_actor::
+                                              is_terminated_flag))
+                              return true;
+                            result.push_back(std::move(hdl));
+                            return false;
+                          }),
+           xs.end());
+  return result;
+}
+
+void introspection_sources::clear() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  sources_.clear();
+}
+
+namespace {
+
+/// How long the service waits for a source's answer.
+constexpr auto source_timeout = std::chrono::seconds{2};
+
+/// Calls (topic "call") running at once; more are refused as overloaded.
+constexpr int max_concurrent_calls = 16;
+
+/// Default and upper bound of a call's timeout.
+constexpr int64_t default_call_timeout_ms = 5000;
+constexpr int64_t max_call_timeout_ms = 60000;
+
+json node_document(node_impl& node) {
+  json doc;
+  doc["name"] = node.name();
+  doc["id"] = caf::to_string(node.system().node());
+  doc["pid"] = static_cast<int64_t>(::getpid());
+  doc["listen"] = node.listening();
+  auto peers = json::array();
+  for (auto& p : node.peers()) {
+    peers.push_back({
+      {"name", p.name},
+      {"id", caf::to_string(p.node)},
+      {"uri", p.uri},
+      {"transport", p.transport},
+      {"since", caf::timestamp_to_string(p.since)},
+      {"frames_in", p.frames_in},
+      {"frames_out", p.frames_out},
+      {"bytes_in", p.bytes_in},
+      {"bytes_out", p.bytes_out},
+      {"queued_bytes", p.queued_bytes},
+      {"inbound_bytes", p.inbound_bytes},
+      {"inbound_paused", p.inbound_paused},
+      {"hidden", p.hidden},
+    });
+  }
+  doc["peers"] = std::move(peers);
+  return doc;
+}
+
+json stats_document(node_impl& node) {
+  auto s = node.stats();
+  return {
+    {"dropped_messages", s.dropped_messages},
+    {"overload_drops", s.overload_drops},
+    {"overload_rejections", s.overload_rejections},
+    {"untrusted_drops", s.untrusted_drops},
+    {"inbound_pauses", s.inbound_pauses},
+    {"unknown_type_ids", s.unknown_type_ids},
+    {"protocol_errors", s.protocol_errors},
+    {"rejected_peers", s.rejected_peers},
+    {"connected_peers", s.connected_peers},
+    {"resumed_sessions", s.resumed_sessions},
+    {"lost_sessions", s.lost_sessions},
+  };
+}
+
+json names_document(node_impl& node) {
+  auto published = json::array();
+  for (auto& [name, entry] : node.names().list())
+    published.push_back({{"name", name},
+                         {"actor", entry.handle ? entry.handle->id() : 0},
+                         {"interface", entry.interface}});
+  return {{"published", std::move(published)}};
+}
+
+/// The reply of a call as JSON: one {type, value} per element; an element
+/// whose type did not opt into JSON is given as text.
+json reply_document(const message_registry& types, const caf::message& msg) {
+  auto elements = json::array();
+  for (size_t i = 0; i < msg.size(); ++i) {
+    json element;
+    auto info = types.find(msg.type(i));
+    element["type"] = info != nullptr ? info->name : "<unregistered>";
+    if (info != nullptr && info->json)
+      element["value"] = json::parse(info->json.to_json(msg.at(i)));
+    else
+      element["text"] = caf::to_string(msg.drop(i).take(1));
+    elements.push_back(std::move(element));
+  }
+  return {{"reply", std::move(elements)}};
+}
+
+/// Records handed out per monitor poll.
+constexpr size_t max_monitor_batch = 1000;
+
+/// Topic "monitor": turns the node's trace on for its lease and answers the
+/// records after args.since (none given: from now on), filtered by
+/// args.name (a published actor, as sender or receiver) and args.type.
+caf::result<std::string> poll_monitor(node_impl& node,
+                                      const std::string& args_text) {
+  json args = json::object();
+  if (!args_text.empty()) {
+    try {
+      args = json::parse(args_text);
+    } catch (const std::exception& ex) {
+      return make_error(errc::invalid_argument,
+                        std::string{"monitor arguments are not JSON: "}
+                          + ex.what());
+    }
+  }
+  if (!args.is_object())
+    return make_error(errc::invalid_argument,
+                      "monitor takes {[\"since\": n][, \"name\": published "
+                      "name][, \"type\": type name]}");
+  std::optional<caf::actor_id> actor;
+  if (auto name = args.value("name", std::string{}); !name.empty()) {
+    auto entry = node.names().find(name);
+    if (!entry)
+      return make_error(errc::name_not_found,
+                        "no actor is published as '" + name + "' on node '"
+                          + node.name() + "'");
+    actor = entry->handle->id();
+  }
+  auto type = args.value("type", std::string{});
+  auto newest = node.trace().watch();
+  if (!args.contains("since"))
+    return json{{"next", newest}, {"lost", 0}, {"messages", json::array()}}
+      .dump();
+  auto since = args.value("since", uint64_t{0});
+  uint64_t lost = 0;
+  auto records = node.trace().since(since, max_monitor_batch, lost);
+  auto messages = json::array();
+  auto service = node.introspector().id();
+  for (auto& x : records) {
+    // Not the watchers' own polls and answers.
+    if ((x.inbound ? x.receiver : x.sender) == service)
+      continue;
+    // Actor ids are per node: the local side is the receiver of what comes
+    // in and the sender of what goes out.
+    if (actor && *actor != (x.inbound ? x.receiver : x.sender))
+      continue;
+    if (!type.empty() && x.type != type)
+      continue;
+    messages.push_back({{"seq", x.seq},
+                        {"time", caf::timestamp_to_string(x.time)},
+                        {"direction", x.inbound ? "in" : "out"},
+                        {"peer", x.peer},
+                        {"sender", x.sender},
+                        {"receiver", x.receiver},
+                        {"type", x.type},
+                        {"bytes", x.bytes}});
+  }
+  auto next = records.empty() ? since + lost : records.back().seq;
+  return json{{"next", next}, {"lost", lost}, {"messages", std::move(messages)}}
+    .dump();
+}
+
+struct introspection_state {
+  static inline const char* name = "relay.introspect";
+  /// Calls in flight (each runs on a detached actor of its own).
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+};
+
+using self_ptr = caf::stateful_actor<introspection_state>*;
+
+/// Sends a request, answered by a detached actor that blocks on the answer:
+/// a call's answer can be of any type, which only a blocking receive with a
+/// catch-all takes in CAF 0.17.
+caf::result<std::string> start_call(self_ptr self, node_impl& node,
+                                    const std::string& args_text) {
+  json args;
+  try {
+    args = json::parse(args_text);
+  } catch (const std::exception& ex) {
+    return make_error(errc::invalid_argument,
+                      std::string{"call arguments are not JSON: "} + ex.what());
+  }
+  if (!args.is_object() || !args.contains("name") || !args["name"].is_string()
+      || !args.contains("type") || !args["type"].is_string()
+      || !args.contains("value"))
+    return make_error(errc::invalid_argument,
+                      "call takes {\"name\": published name, \"type\": "
+                      "registered type name, \"value\": JSON[, "
+                      "\"timeout_ms\": n]}");
+  auto name = args["name"].get<std::string>();
+  auto type = args["type"].get<std::string>();
+  auto target = node.names().find(name);
+  if (!target)
+    return make_error(errc::name_not_found, "no actor is published as '" + name
+                                              + "' on node '" + node.name()
+                                              + "'");
+  auto info = node.messages().find_name(type);
+  if (info == nullptr)
+    return make_error(errc::unregistered_type,
+                      "no message type '" + type + "' is registered on node '"
+                        + node.name() + "'");
+  if (!info->json)
+    return make_error(errc::invalid_argument,
+                      "message type '" + type
+                        + "' did not opt into JSON at registration "
+                          "(relay::json_codec_for, relay/json_codec.hpp)");
+  caf::message request;
+  try {
+    request = info->json.from_json(args["value"].dump());
+  } catch (const std::exception& ex) {
+    return make_error(errc::invalid_argument, "cannot read the value as '"
+                                                + type + "': " + ex.what());
+  }
+  auto timeout_ms = args.value("timeout_ms", default_call_timeout_ms);
+  timeout_ms = std::clamp<int64_t>(timeout_ms, 1, max_call_timeout_ms);
+  auto calls = self->state.calls;
+  if (calls->fetch_add(1) >= max_concurrent_calls) {
+    calls->fetch_sub(1);
+    return make_error(errc::overloaded,
+                      "node '" + node.name() + "' runs "
+                        + std::to_string(max_concurrent_calls)
+                        + " calls already");
+  }
+  auto rp = self->make_response_promise<std::string>();
+  auto dest = caf::actor_cast<caf::actor>(target->handle);
+  // The registry belongs to the configuration, which outlives the node.
+  auto* types = &node.messages();
+  self->spawn<caf::detached + caf::hidden>(
+    [rp, dest, request, timeout_ms, calls, types,
+     name](caf::blocking_actor* caller) mutable {
+      caller->request(dest, std::chrono::milliseconds{timeout_ms}, request)
+        .receive(
+          [&](caf::error& err) {
+            if (err == caf::sec::request_timeout)
+              err = caf::make_error(caf::sec::request_timeout,
+                                    "'" + name + "' did not answer within "
+                                      + std::to_string(timeout_ms) + " ms");
+            rp.deliver(std::move(err));
+          },
+          caf::others >> [&](caf::message_view& xs) -> caf::result<caf::message> {
+            rp.deliver(
+              reply_document(*types, xs.copy_content_to_message())
+                .dump());
+            return caf::message{};
+          });
+      calls->fetch_sub(1);
+    });
+  return rp;
+}
+
+/// Answers `base` plus, under "sources", what every source of `topic`
+/// answers (an error object for one that fails or stays silent).
+caf::result<std::string> gather(self_ptr self, std::vector<caf::actor> sources,
+                                const std::string& topic,
+                                const std::string& args, json base) {
+  if (sources.empty()) {
+    base["sources"] = json::array();
+    return base.dump();
+  }
+  struct pending {
+    json doc;
+    size_t missing;
+    caf::response_promise rp;
+  };
+  auto state = std::make_shared<pending>();
+  state->doc = std::move(base);
+  state->doc["sources"] = json::array();
+  state->missing = sources.size();
+  state->rp = self->make_response_promise();
+  auto done = [state] {
+    if (--state->missing == 0)
+      state->rp.deliver(state->doc.dump());
+  };
+  for (auto& src : sources) {
+    auto id = src.id();
+    self->request(src, source_timeout, introspect_atom::value, topic, args)
+      .then(
+        [state, done, id](std::string& text) {
+          try {
+            state->doc["sources"].push_back(json::parse(text));
+          } catch (const std::exception& ex) {
+            state->doc["sources"].push_back(
+              {{"actor", id},
+               {"error", std::string{"not JSON: "} + ex.what()}});
+          }
+          done();
+        },
+        [state, done, id](caf::error& err) {
+          state->doc["sources"].push_back(
+            {{"actor", id}, {"error", describe(err)}});
+          done();
+        });
+  }
+  return state->rp;
+}
+
+/// Answers `topic` (see node::introspection_name).
+caf::result<std::string> answer(self_ptr self, node_impl* node,
+                                const std::string& topic,
+                                const std::string& args) {
+  json base = json::object();
+  if (topic == "call")
+    return start_call(self, *node, args);
+  if (topic == "monitor")
+    return poll_monitor(*node, args);
+  if (topic == "node")
+    base = node_document(*node);
+  else if (topic == "stats")
+    base = stats_document(*node);
+  else if (topic == "names")
+    base = names_document(*node);
+  auto sources = node->introspection().of(topic);
+  if (base.empty() && sources.empty() && topic != "tree")
+    return make_error(errc::invalid_argument,
+                      "no introspection topic '" + topic
+                        + "' on node '" + node->name()
+                        + "' (node, stats, names, tree, call, "
+                          "monitor, or a module's)");
+  return gather(self, std::move(sources), topic, args, std::move(base));
+}
+
+caf::behavior introspection_actor(self_ptr self, node_impl* node) {
+  return {
+    [self, node](introspect_atom, const std::string& topic,
+                 const std::string& args) -> caf::result<std::string> {
+      // Arguments come from a peer: a value of the wrong JSON type (a
+      // string for "since") is its error, not the service's end.
+      try {
+        return answer(self, node, topic, args);
+      } catch (const std::exception& ex) {
+        return make_error(errc::invalid_argument,
+                          "bad arguments for introspection topic '" + topic
+                            + "': " + ex.what());
+      }
+    },
+  };
+}
+
+} // namespace
+
+void node_impl::start_introspection() {
+  introspector_ = system_.spawn<caf::hidden>(introspection_actor, this);
+  if (auto err = names_->publish(
+        caf::actor_cast<caf::strong_actor_ptr>(introspector_),
+        node::introspection_name, {}))
+    throw config_error("cannot publish the introspection service: "
+                       + describe(err));
+}
+
+void node_impl::stop_introspection() {
+  introspection_.clear();
+  caf::scoped_actor self{system_};
+  self->send_exit(introspector_, caf::exit_reason::user_shutdown);
+  self->wait_for(introspector_);
+}
+
+std::vector<std::string> node_impl::listening() const {
+  std::vector<std::string> result;
+  std::lock_guard<std::mutex> guard{acceptors_mtx_};
+  for (auto& acc : acceptors_)
+    result.push_back(acc->uri());
+  return result;
+}
+
+} // namespace relay
