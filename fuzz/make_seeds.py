@@ -31,7 +31,7 @@ def hello(name="seed", serial=1, flags=0):
 
 
 # The id of the echo actor in fuzz/peer_fuzzer.cpp's node (it checks).
-ECHO_ID = 9
+ECHO_ID = 10
 PING = wc.type_id("relay.test.ping")
 STRING = wc.type_id("string")
 
@@ -99,6 +99,10 @@ def peer_seeds():
                    + wc.frame(wc.ACK, W().u64(0).buf)
                    + wc.frame(wc.HEARTBEAT),
         "session_ack_too_far": hello(flags=1) + wc.frame(wc.ACK, W().u64(5).buf),
+        # A hidden node (hello flag bit 2, relayctl) asking the
+        # introspection service by name.
+        "hidden_lookup": hello(flags=4) + wc.frame(
+            wc.LOOKUP, wc.Writer().u64(3).string("relay.introspect").buf),
         "session_goodbye": hello(flags=1) + wc.frame(wc.GOODBYE),
         "session_resume_frame": hello(flags=1) + wc.frame(wc.RESUME,
                                                           W().u64(0).buf),

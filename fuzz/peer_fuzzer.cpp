@@ -114,7 +114,7 @@ struct fixture {
   }
 
   /// The id fuzz/make_seeds.py sends its messages to.
-  static constexpr caf::actor_id echo_id = 9;
+  static constexpr caf::actor_id echo_id = 10;
 };
 
 fixture* instance = nullptr;

@@ -27,6 +27,7 @@
 #include <set>
 #include <tuple>
 
+#include "relay/detail/json_text.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
 #include "relay/node.hpp"
@@ -88,7 +89,7 @@ public:
       .receive(
         [&](std::string& text) {
           try {
-            result = {0, json::parse(text)};
+            result = {0, relay::detail::parse_json(text)};
           } catch (const std::exception& ex) {
             std::cerr << "relayctl: the node's answer is not JSON: "
                       << ex.what() << '\n';
@@ -127,7 +128,7 @@ std::string bytes(uint64_t n) {
 
 /// Lists what the topic's sources answered with an error (a source that
 /// did not answer); the rest of the output stays valid.
-void warn_failed_sources(const json& doc) {
+void warn_failed_sources(json& doc) {
   for (auto& src : doc.value("sources", json::array()))
     if (src.contains("error"))
       std::cerr << "relayctl: actor " << src.value("actor", 0)
@@ -135,7 +136,7 @@ void warn_failed_sources(const json& doc) {
                 << '\n';
 }
 
-void print_nodes(const json& doc) {
+void print_nodes(json& doc) {
   std::cout << "node " << doc["name"].get<std::string>() << "  id "
             << doc["id"].get<std::string>() << "  pid " << doc["pid"] << '\n';
   for (auto& uri : doc["listen"])
@@ -169,7 +170,7 @@ void print_nodes(const json& doc) {
   }
 }
 
-void print_names(const json& doc) {
+void print_names(json& doc) {
   relay::table t{{"NAME", "ACTOR", "INTERFACE"}};
   for (auto& e : doc["published"]) {
     auto ifs = e["interface"];
@@ -194,17 +195,17 @@ void print_names(const json& doc) {
   }
 }
 
-void print_stats(const json& doc) {
+void print_stats(json& doc) {
   relay::table t{{"COUNTER", "VALUE"}};
   for (auto& [key, value] : doc.items())
     if (key != "sources")
-      t.add({key, value.dump()});
+      t.add({key, relay::detail::json_text(value)});
   t.print(std::cout);
 }
 
 /// Prints each supervisor as a tree: a child whose actor is another
 /// supervisor that answered nests below it; a process child shows its pid.
-void print_tree(const json& doc) {
+void print_tree(json& doc) {
   std::map<uint64_t, json> supervisors;
   std::map<uint64_t, json> processes;
   std::set<uint64_t> nested;
@@ -216,12 +217,19 @@ void print_tree(const json& doc) {
     else if (kind == "process")
       processes[id] = src;
   }
+  // Actor ids are per node: only a child on the same node can be one of
+  // these supervisors.
+  auto local_child = [&](json& c) -> uint64_t {
+    auto id = c.value("actor", uint64_t{0});
+    return c.contains("node") || supervisors.count(id) == 0 ? 0 : id;
+  };
   for (auto& [id, sup] : supervisors)
     for (auto& c : sup["children"])
-      if (supervisors.count(c.value("actor", uint64_t{0})) != 0)
-        nested.insert(c["actor"].get<uint64_t>());
-  std::function<void(const json&, const std::string&)> print_level;
-  print_level = [&](const json& sup, const std::string& indent) {
+      if (auto child = local_child(c); child != 0)
+        nested.insert(child);
+  std::set<uint64_t> printed; // a cycle in a bad answer ends here
+  std::function<void(json&, const std::string&)> print_level;
+  print_level = [&](json& sup, const std::string& indent) {
     auto& children = sup["children"];
     for (size_t i = 0; i < children.size(); ++i) {
       auto& c = children[i];
@@ -240,14 +248,15 @@ void print_tree(const json& doc) {
       if (c.contains("node"))
         std::cout << "  on " << c["node"].get<std::string>();
       std::cout << "  restarts " << c["restarts"] << '\n';
-      if (auto s = supervisors.find(actor); s != supervisors.end())
-        print_level(s->second, indent + (last ? "   " : "│  "));
+      if (auto child = local_child(c);
+          child != 0 && printed.insert(child).second)
+        print_level(supervisors[child], indent + (last ? "   " : "│  "));
     }
   };
   if (supervisors.empty())
     std::cout << "(no supervisor registered on this node)\n";
   for (auto& [id, sup] : supervisors) {
-    if (nested.count(id) != 0)
+    if (nested.count(id) != 0 || !printed.insert(id).second)
       continue;
     std::cout << sup["name"].get<std::string>() << "  "
               << sup["strategy"].get<std::string>() << "  intensity "
@@ -258,15 +267,15 @@ void print_tree(const json& doc) {
   }
 }
 
-int print_call(const json& doc, bool as_json) {
+int print_call(json& doc, bool as_json) {
   auto& reply = doc["reply"];
   if (as_json || reply.size() != 1) {
-    std::cout << reply.dump(2) << '\n';
+    std::cout << relay::detail::json_text_indented(reply) << '\n';
     return 0;
   }
   auto& element = reply[0];
   if (element.contains("value"))
-    std::cout << element["value"].dump() << '\n';
+    std::cout << relay::detail::json_text(element["value"]) << '\n';
   else
     std::cout << element["text"].get<std::string>() << '\n';
   return 0;
@@ -288,14 +297,14 @@ int monitor(client& c, const options& opts, const monitor_options& m,
     args["name"] = m.name;
   if (!m.type.empty())
     args["type"] = m.type;
-  auto [code, doc] = c.ask("monitor", args.dump());
+  auto [code, doc] = c.ask("monitor", relay::detail::json_text(args));
   if (code != 0)
     return code;
   std::cout << "monitoring " << opts.uri << " (SIGINT stops)" << std::endl;
   uint64_t shown = 0;
   for (;;) {
     args["since"] = doc["next"];
-    std::tie(code, doc) = c.ask("monitor", args.dump());
+    std::tie(code, doc) = c.ask("monitor", relay::detail::json_text(args));
     if (code != 0)
       return code;
     if (auto lost = doc["lost"].get<uint64_t>(); lost > 0)
@@ -303,7 +312,7 @@ int monitor(client& c, const options& opts, const monitor_options& m,
                 << " messages not shown: the node's trace overflowed\n";
     for (auto& x : doc["messages"]) {
       if (opts.json_output)
-        std::cout << x.dump() << '\n';
+        std::cout << relay::detail::json_text(x) << '\n';
       else
         std::cout << x["time"].get<std::string>() << "  "
                   << x["direction"].get<std::string>() << "  actor "
@@ -320,6 +329,27 @@ int monitor(client& c, const options& opts, const monitor_options& m,
     if (sigtimedwait(&stop_signals, nullptr, &pause) > 0)
       return 0;
   }
+}
+
+/// Prints the answer to `topic`; returns the exit code. Throws
+/// json::exception if the answer lacks what it should have.
+int print(const std::string& topic, json& doc, bool as_json) {
+  if (topic == "call")
+    return print_call(doc, as_json);
+  if (as_json) {
+    std::cout << relay::detail::json_text_indented(doc) << '\n';
+    return 0;
+  }
+  warn_failed_sources(doc);
+  if (topic == "node")
+    print_nodes(doc);
+  else if (topic == "names")
+    print_names(doc);
+  else if (topic == "tree")
+    print_tree(doc);
+  else
+    print_stats(doc);
+  return 0;
 }
 
 } // namespace
@@ -382,16 +412,15 @@ int main(int argc, char** argv) {
   } else if (topic == "call") {
     json value;
     try {
-      value = json::parse(call_value);
+      value = relay::detail::parse_json(call_value);
     } catch (const std::exception& ex) {
       std::cerr << "relayctl: the value is not JSON: " << ex.what() << '\n';
       return exit_usage;
     }
-    args = json{{"name", call_name},
-                {"type", call_type},
-                {"value", value},
-                {"timeout_ms", call_timeout_ms}}
-             .dump();
+    args = relay::detail::json_text(json{{"name", call_name},
+                                         {"type", call_type},
+                                         {"value", value},
+                                         {"timeout_ms", call_timeout_ms}});
     // The answer may take as long as the call.
     opts.timeout_ms = std::max(opts.timeout_ms, call_timeout_ms + 1000);
   }
@@ -413,25 +442,16 @@ int main(int argc, char** argv) {
   }
   if (auto code = c->connect(opts.uri); code != 0)
     return code;
-  if (topic == "monitor")
-    return monitor(*c, opts, mon, stop_signals);
-  auto [code, doc] = c->ask(topic, args);
-  if (code != 0)
-    return code;
-  if (topic == "call")
-    return print_call(doc, opts.json_output);
-  if (opts.json_output) {
-    std::cout << doc.dump(2) << '\n';
-    return 0;
+  try {
+    if (topic == "monitor")
+      return monitor(*c, opts, mon, stop_signals);
+    auto [code, doc] = c->ask(topic, args);
+    if (code != 0)
+      return code;
+    return print(topic, doc, opts.json_output);
+  } catch (const std::exception& ex) {
+    std::cerr << "relayctl: unexpected answer from the node: " << ex.what()
+              << '\n';
+    return exit_answered_error;
   }
-  warn_failed_sources(doc);
-  if (topic == "node")
-    print_nodes(doc);
-  else if (topic == "names")
-    print_names(doc);
-  else if (topic == "tree")
-    print_tree(doc);
-  else
-    print_stats(doc);
-  return 0;
 }

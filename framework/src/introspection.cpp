@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <memory>
 #include <optional>
 
@@ -26,12 +28,23 @@
 #include <caf/stateful_actor.hpp>
 
 #include "node_impl.hpp"
+#include "relay/detail/json_text.hpp"
 
 namespace relay {
 
 using json = nlohmann::json;
 
 // -- sources ------------------------------------------------------------------
+
+namespace {
+
+/// Whether the actor behind `x` terminated (a handle may outlive it).
+bool is_gone(const caf::weak_actor_ptr& x) {
+  auto hdl = caf::actor_cast<caf::strong_actor_ptr>(x);
+  return !hdl || hdl->get()->getf(caf::abstract_actor::is_terminated_flag);
+}
+
+} // namespace
 
 void introspection_sources::add(const std::string& topic,
                                 const caf::actor& source) {
@@ -40,6 +53,9 @@ void introspection_sources::add(const std::string& topic,
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(source);
   std::lock_guard<std::mutex> guard{mtx_};
   auto& xs = sources_[topic];
+  // Those that ended go here too, not only when the topic is asked for: a
+  // weak handle keeps its actor's memory (a process child per restart).
+  xs.erase(std::remove_if(xs.begin(), xs.end(), is_gone), xs.end());
   if (std::find(xs.begin(), xs.end(), weak) == xs.end())
     xs.push_back(std::move(weak));
 }
@@ -53,14 +69,9 @@ std::vector<caf::actor> introspection_sources::of(const std::string& topic) {
   auto& xs = i->second;
   xs.erase(std::remove_if(xs.begin(), xs.end(),
                           [&](const caf::weak_actor_ptr& x) {
-                            // Handles may outlive their actor.
-                            auto hdl = caf::actor_cast<caf::actor>(x);
-                            if (!hdl
-                                || caf::actor_cast<caf::abstract_actor*>(hdl)
-                                     ->getf(caf::abstract_actor::
-                                              is_terminated_flag))
+                            if (is_gone(x))
                               return true;
-                            result.push_back(std::move(hdl));
+                            result.push_back(caf::actor_cast<caf::actor>(x));
                             return false;
                           }),
            xs.end());
@@ -84,6 +95,21 @@ constexpr int max_concurrent_calls = 16;
 constexpr int64_t default_call_timeout_ms = 5000;
 constexpr int64_t max_call_timeout_ms = 60000;
 
+/// ISO 8601 in UTC with milliseconds, e.g. 2026-12-01T11:38:17.123Z
+/// (CAF 0.17's timestamp_to_string prints nanoseconds since the epoch).
+std::string iso_time(caf::timestamp x) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              x.time_since_epoch())
+              .count();
+  auto secs = static_cast<time_t>(ms / 1000);
+  tm parts{};
+  gmtime_r(&secs, &parts);
+  char buf[40];
+  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &parts);
+  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
+}
+
 json node_document(node_impl& node) {
   json doc;
   doc["name"] = node.name();
@@ -97,7 +123,7 @@ json node_document(node_impl& node) {
       {"id", caf::to_string(p.node)},
       {"uri", p.uri},
       {"transport", p.transport},
-      {"since", caf::timestamp_to_string(p.since)},
+      {"since", iso_time(p.since)},
       {"frames_in", p.frames_in},
       {"frames_out", p.frames_out},
       {"bytes_in", p.bytes_in},
@@ -147,7 +173,7 @@ json reply_document(const message_registry& types, const caf::message& msg) {
     auto info = types.find(msg.type(i));
     element["type"] = info != nullptr ? info->name : "<unregistered>";
     if (info != nullptr && info->json)
-      element["value"] = json::parse(info->json.to_json(msg.at(i)));
+      element["value"] = detail::parse_json(info->json.to_json(msg.at(i)));
     else
       element["text"] = caf::to_string(msg.drop(i).take(1));
     elements.push_back(std::move(element));
@@ -166,7 +192,7 @@ caf::result<std::string> poll_monitor(node_impl& node,
   json args = json::object();
   if (!args_text.empty()) {
     try {
-      args = json::parse(args_text);
+      args = detail::parse_json(args_text);
     } catch (const std::exception& ex) {
       return make_error(errc::invalid_argument,
                         std::string{"monitor arguments are not JSON: "}
@@ -189,8 +215,8 @@ caf::result<std::string> poll_monitor(node_impl& node,
   auto type = args.value("type", std::string{});
   auto newest = node.trace().watch();
   if (!args.contains("since"))
-    return json{{"next", newest}, {"lost", 0}, {"messages", json::array()}}
-      .dump();
+    return detail::json_text(
+      json{{"next", newest}, {"lost", 0}, {"messages", json::array()}});
   auto since = args.value("since", uint64_t{0});
   uint64_t lost = 0;
   auto records = node.trace().since(since, max_monitor_batch, lost);
@@ -207,7 +233,7 @@ caf::result<std::string> poll_monitor(node_impl& node,
     if (!type.empty() && x.type != type)
       continue;
     messages.push_back({{"seq", x.seq},
-                        {"time", caf::timestamp_to_string(x.time)},
+                        {"time", iso_time(x.time)},
                         {"direction", x.inbound ? "in" : "out"},
                         {"peer", x.peer},
                         {"sender", x.sender},
@@ -216,8 +242,8 @@ caf::result<std::string> poll_monitor(node_impl& node,
                         {"bytes", x.bytes}});
   }
   auto next = records.empty() ? since + lost : records.back().seq;
-  return json{{"next", next}, {"lost", lost}, {"messages", std::move(messages)}}
-    .dump();
+  return detail::json_text(
+    json{{"next", next}, {"lost", lost}, {"messages", std::move(messages)}});
 }
 
 struct introspection_state {
@@ -228,14 +254,69 @@ struct introspection_state {
 
 using self_ptr = caf::stateful_actor<introspection_state>*;
 
-/// Sends a request, answered by a detached actor that blocks on the answer:
-/// a call's answer can be of any type, which only a blocking receive with a
-/// catch-all takes in CAF 0.17.
+using call_atom = caf::atom_constant<caf::atom("rcall")>;
+
+/// Runs one call (topic "call"): answers `(call_atom)`, delegated to it by
+/// the service, with the reply of `dest` to `request` as a JSON document.
+/// A detached actor that blocks on the answer, because a call's answer can
+/// be of any type, which only a blocking receive with a catch-all takes in
+/// CAF 0.17. Node shutdown waits for calls in flight (at most their
+/// timeout). `types` belongs to the configuration, which outlives the node.
+void call_actor(caf::blocking_actor* self, caf::actor dest, caf::message request,
+                std::chrono::milliseconds timeout, std::string name,
+                const message_registry* types,
+                std::shared_ptr<std::atomic<int>> calls) {
+  // Frees the call's slot once, at the latest when the actor ends.
+  struct slot {
+    std::atomic<int>* n;
+    void release() {
+      if (n != nullptr)
+        --*n;
+      n = nullptr;
+    }
+    ~slot() {
+      release();
+    }
+  } guard{calls.get()};
+  self->receive(
+    [&](call_atom) -> caf::result<std::string> {
+      caf::result<std::string> answer{caf::error{}};
+      self->request(dest, timeout, request)
+        .receive(
+          [&](caf::error& err) {
+            if (err == caf::sec::request_timeout)
+              err = caf::make_error(caf::sec::request_timeout,
+                                    "'" + name + "' did not answer within "
+                                      + std::to_string(timeout.count())
+                                      + " ms");
+            answer = std::move(err);
+          },
+          caf::others >> [&](caf::message_view& xs) -> caf::result<caf::message> {
+            try {
+              answer = detail::json_text(
+                reply_document(*types, xs.copy_content_to_message()));
+            } catch (const std::exception& ex) {
+              answer = make_error(errc::invalid_argument,
+                                  "cannot write the reply of '" + name
+                                    + "' as JSON: " + ex.what());
+            }
+            return caf::message{};
+          });
+      // Before answering: whoever hears the answer may call again.
+      guard.release();
+      return answer;
+    },
+    caf::after(std::chrono::seconds{10}) >> [] {
+      // The service delegates at once; nothing came: nothing to answer.
+    });
+}
+
+/// Checks a call and hands it to a call_actor of its own.
 caf::result<std::string> start_call(self_ptr self, node_impl& node,
                                     const std::string& args_text) {
   json args;
   try {
-    args = json::parse(args_text);
+    args = detail::parse_json(args_text);
   } catch (const std::exception& ex) {
     return make_error(errc::invalid_argument,
                       std::string{"call arguments are not JSON: "} + ex.what());
@@ -266,7 +347,7 @@ caf::result<std::string> start_call(self_ptr self, node_impl& node,
                           "(relay::json_codec_for, relay/json_codec.hpp)");
   caf::message request;
   try {
-    request = info->json.from_json(args["value"].dump());
+    request = info->json.from_json(detail::json_text(args["value"]));
   } catch (const std::exception& ex) {
     return make_error(errc::invalid_argument, "cannot read the value as '"
                                                 + type + "': " + ex.what());
@@ -281,31 +362,14 @@ caf::result<std::string> start_call(self_ptr self, node_impl& node,
                         + std::to_string(max_concurrent_calls)
                         + " calls already");
   }
-  auto rp = self->make_response_promise<std::string>();
-  auto dest = caf::actor_cast<caf::actor>(target->handle);
-  // The registry belongs to the configuration, which outlives the node.
-  auto* types = &node.messages();
-  self->spawn<caf::detached + caf::hidden>(
-    [rp, dest, request, timeout_ms, calls, types,
-     name](caf::blocking_actor* caller) mutable {
-      caller->request(dest, std::chrono::milliseconds{timeout_ms}, request)
-        .receive(
-          [&](caf::error& err) {
-            if (err == caf::sec::request_timeout)
-              err = caf::make_error(caf::sec::request_timeout,
-                                    "'" + name + "' did not answer within "
-                                      + std::to_string(timeout_ms) + " ms");
-            rp.deliver(std::move(err));
-          },
-          caf::others >> [&](caf::message_view& xs) -> caf::result<caf::message> {
-            rp.deliver(
-              reply_document(*types, xs.copy_content_to_message())
-                .dump());
-            return caf::message{};
-          });
-      calls->fetch_sub(1);
-    });
-  return rp;
+  auto caller = self->spawn<caf::detached + caf::hidden>(
+    call_actor, caf::actor_cast<caf::actor>(target->handle), std::move(request),
+    std::chrono::milliseconds{timeout_ms}, std::move(name), &node.messages(),
+    std::move(calls));
+  // The caller answers the request itself (a promise must be delivered by
+  // its own actor's thread).
+  self->delegate(caller, call_atom::value);
+  return caf::delegated<std::string>{};
 }
 
 /// Answers `base` plus, under "sources", what every source of `topic`
@@ -315,7 +379,7 @@ caf::result<std::string> gather(self_ptr self, std::vector<caf::actor> sources,
                                 const std::string& args, json base) {
   if (sources.empty()) {
     base["sources"] = json::array();
-    return base.dump();
+    return detail::json_text(base);
   }
   struct pending {
     json doc;
@@ -329,7 +393,7 @@ caf::result<std::string> gather(self_ptr self, std::vector<caf::actor> sources,
   state->rp = self->make_response_promise();
   auto done = [state] {
     if (--state->missing == 0)
-      state->rp.deliver(state->doc.dump());
+      state->rp.deliver(detail::json_text(state->doc));
   };
   for (auto& src : sources) {
     auto id = src.id();
@@ -337,7 +401,7 @@ caf::result<std::string> gather(self_ptr self, std::vector<caf::actor> sources,
       .then(
         [state, done, id](std::string& text) {
           try {
-            state->doc["sources"].push_back(json::parse(text));
+            state->doc["sources"].push_back(detail::parse_json(text));
           } catch (const std::exception& ex) {
             state->doc["sources"].push_back(
               {{"actor", id},

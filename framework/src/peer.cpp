@@ -68,12 +68,13 @@ std::string peer::display_name() const {
 }
 
 bool peer::hidden() const noexcept {
-  return remote_hidden_ || node_.config().hidden;
+  // Not on an untrusted peer's say-so: it must not slip past node events.
+  return (remote_hidden_ && trusted_) || node_.config().hidden;
 }
 
 peer_info peer::info() const {
   peer_info result;
-  result.hidden = remote_hidden_;
+  result.hidden = remote_hidden_ && trusted_;
   result.node = remote_id_;
   result.name = remote_name_;
   result.uri = uri_.empty() ? conn_->peer_name() : uri_;

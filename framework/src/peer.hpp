@@ -226,11 +226,12 @@ public:
     return initiator_;
   }
 
-  /// Whether the remote may do everything (see trust_level).
   /// Whether either side is a hidden node (node_config::hidden): the node
-  /// raises no node events for this connection. Valid after the handshake.
+  /// raises no node events for this connection. An untrusted peer's claim
+  /// is ignored. Valid after the handshake.
   bool hidden() const noexcept;
 
+  /// Whether the remote may do everything (see trust_level).
   bool trusted() const noexcept {
     return trusted_;
   }

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -338,6 +339,44 @@ TEST_P(cluster_test, nodes_join_through_one_seed_and_see_each_other) {
     EXPECT_EQ((*this)[name].members(),
               "members a:up:reachable b:up:reachable c:up:reachable")
       << name;
+}
+
+// relayctl on a member: the members and the cluster-wide names, as a
+// hidden node that no member sees come or go (docs/operations.md).
+TEST_P(cluster_test, relayctl_shows_members_and_names_and_stays_hidden) {
+  node_options opts;
+  opts.direct = true;
+  form({"a", "b"}, opts);
+  auto& a = (*this)["a"];
+  auto& b = (*this)["b"];
+  ASSERT_EQ(a.ask("register billing", {"registered", "error"}),
+            "registered billing");
+  // The secret comes from $RELAY_COOKIE, as for the nodes.
+  auto [nodes_status, nodes] = relay::test::run({RELAYCTL, "nodes", b.address});
+  EXPECT_EQ(nodes_status, 0) << nodes;
+  EXPECT_NE(nodes.find("cluster members"), std::string::npos) << nodes;
+  // One row per member: name, address, status, reachable.
+  for (auto* m : {&a, &b}) {
+    bool found = false;
+    std::istringstream rows{nodes};
+    for (std::string row; std::getline(rows, row);)
+      found |= row.rfind(m->name + " ", 0) == 0
+               && row.find(m->address) != std::string::npos
+               && row.find(" up ") != std::string::npos
+               && row.find(" yes ") != std::string::npos;
+    EXPECT_TRUE(found) << m->name << " in\n" << nodes;
+  }
+  auto [names_status, names] = relay::test::run({RELAYCTL, "names", b.address});
+  EXPECT_EQ(names_status, 0) << names;
+  EXPECT_NE(names.find("cluster-wide names"), std::string::npos) << names;
+  EXPECT_NE(names.find("billing"), std::string::npos) << names;
+  // Still two members, and no member saw relayctl's connection as a node.
+  EXPECT_EQ(b.members(), "members a:up:reachable b:up:reachable");
+  for (auto* n : {&a, &b}) {
+    n->ask("members", {"members"}); // reads all it printed so far
+    for (auto& line : n->seen)
+      EXPECT_EQ(line.find("relayctl"), std::string::npos) << line;
+  }
 }
 
 TEST_P(cluster_test, a_killed_node_is_detected_and_removed_everywhere) {

@@ -73,6 +73,12 @@ caf::behavior idle_worker() {
   return {[](int32_t) {}};
 }
 
+/// Runs relayctl to its end: exit status and output.
+relay::test::run_result relayctl(std::vector<std::string> args) {
+  args.insert(args.begin(), RELAYCTL);
+  return relay::test::run(std::move(args));
+}
+
 void add_types(relay::node_config& cfg) {
   cfg.add_message_type<greeting>(relay::json_codec_for<greeting>())
     .add_message_type<reply>(relay::json_codec_for<reply>())
@@ -309,32 +315,111 @@ TEST_F(introspection, bad_calls_and_topics_get_clear_errors) {
   EXPECT_FALSE(wrong);
 }
 
-TEST_F(introspection, untrusted_peers_get_no_introspection) {
+TEST_F(introspection, untrusted_peers_get_no_introspection_and_are_never_hidden) {
   auto uri = server->listen(dir.uds("untrusted.sock"),
                             relay::trust_level::untrusted);
   ASSERT_TRUE(uri);
+  caf::scoped_actor observer{server->system()};
+  server->monitor_nodes(observer);
   auto doc = ask("node", "", *uri);
   ASSERT_FALSE(doc);
   EXPECT_EQ(doc.error(), relay::make_error(relay::errc::forbidden))
     << relay::describe(doc.error());
+  // The client claims to be hidden; from an untrusted peer that is ignored.
+  observer->receive(
+    [&](const relay::node_up_msg& up) { EXPECT_EQ(up.node, client->id()); },
+    caf::after(10s) >> [] { FAIL() << "an untrusted peer hid itself"; });
+}
+
+TEST_F(introspection, hostile_names_and_arguments_get_errors_not_crashes) {
+  // A peer whose node name is not UTF-8: the documents still serialize.
+  relay::node_config odd_cfg;
+  odd_cfg.node_name = "odd\xff\xfename";
+  relay::node odd{odd_cfg};
+  ASSERT_TRUE(odd.connect(server_uri));
+  auto doc = ask("node");
+  ASSERT_TRUE(doc) << relay::describe(doc.error());
+  bool seen = false;
+  for (auto& p : (*doc)["peers"])
+    seen |= p["name"].get<std::string>().rfind("odd", 0) == 0;
+  EXPECT_TRUE(seen) << doc->dump(-1, ' ', false,
+                                 json::error_handler_t::replace);
+  EXPECT_EQ(relayctl({"nodes", server_uri}).status, 0);
+  // JSON nested past the bound is refused before anything recurses on it.
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto call = ask("call", R"({"name": "greeter", "type": "introspection_test.greeting", "value": )"
+                            + deep + "}");
+  ASSERT_FALSE(call);
+  EXPECT_NE(relay::describe(call.error()).find("nested deeper"),
+            std::string::npos)
+    << relay::describe(call.error());
+  // Values of the wrong JSON type for the service's own arguments.
+  for (auto args : {R"({"since": "yesterday"})", R"({"name": 7})", "[1, 2]"}) {
+    auto mon = ask("monitor", args);
+    ASSERT_FALSE(mon) << args;
+    EXPECT_EQ(mon.error(), relay::make_error(relay::errc::invalid_argument))
+      << relay::describe(mon.error());
+  }
+  // The service is still there.
+  EXPECT_TRUE(ask("stats"));
+}
+
+TEST_F(introspection, at_most_sixteen_calls_run_at_once) {
+  // An actor that never answers: each call waits for its timeout.
+  auto mute = server->system().spawn([](caf::event_based_actor* self) {
+    return caf::behavior{
+      [self](greeting&) { return self->make_response_promise<reply>(); }};
+  });
+  ASSERT_FALSE(server->publish(mute, "mute"));
+  auto svc = client->lookup(server_uri, relay::node::introspection_name);
+  ASSERT_TRUE(svc);
+  auto args = json{{"name", "mute"},
+                   {"type", "introspection_test.greeting"},
+                   {"value", {{"seq", 1}, {"name", "x"}}},
+                   {"timeout_ms", 2000}}
+                .dump();
+  // Seventeen calls at once, from an actor that counts how each ended.
+  caf::scoped_actor self{client->system()};
+  client->system().spawn(
+    [svc = *svc, args, report = caf::actor{self}](caf::event_based_actor* c) {
+      struct tally {
+        uint64_t overloaded = 0;
+        uint64_t timed_out = 0;
+        uint64_t other = 0;
+      };
+      auto t = std::make_shared<tally>();
+      for (int i = 0; i < 17; ++i)
+        c->request(svc, 10s, relay::introspect_atom::value,
+                   std::string{"call"}, args)
+          .then([=](std::string&) { ++t->other; },
+                [=](caf::error& err) {
+                  if (err == relay::make_error(relay::errc::overloaded))
+                    ++t->overloaded;
+                  else if (err == caf::sec::request_timeout)
+                    ++t->timed_out;
+                  else
+                    ++t->other;
+                  if (t->overloaded + t->timed_out + t->other == 17)
+                    c->send(report, t->overloaded, t->timed_out, t->other);
+                });
+    });
+  self->receive(
+    [](uint64_t overloaded, uint64_t timed_out, uint64_t other) {
+      EXPECT_EQ(overloaded, 1u);
+      EXPECT_EQ(timed_out, 16u);
+      EXPECT_EQ(other, 0u);
+    },
+    caf::after(30s) >> [] { FAIL() << "the calls did not end"; });
+  // The slots are free again.
+  auto ok = ask("call", json{{"name", "greeter"},
+                             {"type", "introspection_test.greeting"},
+                             {"value", {{"seq", 2}, {"name", "y"}}}}
+                          .dump());
+  EXPECT_TRUE(ok) << relay::describe(ok.error());
 }
 
 // -- relayctl, a real process ------------------------------------------------------
 
-struct run_result {
-  int status = -1;
-  std::string output;
-};
-
-run_result relayctl(std::vector<std::string> args) {
-  args.insert(args.begin(), RELAYCTL);
-  relay::test::child proc{args, true};
-  run_result result;
-  while (auto line = proc.read_line(20s))
-    result.output += *line + "\n";
-  result.status = proc.stop(0, 20s).value_or(-1);
-  return result;
-}
 
 TEST_F(introspection, relayctl_shows_nodes_names_tree_and_stats) {
   auto sup = start_tree();

@@ -149,4 +149,23 @@ private:
 };
 
 
+/// What a program run to its end printed, and how it ended.
+struct run_result {
+  /// Exit status (128 + signal if killed), -1 if it did not end in time.
+  int status = -1;
+  /// Its stdout and stderr together.
+  std::string output;
+};
+
+/// Runs `args` to its end, bounded by `bound` per line and for its exit.
+inline run_result run(std::vector<std::string> args,
+                      std::chrono::milliseconds bound = 20s) {
+  child proc{std::move(args), true};
+  run_result result;
+  while (auto line = proc.read_line(bound))
+    result.output += *line + "\n";
+  result.status = proc.stop(0, bound).value_or(-1);
+  return result;
+}
+
 } // namespace relay::test

@@ -11,6 +11,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "relay/cluster.hpp"
+#include "relay/detail/json_text.hpp"
 #include "relay/node.hpp"
 
 namespace relay::cluster_detail {
@@ -56,7 +57,8 @@ caf::actor spawn_cluster_inspector(node& n, const cluster_module& m) {
             doc["names"] = names_document(m);
           else
             doc["members"] = members_document(m);
-          return doc.dump();
+          // Names come from peers: never throw on bad UTF-8.
+          return detail::json_text(doc);
         },
       };
     });

@@ -26,6 +26,7 @@
 
 #include "process_env.hpp"
 #include "process_watcher.hpp"
+#include "relay/detail/json_text.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
 #include "relay/node.hpp"
@@ -233,7 +234,7 @@ caf::behavior process_actor(caf::stateful_actor<process_state>* self, node* n,
                          {"ready", st.ready}};
       if (st.child_node)
         doc["node"] = caf::to_string(st.child_node);
-      return doc.dump();
+      return detail::json_text(doc);
     },
     [self](process_info_atom) {
       return caf::make_message(static_cast<int32_t>(self->state.pid),

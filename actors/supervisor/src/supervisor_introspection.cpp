@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "relay/detail/json_text.hpp"
+
 #include <caf/node_id.hpp>
 
 namespace relay {
@@ -88,7 +90,8 @@ std::string supervisor_state::introspect() const {
     {"restarts", total_restarts_},
     {"children", std::move(children)},
   };
-  return doc.dump();
+  // Exit reasons may quote peers' text: never throw on bad UTF-8.
+  return detail::json_text(doc);
 }
 
 } // namespace relay

@@ -177,7 +177,9 @@ public:
   /// interfaces), "tree" (supervision trees), "call" (args {"name", "type",
   /// "value"[, "timeout_ms"]}: a request built from JSON to a published
   /// actor, answered as {"reply": [{"type", "value"}, ...]}; the types must
-  /// opt into JSON, see relay/json_codec.hpp), and any topic a module adds
+  /// opt into JSON, see relay/json_codec.hpp), "monitor" (args {["since":
+  /// n][, "name"][, "type"]}: the messages entering and leaving the node
+  /// since n, recorded only while polled), and any topic a module adds
   /// sources to. Every topic's document lists what its sources answered
   /// under "sources". Untrusted peers are refused (errc::forbidden).
   static constexpr const char* introspection_name = "relay.introspect";

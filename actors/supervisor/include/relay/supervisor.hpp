@@ -348,7 +348,9 @@ struct child_counts {
 ///   children; fails with the start error if it could not.
 /// - `(introspect_atom, topic, args)` -> its level of the tree as JSON
 ///   (relayctl tree; docs/operations.md), at once. A supervisor whose
-///   spec names a node registers itself there for topic "tree".
+///   spec names a node registers itself there for topic "tree". Not in
+///   the typed interface below (so typed lookups of supervisors do not
+///   depend on it): send it through a caf::actor handle.
 ///
 /// Thread rules: calls are messages; a supervisor handles one at a time,
 /// after any restart or shutdown in progress, as OTP's does.
@@ -363,8 +365,7 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<count_children_atom>::with<child_counts>,
   caf::reacts_to<subscribe_reports_atom, caf::actor>,
   caf::reacts_to<unsubscribe_reports_atom, caf::actor>,
-  caf::replies_to<wait_started_atom>::with<ok_atom>,
-  caf::replies_to<introspect_atom, std::string, std::string>::with<std::string>>;
+  caf::replies_to<wait_started_atom>::with<ok_atom>>;
 
 /// Spawns a supervisor that starts `children` in order. The start happens
 /// in the supervisor: if a child's start fails, the children already started
