@@ -64,17 +64,23 @@ public:
     cfg_.cookie_file = opts.cookie_file;
     cfg_.connect_timeout = timeout_;
     cfg_.lookup_timeout = timeout_;
+    cfg_.handshake_timeout = timeout_;
     node_.emplace(cfg_);
   }
 
   /// Connects and finds the introspection service; prints why not and
-  /// returns exit_unreachable if that fails, else 0.
+  /// returns exit_usage for a malformed URI, exit_unreachable for any other
+  /// failure, else 0.
   int connect(const std::string& uri) {
     auto service = node_->lookup(uri, relay::node::introspection_name);
     if (!service) {
-      std::cerr << "relayctl: " << uri << ": "
-                << relay::describe(service.error()) << '\n';
-      return exit_unreachable;
+      auto& err = service.error();
+      std::cerr << "relayctl: '" << uri << "': " << relay::describe(err)
+                << '\n';
+      return relay::is(err, relay::errc::invalid_uri)
+                 || relay::is(err, relay::errc::unknown_scheme)
+               ? exit_usage
+               : exit_unreachable;
     }
     service_ = std::move(*service);
     return 0;
@@ -85,6 +91,7 @@ public:
   std::pair<int, json> ask(const std::string& topic, const std::string& args) {
     std::pair<int, json> result{exit_unreachable, nullptr};
     caf::scoped_actor self{node_->system()};
+    auto start = std::chrono::steady_clock::now();
     self->request(service_, timeout_, relay::introspect_atom::value, topic, args)
       .receive(
         [&](std::string& text) {
@@ -98,8 +105,11 @@ public:
         },
         [&](caf::error& err) {
           std::cerr << "relayctl: " << relay::describe(err) << '\n';
-          result.first = err == caf::sec::request_timeout
-                             || relay::is(err, relay::errc::node_unreachable)
+          // A timeout before our own is the node's answer (a call's actor
+          // did not answer it), not silence from the node.
+          auto ours = err == caf::sec::request_timeout
+                      && std::chrono::steady_clock::now() - start >= timeout_;
+          result.first = ours || relay::is(err, relay::errc::node_unreachable)
                            ? exit_unreachable
                            : exit_answered_error;
         });
@@ -300,7 +310,9 @@ int monitor(client& c, const options& opts, const monitor_options& m,
   auto [code, doc] = c.ask("monitor", relay::detail::json_text(args));
   if (code != 0)
     return code;
-  std::cout << "monitoring " << opts.uri << " (SIGINT stops)" << std::endl;
+  // On stderr with --json: stdout is then JSON lines only.
+  (opts.json_output ? std::cerr : std::cout)
+    << "monitoring " << opts.uri << " (SIGINT stops)" << std::endl;
   uint64_t shown = 0;
   for (;;) {
     args["since"] = doc["next"];
@@ -397,6 +409,7 @@ int main(int argc, char** argv) {
   mon_cmd->add_option("--type", mon.type, "only messages of this type");
   mon_cmd->add_option("--count", mon.count,
                       "stop after this many messages (0: at SIGINT)")
+    ->check(CLI::NonNegativeNumber)
     ->capture_default_str();
   try {
     app.parse(argc, argv);

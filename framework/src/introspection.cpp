@@ -213,6 +213,10 @@ caf::result<std::string> poll_monitor(node_impl& node,
     actor = entry->handle->id();
   }
   auto type = args.value("type", std::string{});
+  if (!type.empty() && node.messages().find_name(type) == nullptr)
+    return make_error(errc::unregistered_type,
+                      "no message type '" + type + "' is registered on node '"
+                        + node.name() + "'");
   auto newest = node.trace().watch();
   if (!args.contains("since"))
     return detail::json_text(

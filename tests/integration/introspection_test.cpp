@@ -500,6 +500,30 @@ TEST_F(introspection, relayctl_exit_codes_say_what_went_wrong) {
   EXPECT_EQ(gone.status, 3) << gone.output;
   EXPECT_NE(gone.output.find("nobody.sock"), std::string::npos) << gone.output;
   EXPECT_EQ(relayctl({"--help"}).status, 0);
+  // A malformed URI is bad usage; a type nobody registered is the node's
+  // error, for monitor as for call.
+  EXPECT_EQ(relayctl({"nodes", "/tmp/no-scheme.sock"}).status, 2);
+  EXPECT_EQ(relayctl({"monitor", server_uri, "--type", "no.such.type"}).status,
+            1);
+  // The actor's silence is the node's answer (exit 1), not the node's.
+  auto mute = server->system().spawn([](caf::event_based_actor* self) {
+    return caf::behavior{
+      [self](greeting&) { return self->make_response_promise<reply>(); }};
+  });
+  ASSERT_FALSE(server->publish(mute, "mute"));
+  auto slow = relayctl({"call", server_uri, "mute",
+                        "introspection_test.greeting",
+                        R"({"seq": 1, "name": "x"})", "--call-timeout", "50"});
+  EXPECT_EQ(slow.status, 1) << slow.output;
+  EXPECT_NE(slow.output.find("did not answer within 50 ms"), std::string::npos)
+    << slow.output;
+  // A value of the wrong JSON type for a field says so.
+  auto wrong = relayctl({"call", server_uri, "greeter",
+                         "introspection_test.greeting",
+                         R"({"seq": "one", "name": "x"})"});
+  EXPECT_EQ(wrong.status, 1) << wrong.output;
+  EXPECT_NE(wrong.output.find("wrong JSON type"), std::string::npos)
+    << wrong.output;
 }
 
 // -- relayctl on the samples ---------------------------------------------------------

@@ -54,6 +54,12 @@ json_codec json_codec_for() {
       T value;
       ar(cereal::make_nvp("value", value));
       return caf::make_message(std::move(value));
+    } catch (const cereal::RapidJSONException& ex) {
+      // rapidjson's check of a value's type: name the problem instead.
+      throw std::invalid_argument(
+        std::string{"a field is missing or has the wrong JSON type, or the "
+                    "text is not one JSON object ("}
+        + ex.what() + ")");
     } catch (const std::exception& ex) {
       throw std::invalid_argument(ex.what());
     }
