@@ -104,6 +104,11 @@ def peer_seeds():
         "hidden_lookup": hello(flags=4) + wc.frame(
             wc.LOOKUP, wc.Writer().u64(3).string("relay.introspect").buf),
         "session_goodbye": hello(flags=1) + wc.frame(wc.GOODBYE),
+        # Round-trip probes (hello flag bit 3): one to answer, an answer
+        # to a probe never sent, and one with a short body.
+        "probe": hello(flags=8) + wc.frame(wc.PROBE, W().u64(77).buf)
+                 + wc.frame(wc.PROBE_REPLY, W().u64(78).buf),
+        "probe_short": hello(flags=8) + wc.frame(wc.PROBE, W().u32(1).buf),
         "session_resume_frame": hello(flags=1) + wc.frame(wc.RESUME,
                                                           W().u64(0).buf),
         "resuming_hello": wc.frame(wc.HELLO, W().u32(4242)

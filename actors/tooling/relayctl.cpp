@@ -146,13 +146,24 @@ void warn_failed_sources(json& doc) {
                 << '\n';
 }
 
+/// The last heartbeat round trip to a peer, e.g. "0.084 ms"; "-" before
+/// the first (or for a node that does not answer probes).
+std::string round_trip(const json& peer) {
+  auto rtt = peer.value("rtt", json::object());
+  if (!rtt.contains("last_ms"))
+    return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f ms", rtt["last_ms"].get<double>());
+  return buf;
+}
+
 void print_nodes(json& doc) {
   std::cout << "node " << doc["name"].get<std::string>() << "  id "
             << doc["id"].get<std::string>() << "  pid " << doc["pid"] << '\n';
   for (auto& uri : doc["listen"])
     std::cout << "listening on " << uri.get<std::string>() << '\n';
   relay::table t{{"PEER", "TRANSPORT", "URI", "SINCE", "FRAMES IN",
-                  "FRAMES OUT", "BYTES IN", "BYTES OUT", "QUEUED"}};
+                  "FRAMES OUT", "BYTES IN", "BYTES OUT", "QUEUED", "RTT"}};
   for (auto& p : doc["peers"]) {
     auto name = p["name"].get<std::string>();
     if (p.value("hidden", false))
@@ -163,7 +174,7 @@ void print_nodes(json& doc) {
            std::to_string(p["frames_out"].get<uint64_t>()),
            bytes(p["bytes_in"].get<uint64_t>()),
            bytes(p["bytes_out"].get<uint64_t>()),
-           bytes(p["queued_bytes"].get<uint64_t>())});
+           bytes(p["queued_bytes"].get<uint64_t>()), round_trip(p)});
   }
   t.print(std::cout);
   for (auto& src : doc["sources"]) {
@@ -353,7 +364,9 @@ int print(const std::string& topic, json& doc, bool as_json) {
     return 0;
   }
   warn_failed_sources(doc);
-  if (topic == "node")
+  if (topic == "metrics")
+    std::cout << doc["text"].get<std::string>();
+  else if (topic == "node")
     print_nodes(doc);
   else if (topic == "names")
     print_names(doc);
@@ -388,6 +401,8 @@ int main(int argc, char** argv) {
   add("names", "published names and their typed interfaces");
   add("tree", "supervision trees: children, states, restarts, pids");
   add("stats", "the node's counters");
+  add("metrics", "the node's metrics in the Prometheus text format (as its "
+                 "relay.metrics.listen endpoint serves them)");
   std::string call_name, call_type, call_value;
   int call_timeout_ms = 5000;
   auto* call = add("call", "send a request built from JSON to a published "

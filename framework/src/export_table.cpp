@@ -16,7 +16,26 @@ bool export_table::insert(const caf::actor_control_block* x) {
   }
   caf::strong_actor_ptr ptr{const_cast<caf::actor_control_block*>(x)};
   std::unique_lock<std::shared_mutex> guard{mtx_};
-  return actors_.emplace(aid, std::move(ptr)).second;
+  std::shared_ptr<actor_traffic> traffic;
+  if (auto i = tracked_.find(aid); i != tracked_.end())
+    traffic = i->second;
+  return actors_.emplace(aid, entry{std::move(ptr), std::move(traffic)}).second;
+}
+
+std::shared_ptr<actor_traffic> export_table::track(caf::actor_id aid) {
+  std::unique_lock<std::shared_mutex> guard{mtx_};
+  auto& traffic = tracked_[aid];
+  if (!traffic)
+    traffic = std::make_shared<actor_traffic>();
+  if (auto i = actors_.find(aid); i != actors_.end())
+    i->second.traffic = traffic;
+  return traffic;
+}
+
+std::shared_ptr<actor_traffic> export_table::traffic_of(caf::actor_id aid) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = tracked_.find(aid);
+  return i != tracked_.end() ? i->second : nullptr;
 }
 
 void export_table::watch(caf::strong_actor_ptr x) {
@@ -31,9 +50,10 @@ void export_table::on_exit(caf::actor_id aid, const caf::error& reason) {
   caf::strong_actor_ptr released; // dropped outside the lock
   std::unique_lock<std::shared_mutex> guard{mtx_};
   if (auto i = actors_.find(aid); i != actors_.end()) {
-    released.swap(i->second);
+    released.swap(i->second.ptr);
     actors_.erase(i);
   }
+  tracked_.erase(aid);
   if (exited_.emplace(aid, reason).second) {
     exit_order_.push_back(aid);
     if (exit_order_.size() > max_exited) {
@@ -46,7 +66,20 @@ void export_table::on_exit(caf::actor_id aid, const caf::error& reason) {
 caf::strong_actor_ptr export_table::find(caf::actor_id aid) const {
   std::shared_lock<std::shared_mutex> guard{mtx_};
   auto i = actors_.find(aid);
-  return i != actors_.end() ? i->second : nullptr;
+  return i != actors_.end() ? i->second.ptr : nullptr;
+}
+
+caf::strong_actor_ptr
+export_table::find(caf::actor_id aid,
+                   std::shared_ptr<actor_traffic>& traffic) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  auto i = actors_.find(aid);
+  if (i == actors_.end()) {
+    traffic = nullptr;
+    return nullptr;
+  }
+  traffic = i->second.traffic;
+  return i->second.ptr;
 }
 
 caf::error export_table::exit_reason_of(caf::actor_id aid) const {
@@ -59,6 +92,7 @@ void export_table::clear() {
   decltype(actors_) released;
   std::unique_lock<std::shared_mutex> guard{mtx_};
   released.swap(actors_);
+  tracked_.clear();
   guard.unlock();
 }
 

@@ -36,6 +36,7 @@ void peer::start() {
     hello.flags |= wire::hello::flag_resume;
   if (node_.config().hidden)
     hello.flags |= wire::hello::flag_hidden;
+  hello.flags |= wire::hello::flag_probe;
   auto buf = begin_frame();
   wire_writer out{buf};
   out(hello);
@@ -139,6 +140,7 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
     remote_serial_ = hello.serial;
     remote_can_resume_ = (hello.flags & wire::hello::flag_can_resume) != 0;
     remote_hidden_ = (hello.flags & wire::hello::flag_hidden) != 0;
+    remote_probes_ = (hello.flags & wire::hello::flag_probe) != 0;
   } catch (std::exception& ex) {
     reject(make_error(errc::handshake_failed,
                       "malformed hello from " + conn_->peer_name() + ": "

@@ -24,6 +24,10 @@ struct heartbeat_probe {
   bool paused = false;
   /// Sends a heartbeat frame on the connection.
   std::function<void()> send_heartbeat;
+  /// Sends a probe (a frame the remote answers, timing a round trip) and
+  /// returns true, or returns false where the remote does not answer
+  /// probes. Empty: never probe.
+  std::function<bool()> send_probe;
   /// Closes the connection as silent (errc::heartbeat_timeout).
   std::function<void()> close_silent;
 };
@@ -49,8 +53,10 @@ struct heartbeat_tick {};
 /// The heartbeat actor: every `interval` on CAF's clock (so a
 /// test_coordinator drives it deterministically) it looks at each
 /// connection from `source`:
-/// - nothing sent since the last tick: it sends a heartbeat, so a live
-///   connection never goes two intervals without a frame;
+/// - where send_probe works, it sends a probe every tick (a frame, and a
+///   round-trip time); elsewhere, if nothing was sent since the last tick,
+///   a heartbeat: a live connection never goes two intervals without a
+///   frame;
 /// - nothing received for n = ceil(timeout / interval) ticks in a row: it
 ///   closes the connection, which reports the node down. A connection is
 ///   thus closed after at least n and less than n + 1 intervals of silence.

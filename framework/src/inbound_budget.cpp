@@ -56,16 +56,20 @@ class counted_element final : public caf::mailbox_element {
 public:
   counted_element(caf::strong_actor_ptr&& sender, caf::message_id mid,
                   forwarding_stack&& stages, caf::message&& msg,
-                  std::shared_ptr<inbound_budget>&& budget, size_t bytes)
+                  std::shared_ptr<inbound_budget>&& budget, size_t bytes,
+                  std::shared_ptr<actor_traffic>&& traffic)
     : caf::mailbox_element(std::move(sender), mid, std::move(stages)),
       msg_(std::move(msg)),
       budget_(std::move(budget)),
-      bytes_(bytes) {
+      bytes_(bytes),
+      traffic_(std::move(traffic)) {
     // nop
   }
 
   ~counted_element() override {
     budget_->release(bytes_);
+    if (traffic_)
+      traffic_->queued.fetch_sub(1, std::memory_order_relaxed);
   }
 
   caf::type_erased_tuple& content() override {
@@ -95,6 +99,7 @@ private:
   caf::empty_type_erased_tuple empty_;
   std::shared_ptr<inbound_budget> budget_;
   size_t bytes_;
+  std::shared_ptr<actor_traffic> traffic_; // null: not published
 };
 
 } // namespace
@@ -103,11 +108,16 @@ caf::mailbox_element_ptr
 make_counted_element(caf::strong_actor_ptr sender, caf::message_id mid,
                      caf::mailbox_element::forwarding_stack stages,
                      caf::message msg, std::shared_ptr<inbound_budget> budget,
-                     size_t bytes) {
+                     size_t bytes, std::shared_ptr<actor_traffic> traffic) {
   auto& counter = *budget;
+  if (traffic) {
+    traffic->messages_in.fetch_add(1, std::memory_order_relaxed);
+    traffic->queued.fetch_add(1, std::memory_order_relaxed);
+  }
   caf::mailbox_element_ptr result{
     new counted_element(std::move(sender), mid, std::move(stages),
-                        std::move(msg), std::move(budget), bytes)};
+                        std::move(msg), std::move(budget), bytes,
+                        std::move(traffic))};
   counter.charge(bytes);
   return result;
 }

@@ -9,6 +9,7 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/message.hpp>
 
+#include "export_table.hpp"
 #include "relay/transport.hpp"
 
 namespace relay {
@@ -74,11 +75,13 @@ private:
 /// Makes a mailbox element for a message that arrived from a peer; the
 /// element gives `bytes` back to `budget` when CAF destroys it, i.e. once
 /// the receiver processed it, or dropped it (a closed mailbox), or moved
-/// its content on (delegation, which charges nothing further).
+/// its content on (delegation, which charges nothing further). If
+/// `traffic` is set (a published receiver), the message counts there as
+/// received and as queued until then.
 caf::mailbox_element_ptr
 make_counted_element(caf::strong_actor_ptr sender, caf::message_id mid,
                      caf::mailbox_element::forwarding_stack stages,
                      caf::message msg, std::shared_ptr<inbound_budget> budget,
-                     size_t bytes);
+                     size_t bytes, std::shared_ptr<actor_traffic> traffic);
 
 } // namespace relay

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -27,8 +28,10 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "metrics.hpp"
 #include "node_impl.hpp"
 #include "relay/detail/json_text.hpp"
+#include "relay/log.hpp"
 
 namespace relay {
 
@@ -61,6 +64,25 @@ std::string iso_time(caf::timestamp x) {
   return buf;
 }
 
+/// A round-trip histogram as Prometheus counts it: cumulative buckets.
+json rtt_document(const latency_histogram::snapshot& rtt) {
+  auto buckets = json::array();
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < rtt.buckets.size(); ++i) {
+    cumulative += rtt.buckets[i];
+    json le = i < latency_histogram::bounds.size()
+                ? json(latency_histogram::bounds[i])
+                : json("+Inf");
+    buckets.push_back({{"le", std::move(le)}, {"count", cumulative}});
+  }
+  json doc{{"count", rtt.count},
+           {"sum_seconds", static_cast<double>(rtt.sum_ns) / 1e9},
+           {"buckets", std::move(buckets)}};
+  if (rtt.count > 0)
+    doc["last_ms"] = static_cast<double>(rtt.last.count()) / 1e6;
+  return doc;
+}
+
 json node_document(node_impl& node) {
   json doc;
   doc["name"] = node.name();
@@ -79,10 +101,13 @@ json node_document(node_impl& node) {
       {"frames_out", p.frames_out},
       {"bytes_in", p.bytes_in},
       {"bytes_out", p.bytes_out},
+      {"messages_in", p.messages_in},
+      {"messages_out", p.messages_out},
       {"queued_bytes", p.queued_bytes},
       {"inbound_bytes", p.inbound_bytes},
       {"inbound_paused", p.inbound_paused},
       {"hidden", p.hidden},
+      {"rtt", rtt_document(p.rtt)},
     });
   }
   doc["peers"] = std::move(peers);
@@ -108,10 +133,16 @@ json stats_document(node_impl& node) {
 
 json names_document(node_impl& node) {
   auto published = json::array();
-  for (auto& [name, entry] : node.names().list())
-    published.push_back({{"name", name},
-                         {"actor", entry.handle ? entry.handle->id() : 0},
-                         {"interface", entry.interface}});
+  for (auto& [name, entry] : node.names().list()) {
+    auto id = entry.handle ? entry.handle->id() : 0;
+    json doc{{"name", name}, {"actor", id}, {"interface", entry.interface}};
+    // From peers only: CAF 0.17 lets no one but the actor read its mailbox.
+    if (auto traffic = node.traffic_of(id)) {
+      doc["messages_in"] = traffic->messages_in.load();
+      doc["mailbox_remote"] = std::max<int64_t>(traffic->queued.load(), 0);
+    }
+    published.push_back(std::move(doc));
+  }
   return {{"published", std::move(published)}};
 }
 
@@ -327,28 +358,35 @@ caf::result<std::string> start_call(self_ptr self, node_impl& node,
   return caf::delegated<std::string>{};
 }
 
-/// Answers `base` plus, under "sources", what every source of `topic`
-/// answers (an error object for one that fails or stays silent).
-caf::result<std::string> gather(self_ptr self, std::vector<caf::actor> sources,
-                                const std::string& topic,
-                                const std::string& args, json base) {
+/// Writes a gathered document as the answer.
+using finisher = std::function<std::string(const json&)>;
+
+/// Answers `finish(base)`, where base gets, under "sources", what every
+/// source of `topic` answers (an error object for one that fails or stays
+/// silent).
+caf::result<std::string>
+gather(self_ptr self, std::vector<caf::actor> sources, const std::string& topic,
+       const std::string& args, json base,
+       finisher finish = [](const json& doc) { return detail::json_text(doc); }) {
   if (sources.empty()) {
     base["sources"] = json::array();
-    return detail::json_text(base);
+    return finish(base);
   }
   struct pending {
     json doc;
     size_t missing;
     caf::response_promise rp;
+    finisher finish;
   };
   auto state = std::make_shared<pending>();
   state->doc = std::move(base);
   state->doc["sources"] = json::array();
   state->missing = sources.size();
   state->rp = self->make_response_promise();
+  state->finish = std::move(finish);
   auto done = [state] {
     if (--state->missing == 0)
-      state->rp.deliver(detail::json_text(state->doc));
+      state->rp.deliver(state->finish(state->doc));
   };
   for (auto& src : sources) {
     auto id = src.id();
@@ -382,6 +420,16 @@ caf::result<std::string> answer(self_ptr self, node_impl* node,
     return start_call(self, *node, args);
   if (topic == "monitor")
     return poll_monitor(*node, args);
+  if (topic == "metrics") {
+    // Built from the other topics' documents, supervisors' trees included.
+    json docs{{"node", node_document(*node)},
+              {"stats", stats_document(*node)},
+              {"names", names_document(*node)}};
+    return gather(self, node->introspection().of("tree"), "tree", args,
+                  std::move(docs), [](const json& doc) {
+                    return detail::json_text({{"text", prometheus_text(doc)}});
+                  });
+  }
   if (topic == "node")
     base = node_document(*node);
   else if (topic == "stats")
@@ -393,7 +441,7 @@ caf::result<std::string> answer(self_ptr self, node_impl* node,
     return make_error(errc::invalid_argument,
                       "no introspection topic '" + topic
                         + "' on node '" + node->name()
-                        + "' (node, stats, names, tree, call, "
+                        + "' (node, stats, names, tree, metrics, call, "
                           "monitor, or a module's)");
   return gather(self, std::move(sources), topic, args, std::move(base));
 }
@@ -431,6 +479,44 @@ void node_impl::stop_introspection() {
   caf::scoped_actor self{system_};
   self->send_exit(introspector_, caf::exit_reason::user_shutdown);
   self->wait_for(introspector_);
+}
+
+void node_impl::start_metrics() {
+  if (cfg_.metrics_listen.empty())
+    return;
+  metrics_ = std::make_unique<metrics_endpoint>(
+    cfg_.metrics_listen, [this]() -> std::pair<int, std::string> {
+      caf::scoped_actor self{system_};
+      std::pair<int, std::string> result{503, "no answer\n"};
+      self
+        ->request(introspector_, std::chrono::seconds{5},
+                  introspect_atom::value, std::string{"metrics"},
+                  std::string{})
+        .receive(
+          [&](const std::string& doc) {
+            try {
+              result = {200, detail::parse_json(doc).at("text")};
+            } catch (const std::exception& ex) {
+              result = {500, std::string{"bad metrics document: "} + ex.what()
+                               + "\n"};
+            }
+          },
+          [&](const caf::error& err) {
+            result = {503, "node '" + name() + "' did not answer: "
+                             + describe(err) + "\n"};
+          });
+      return result;
+    });
+  log(log_level::info, "node '" + name() + "' serves metrics on http://"
+                         + metrics_->address() + "/metrics");
+}
+
+void node_impl::stop_metrics() {
+  metrics_.reset();
+}
+
+std::string node_impl::metrics_address() const {
+  return metrics_ ? metrics_->address() : std::string{};
 }
 
 std::vector<std::string> node_impl::listening() const {

@@ -229,7 +229,8 @@ void handle_message(peer& p, wire_reader& in) {
                                + p.display_name() + ": " + ex.what()));
     return;
   }
-  auto dest = node.find_exported(receiver);
+  std::shared_ptr<actor_traffic> traffic; // set for published receivers
+  auto dest = node.find_exported(receiver, traffic);
   if (!dest) {
     auto reason = make_error(errc::no_such_actor,
                              "actor " + std::to_string(receiver)
@@ -262,10 +263,11 @@ void handle_message(peer& p, wire_reader& in) {
           wire_bytes + frame_header::size);
   auto* unit = node.config().deliver_on_io_thread ? io_unit::of(node.system())
                                                   : nullptr;
+  p.count_message_in();
   // Counted until the receiver is done with it (back-pressure).
   dest->enqueue(make_counted_element(std::move(sender), mid, std::move(stages),
                                      std::move(msg), p.budget_ptr(),
-                                     wire_bytes),
+                                     wire_bytes, std::move(traffic)),
                 unit);
   if (unit != nullptr)
     unit->run_pending();
@@ -353,7 +355,9 @@ void peer::send_message(caf::actor_id receiver, caf::mailbox_element& what,
     if (track)
       route_->erase_pending(what.sender->id(), response_id);
     fail(err);
+    return;
   }
+  messages_out_.fetch_add(1, std::memory_order_relaxed);
 }
 
 caf::error add_message_protocol(frame_table& table) {

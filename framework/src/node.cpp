@@ -11,10 +11,22 @@ namespace relay {
 
 node::node(node_config& cfg) : impl_(std::make_unique<node_impl>(cfg)) {
   impl_->start_modules(*this);
+  // Last: a scrape asks the modules' introspection sources too.
+  try {
+    impl_->start_metrics();
+  } catch (...) {
+    impl_->stop_modules(*this);
+    throw;
+  }
 }
 
 node::~node() {
+  impl_->stop_metrics();
   impl_->stop_modules(*this);
+}
+
+std::string node::metrics_address() const {
+  return impl_->metrics_address();
 }
 
 caf::actor_system& node::system() noexcept {
@@ -140,8 +152,13 @@ const message_registry& node::messages() const noexcept {
 
 caf::error node::publish_impl(caf::strong_actor_ptr handle, std::string name,
                               std::vector<std::string> interface) {
-  return impl_->names().publish(std::move(handle), std::move(name),
-                                std::move(interface));
+  auto ptr = handle;
+  if (auto err = impl_->names().publish(std::move(handle), std::move(name),
+                                        std::move(interface)))
+    return err;
+  // Counted for the metrics from now on (relay_mailbox_remote_messages).
+  impl_->track_published(std::move(ptr));
+  return caf::none;
 }
 
 caf::expected<caf::strong_actor_ptr>

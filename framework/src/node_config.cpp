@@ -63,6 +63,10 @@ node_config::node_config() {
          "bound on the bytes a session keeps for resending")
     .add(hidden, "hidden",
          "connect as a hidden node: no node events on either side (tools)");
+  opt_group{custom_options_, "relay.metrics"}.add(
+    metrics_listen, "listen",
+    "HOST:PORT of an HTTP endpoint serving /metrics (Prometheus); off if "
+    "empty");
   declare_builtin_transport_options(
     [this](caf::string_view category) { return module_options(category); });
 }

@@ -12,6 +12,7 @@
 #include <caf/send.hpp>
 
 #include "heartbeat.hpp"
+#include "metrics.hpp"
 #include "node_identity.hpp"
 #include "peer.hpp"
 #include "protocols.hpp"
@@ -99,6 +100,10 @@ node_impl::node_impl(node_config& cfg)
             finish_frame(buf, frame_kind::heartbeat);
             p->send_frame(std::move(buf));
           }
+        };
+        probe.send_probe = [weak] {
+          auto p = weak.lock();
+          return p && p->send_probe();
         };
         probe.close_silent = [weak, this] {
           // Not one that broke meanwhile: its session has its own deadline.

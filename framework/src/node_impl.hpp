@@ -31,6 +31,8 @@
 
 namespace relay {
 
+class metrics_endpoint;
+
 namespace wire {
 struct resume_info;
 } // namespace wire
@@ -200,6 +202,26 @@ public:
     return exports_->find(aid);
   }
 
+  /// As find_exported(aid); sets `traffic` to its counters if the actor
+  /// is published (track_published), else to null.
+  caf::strong_actor_ptr
+  find_exported(caf::actor_id aid,
+                std::shared_ptr<actor_traffic>& traffic) const {
+    return exports_->find(aid, traffic);
+  }
+
+  /// Counts what peers send to the published actor `x` (its counters go
+  /// when it terminates). Not inside x's critical section.
+  void track_published(caf::strong_actor_ptr x) {
+    exports_->track(x->id());
+    exports_->watch(std::move(x));
+  }
+
+  /// The counters of a published actor, or null.
+  std::shared_ptr<actor_traffic> traffic_of(caf::actor_id aid) const {
+    return exports_->traffic_of(aid);
+  }
+
   /// Why exported actor `aid` terminated, if it did recently; else
   /// exit_reason::unknown. For a monitor request that arrives after the exit.
   caf::error exit_reason_of(caf::actor_id aid) const {
@@ -255,6 +277,14 @@ public:
 
   /// The URIs this node listens on.
   std::vector<std::string> listening() const;
+
+  /// Starts the metrics endpoint if relay.metrics.listen is set (throws
+  /// config_error if it cannot), and stops it (introspection.cpp).
+  void start_metrics();
+  void stop_metrics();
+
+  /// "HOST:PORT" of the metrics endpoint, or "" (node::metrics_address).
+  std::string metrics_address() const;
 
   /// Starts and stops the spawner and spawn_client (remote_spawn.cpp).
   void start_remote_spawn();
@@ -341,6 +371,7 @@ private:
 
   caf::actor introspector_;
   introspection_sources introspection_;
+  std::unique_ptr<metrics_endpoint> metrics_;
   message_trace trace_;
 
   mutable std::mutex acceptors_mtx_;

@@ -88,6 +88,9 @@ peer_info peer::info() const {
   result.queued_bytes = t.queued_bytes;
   result.inbound_bytes = budget_->in_flight();
   result.inbound_paused = budget_->paused();
+  result.rtt = rtt_.read();
+  result.messages_in = messages_in_.load(std::memory_order_relaxed);
+  result.messages_out = messages_out_.load(std::memory_order_relaxed);
   return result;
 }
 
@@ -222,7 +225,7 @@ namespace {
 
 // The frame kinds an untrusted peer may send (trust_level::untrusted):
 // messages (whose content message_protocol.cpp checks), monitors and the
-// DOWN notices they ask for, lookups, heartbeats, retires. Not links (a
+// DOWN notices they ask for, lookups, heartbeats, probes, retires. Not links (a
 // link lets the peer's exit stop our actor) nor module frames.
 bool untrusted_may_send(frame_kind kind) {
   switch (kind) {
@@ -236,6 +239,8 @@ bool untrusted_may_send(frame_kind kind) {
     case frame_kind::ack:
     case frame_kind::resume:
     case frame_kind::goodbye:
+    case frame_kind::probe:
+    case frame_kind::probe_reply:
       return true;
     default:
       return false;

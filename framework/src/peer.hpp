@@ -93,6 +93,21 @@ public:
   /// periodic call; a busy connection acks as it dispatches).
   void send_ack_if_due();
 
+  /// Counts an actor message from the remote handed to a local actor
+  /// (message_protocol.cpp); peer_info::messages_in.
+  void count_message_in() noexcept {
+    messages_in_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Sends a probe frame whose answer times a round trip into the
+  /// connection's histogram (peer_info::rtt), if the remote answers probes
+  /// (hello flag_probe). Returns whether it sent one. The heartbeat's tick.
+  bool send_probe();
+
+  /// The remote answered a probe with `token` (frame handler). Only the
+  /// answer to the latest probe counts; a late or made-up one is ignored.
+  void on_probe_reply(uint64_t token);
+
   /// The remote acknowledged or said goodbye (frame handlers).
   void on_ack(uint64_t count);
   void on_goodbye();
@@ -388,6 +403,13 @@ private:
   std::shared_ptr<session> session_;
   bool remote_can_resume_ = false;  // set once by the handshake
   bool remote_hidden_ = false;      // set once by the handshake
+  bool remote_probes_ = false;      // set once by the handshake
+  // The token (steady clock, ns) of the probe awaiting its answer, or 0.
+  std::atomic<uint64_t> probe_token_{0};
+  latency_histogram rtt_;
+  // Actor messages delivered from the remote and sent to it (peer_info).
+  std::atomic<uint64_t> messages_in_{0};
+  std::atomic<uint64_t> messages_out_{0};
   std::shared_ptr<peer> resumes_;   // set before start()
   bool awaiting_resume_ = false;    // I/O thread
   std::atomic<bool> closed_locally_{false};

@@ -23,6 +23,8 @@ bool session::sequenced(frame_kind kind) noexcept {
     case frame_kind::ack:
     case frame_kind::resume:
     case frame_kind::goodbye:
+    case frame_kind::probe:
+    case frame_kind::probe_reply:
       return false;
     default:
       return true;

@@ -23,7 +23,7 @@ namespace relay {
 /// Sequence numbers are implicit: every connection is a reliable, ordered
 /// frame stream, so a frame's number is its position among the session's
 /// sequenced frames (every frame but the connection-level ones: hello,
-/// reject, heartbeat, retire, ack, resume, goodbye). Each side counts the
+/// reject, heartbeat, retire, ack, resume, goodbye, probe, probe_reply). Each side counts the
 /// sequenced frames it sends and the ones it dispatched, acknowledges the
 /// latter cumulatively (ack frames) and keeps what it sent until the remote
 /// acknowledged it, in a byte ring bounded by `resend_bound`. After a break

@@ -39,7 +39,8 @@ struct hello {
   /// The sender's number for this connection; breaks ties when two nodes
   /// connect to each other at once.
   uint64_t serial = 0;
-  /// Capabilities: flag_can_resume, flag_resume, flag_hidden; other bits are reserved
+  /// Capabilities: flag_can_resume, flag_resume, flag_hidden, flag_probe;
+  /// other bits are reserved
   /// (must be 0; anything else is rejected as a malformed hello).
   uint64_t flags = 0;
 
@@ -53,8 +54,11 @@ struct hello {
   /// The sender is a hidden node (node_config::hidden): neither side
   /// reports this connection as a node event.
   static constexpr uint64_t flag_hidden = 4;
+  /// The sender answers probe frames with probe_reply (round-trip times,
+  /// heartbeat.cpp); the other side sends probes only if this is set.
+  static constexpr uint64_t flag_probe = 8;
   static constexpr uint64_t known_flags = flag_can_resume | flag_resume
-                                          | flag_hidden;
+                                          | flag_hidden | flag_probe;
 
   /// Longest node name accepted, in bytes.
   static constexpr size_t max_name_size = 256;

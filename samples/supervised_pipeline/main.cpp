@@ -272,6 +272,8 @@ int run(relay::node_config& cfg, const options& opts) {
     signals = block_stop_signals();
   relay::node n{cfg};
   auto& sys = n.system();
+  if (auto address = n.metrics_address(); !address.empty())
+    std::cout << "metrics on http://" << address << "/metrics" << std::endl;
   if (!opts.listen.empty()) {
     // For tools: relayctl tree URI shows the pool while it runs.
     auto uri = n.listen(opts.listen);
@@ -391,14 +393,25 @@ int main(int argc, char** argv) {
                  "the run until SIGTERM");
   app.add_option("--cookie-file", opts.cookie_file,
                  "secret for tcp (or set RELAY_COOKIE)");
+  std::string metrics;
+  app.add_option("--metrics", metrics,
+                 "serve Prometheus metrics on HOST:PORT (port 0: any), e.g. "
+                 "127.0.0.1:9464 (relay.metrics.listen)");
   CLI11_PARSE(app, argc, argv);
   relay::node_config cfg;
   cfg.add_message_type<pipeline::job>().add_message_type<pipeline::result>();
   relay::add_supervisor_types(cfg);
   cfg.add_actor_type("pipeline.worker", pipeline::worker);
   cfg.cookie_file = opts.cookie_file;
+  cfg.metrics_listen = metrics;
   cfg.node_name = opts.serve.empty() ? "pipeline" : "pipeline-workers";
-  if (!opts.serve.empty())
-    return pipeline::serve(cfg, opts);
-  return pipeline::run(cfg, opts);
+  try {
+    if (!opts.serve.empty())
+      return pipeline::serve(cfg, opts);
+    return pipeline::run(cfg, opts);
+  } catch (const relay::config_error& ex) {
+    // A bad --metrics address, an unreadable cookie file, ...
+    std::cerr << "supervised_pipeline: " << ex.what() << std::endl;
+    return 2;
+  }
 }

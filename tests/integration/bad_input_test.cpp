@@ -446,7 +446,7 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
   h.pid = 4242;
   h.incarnation.fill(9);
   h.node_name = "flagged";
-  h.flags = 8; // bits 0 and 1 are can_resume and resume
+  h.flags = 16; // bits 0 to 3: can_resume, resume, hidden, probe
   std::vector<std::byte> body;
   wire_writer out{body};
   out(h);
@@ -455,7 +455,37 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
   ASSERT_TRUE(rej);
   EXPECT_EQ(rej->header.kind, frame_kind::reject);
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 8"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 16"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_P(bad_input, probes_are_answered_and_must_carry_a_token) {
+  log_capture logs;
+  auto c = handshaken();
+  auto token_frame = [](frame_kind kind, uint64_t token) {
+    std::vector<std::byte> body;
+    wire_writer out{body};
+    out(token);
+    return frame(kind, body);
+  };
+  c->write(token_frame(frame_kind::probe, 0x1234567890abcdefu));
+  auto f = c->read_frame();
+  while (f && f->header.kind == frame_kind::heartbeat)
+    f = c->read_frame();
+  ASSERT_TRUE(f);
+  ASSERT_EQ(f->header.kind, frame_kind::probe_reply);
+  wire_reader in{f->body.data(), f->body.size()};
+  uint64_t echoed = 0;
+  in(echoed);
+  EXPECT_EQ(echoed, 0x1234567890abcdefu);
+  EXPECT_EQ(in.remaining(), 0u);
+  // An answer to a probe the node never sent is ignored. This client did
+  // not set hello bit 3, so the node sends it no probes at all.
+  c->write(token_frame(frame_kind::probe_reply, 99));
+  EXPECT_NE(raw_lookup(*c), 0u); // still served
+  c->write(frame(frame_kind::probe, std::vector<std::byte>(3)));
+  EXPECT_TRUE(c->closed_by_peer());
+  EXPECT_TRUE(logs.wait_for({"'raw'", "malformed probe frame"})) << logs.dump();
   expect_good_round_trip();
 }
 

@@ -23,6 +23,9 @@ struct fake_connection {
   uint64_t out = 0;
   int heartbeats = 0;
   bool closed = false;
+  /// The remote answers probes (hello flag_probe).
+  bool probes = false;
+  int probes_sent = 0;
 };
 
 class heartbeat_test : public ::testing::Test {
@@ -40,6 +43,13 @@ protected:
         p.send_heartbeat = [&c = c] {
           ++c.heartbeats;
           ++c.out;
+        };
+        p.send_probe = [&c = c] {
+          if (!c.probes)
+            return false;
+          ++c.probes_sent;
+          ++c.out;
+          return true;
         };
         p.close_silent = [&c = c] { c.closed = true; };
         result.push_back(std::move(p));
@@ -86,6 +96,38 @@ TEST_F(heartbeat_test, an_idle_connection_gets_a_heartbeat_each_interval) {
     EXPECT_EQ(conns[1].heartbeats, i);
   }
   EXPECT_FALSE(conns[1].closed);
+}
+
+TEST_F(heartbeat_test, a_probing_connection_gets_a_probe_each_tick_and_no_heartbeat) {
+  conns[1].probes = true; // idle
+  conns[2].probes = true; // busy: a probe all the same (it times a round trip)
+  conns[3];               // no probes: heartbeats as before
+  start(500ms, 2s);
+  for (int i = 0; i < 3; ++i) {
+    conns[1].in += 8; // the probes' answers
+    conns[2].in += 8;
+    conns[2].out += 5;
+    conns[3].in += 1;
+    tick();
+  }
+  // The first tick only learns the counters (as for heartbeats).
+  EXPECT_EQ(conns[1].probes_sent, 2);
+  EXPECT_EQ(conns[2].probes_sent, 2);
+  EXPECT_EQ(conns[1].heartbeats, 0);
+  EXPECT_EQ(conns[2].heartbeats, 0);
+  EXPECT_EQ(conns[3].probes_sent, 0);
+  EXPECT_EQ(conns[3].heartbeats, 2);
+}
+
+TEST_F(heartbeat_test, a_silent_probing_connection_still_closes_after_the_timeout) {
+  conns[1].probes = true;
+  start(500ms, 2s);
+  tick(); // learns the counters
+  for (int i = 0; i < 3; ++i)
+    tick();
+  EXPECT_FALSE(conns[1].closed); // 3 silent ticks
+  tick();
+  EXPECT_TRUE(conns[1].closed); // the 4th: 2 s of silence
 }
 
 TEST_F(heartbeat_test, a_busy_connection_gets_no_heartbeat) {

@@ -173,6 +173,9 @@ def run(conn):
     print("ok: lookup: pong is actor %d, interface %r; an unknown name is "
           "not found" % (pong, interface))
 
+    rtt = conn.probe(0xfeedface)
+    print("ok: probe answered with its token in %.3f ms" % (rtt * 1e3))
+
     msg = conn.request(pong, me, 1, [(PING, encode_ping(42, "hello relay"))])
     check(msg.sender[:2] == (wc.TAG_SENDER_NODE, pong),
           "pong's answer has sender %r, expected tag 1 id %d"

@@ -19,7 +19,7 @@ HEADER_SIZE = 12
 MAX_BODY = 16 * 1024 * 1024  # relay.max-frame-size default
 
 HELLO, REJECT, MESSAGE, MONITOR, DOWN, LINK, UNLINK, LOOKUP, LOOKUP_REPLY, \
-    HEARTBEAT, RETIRE, ACK, RESUME, GOODBYE = range(1, 15)
+    HEARTBEAT, RETIRE, ACK, RESUME, GOODBYE, PROBE, PROBE_REPLY = range(1, 17)
 
 # RETIRE (section 4.1) only ever comes on a second connection between the
 # same two identities; this client uses one connection per identity, so a
@@ -27,7 +27,8 @@ HELLO, REJECT, MESSAGE, MONITOR, DOWN, LINK, UNLINK, LOOKUP, LOOKUP_REPLY, \
 KIND_NAMES = {HELLO: "hello", REJECT: "reject", MESSAGE: "message",
               MONITOR: "monitor", DOWN: "down", LINK: "link", UNLINK: "unlink",
               LOOKUP: "lookup", LOOKUP_REPLY: "lookup_reply",
-              HEARTBEAT: "heartbeat", RETIRE: "retire"}
+              HEARTBEAT: "heartbeat", RETIRE: "retire", PROBE: "probe",
+              PROBE_REPLY: "probe_reply"}
 
 # -- section 3: actor ref tags ------------------------------------------------
 
@@ -434,7 +435,7 @@ class Connection:
             except WireError as ex:
                 raise WireError("while waiting for %s: %s" % (what, ex))
             filed = self._dispatch(kind, body)
-            if not filed and kind not in (MESSAGE, LOOKUP_REPLY):
+            if not filed and kind not in (MESSAGE, LOOKUP_REPLY, PROBE_REPLY):
                 raise WireError("unexpected frame of kind %d (%s) while "
                                 "waiting for %s"
                                 % (kind, KIND_NAMES.get(kind, "?"), what))
@@ -465,8 +466,10 @@ class Connection:
             raise WireError("node's incarnation is all zero")
         # Bit 0 (can_resume) says the node could resume a session; this
         # client sends no flag, so the connection has none (no acks, and a
-        # break is final). Bit 1 (resume) only comes from a dialing side.
-        if hello["flags"] & ~0x1:
+        # break is final). Bit 1 (resume) only comes from a dialing side,
+        # bit 2 (hidden) from a tool. Bit 3 (probe): the node answers
+        # probes; this client sets no bit 3, so it gets none.
+        if hello["flags"] & ~0x9:
             raise WireError("node's hello flags are 0x%x" % hello["flags"])
         self.peer_hello = hello
         incarnation = os.urandom(20)
@@ -479,6 +482,24 @@ class Connection:
         return hello
 
     # -- section 8: lookup --
+
+    def probe(self, token):
+        """Sends a probe (section 9.1); returns the round trip in seconds
+        once the node echoed `token`."""
+        start = time.monotonic()
+        self.send(PROBE, Writer().u64(token).buf)
+
+        def match(kind, body):
+            if kind != PROBE_REPLY:
+                return None
+            r = Reader(body)
+            echoed = r.u64()
+            r.end("probe_reply")
+            if echoed != token:
+                raise WireError("probe_reply echoes %d, sent %d"
+                                % (echoed, token))
+            return time.monotonic() - start
+        return self.wait_for(match, "the answer to probe %d" % token)
 
     def lookup(self, name, request=1):
         """Returns (actor id, interface), or None if not published."""

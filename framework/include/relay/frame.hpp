@@ -24,12 +24,14 @@ enum class frame_kind : uint8_t {
   ack = 12,          ///< u64: sequenced frames dispatched so far (session)
   resume = 13,       ///< u64: the same, once, answering a resuming hello
   goodbye = 14,      ///< empty; the sender closes on purpose: do not resume
+  probe = 15,        ///< u64: a token the receiver echoes (round-trip time)
+  probe_reply = 16,  ///< u64: the token of a probe, echoed
 };
 
 /// Highest frame kind the framework itself defines. Kinds up to
 /// first_module_frame_kind - 1 are reserved for the framework; modules
 /// register kinds from first_module_frame_kind to 255 (see frame_handler.hpp).
-constexpr uint8_t max_frame_kind = 14;
+constexpr uint8_t max_frame_kind = 16;
 
 /// First frame kind a module may register.
 constexpr uint8_t first_module_frame_kind = 64;

@@ -268,6 +268,11 @@ public:
   /// The nodes connected now, with traffic counters (see peer_info).
   std::vector<peer_info> peers() const;
 
+  /// "HOST:PORT" where this node serves GET /metrics (relay.metrics.listen,
+  /// with the port it bound when that asked for port 0), or "" without an
+  /// endpoint. Thread-safe.
+  std::string metrics_address() const;
+
   /// Calls `listener` on node events (see node_listener for the thread
   /// rules), until remove_listener.
   void add_listener(std::shared_ptr<node_listener> listener);

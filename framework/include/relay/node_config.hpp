@@ -78,6 +78,7 @@ enum class trust_level {
 ///   relay.resume-buffer       bound on the bytes a session keeps for
 ///                             resending (32 MiB)
 ///   relay.hidden              connect as a hidden node (false)
+///   relay.metrics.listen      HOST:PORT of the metrics endpoint (off)
 ///
 /// Each transport declares its own options under relay.<scheme>.* (see the
 /// transport's header and docs/), and each module under its own category.
@@ -218,6 +219,13 @@ public:
   /// Everything else works on it: lookups, messages, requests, monitors,
   /// monitor_node. Authentication and trust apply as to any peer.
   bool hidden = false;
+  /// Where the node serves its metrics over HTTP, as "HOST:PORT" (e.g.
+  /// "127.0.0.1:9464", "[::1]:9464"; port 0 picks a free one, see
+  /// node::metrics_endpoint): GET /metrics answers the Prometheus text
+  /// format (docs/operations.md). Empty (the default): no endpoint. The
+  /// endpoint authenticates nobody: keep it on loopback, or behind
+  /// something that does; another host is logged as a warning.
+  std::string metrics_listen;
 
   /// The environment variable read when cookie_file is unset.
   static constexpr const char* cookie_env = "RELAY_COOKIE";

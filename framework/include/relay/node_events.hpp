@@ -12,6 +12,8 @@
 #include <caf/node_id.hpp>
 #include <caf/timestamp.hpp>
 
+#include "relay/latency_histogram.hpp"
+
 namespace relay {
 
 /// A connection to `node` completed its handshake and the node was not
@@ -58,6 +60,10 @@ struct peer_info {
   uint64_t frames_out = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  /// Actor messages (requests and responses included) from the remote
+  /// handed to local actors, and sent to the remote.
+  uint64_t messages_in = 0;
+  uint64_t messages_out = 0;
   /// Bytes handed to the connection and not yet written to the transport.
   uint64_t queued_bytes = 0;
   /// Wire bytes of messages from the remote delivered to local mailboxes
@@ -68,6 +74,10 @@ struct peer_info {
   bool inbound_paused = false;
   /// The remote is a hidden node (node_config::hidden), e.g. relayctl.
   bool hidden = false;
+  /// Round trips of the heartbeat's probes on this connection (one per
+  /// relay.heartbeat-interval; rtt.count == 0 until the first answer, and
+  /// always for a remote that does not answer probes).
+  latency_histogram::snapshot rtt;
 };
 
 /// Receives node events inside the process (for modules).
