@@ -2,6 +2,7 @@
 
 #include <unordered_set>
 
+#include "node_impl.hpp"
 #include "peer.hpp"
 #include "protocols.hpp"
 #include "relay/frame_handler.hpp"
@@ -86,19 +87,39 @@ uint64_t read_token(wire_reader& in, const char* what) {
 bool peer::send_probe() {
   if (!remote_probes_ || current_state() != state::established)
     return false;
-  // A token of 0 means "none outstanding": the clock never reads 0 here.
-  auto token = steady_now_ns() | 1;
-  // An unanswered probe is replaced: its answer, if it comes, is ignored.
-  probe_token_.store(token);
-  return !send_frame(token_frame(frame_kind::probe, token));
+  // One probe at a time: a round trip longer than the interval is timed
+  // when its answer comes; meanwhile the tick sends heartbeats. A peer
+  // that never answers thus gets heartbeats only, as before probes.
+  // The token is the clock plus a random offset per connection (the
+  // clock alone would tell the peer the host's uptime), odd, so never 0,
+  // which means "none outstanding".
+  auto token = (steady_now_ns() + probe_offset_) | 1;
+  uint64_t none = 0;
+  if (!probe_token_.compare_exchange_strong(none, token))
+    return false;
+  if (send_frame(token_frame(frame_kind::probe, token))) {
+    probe_token_.store(0);
+    return false;
+  }
+  return true;
 }
 
 void peer::on_probe_reply(uint64_t token) {
-  auto expected = token;
-  if (token == 0 || !probe_token_.compare_exchange_strong(expected, 0))
-    return; // late (a newer probe replaced it) or not ours
+  // Replies come one at a time on this connection's I/O thread, and only
+  // here is the token cleared: recorded before the next probe can go out.
+  if (token == 0 || probe_token_.load() != token)
+    return; // not the answer to the probe outstanding: made up
   rtt_.record(std::chrono::nanoseconds{
-    static_cast<int64_t>(steady_now_ns() - token)});
+    static_cast<int64_t>(steady_now_ns() + probe_offset_ - token)});
+  probe_token_.store(0);
+}
+
+void peer::answer_probe(uint64_t token) {
+  // System frames skip relay.max-queued-bytes; a peer that sends probes
+  // and reads nothing must not grow our queue: no answer past the bound.
+  if (queued_bytes() >= node_.config().max_queued_bytes)
+    return;
+  send_frame(token_frame(frame_kind::probe_reply, token));
 }
 
 caf::error add_heartbeat_protocol(frame_table& table) {
@@ -112,9 +133,8 @@ caf::error add_heartbeat_protocol(frame_table& table) {
   // The token is opaque to the side that echoes it.
   if (auto err = table.add(static_cast<uint8_t>(frame_kind::probe), "probe",
                            [](peer_context& from, wire_reader& in) {
-                             auto token = read_token(in, "probe");
-                             from.send_frame(
-                               token_frame(frame_kind::probe_reply, token));
+                             static_cast<peer&>(from).answer_probe(
+                               read_token(in, "probe"));
                            }))
     return err;
   return table.add(static_cast<uint8_t>(frame_kind::probe_reply),

@@ -485,22 +485,15 @@ void node_impl::start_metrics() {
   if (cfg_.metrics_listen.empty())
     return;
   metrics_ = std::make_unique<metrics_endpoint>(
-    cfg_.metrics_listen, [this]() -> std::pair<int, std::string> {
+    cfg_.metrics_listen,
+    [this](const std::string& topic) -> std::pair<int, std::string> {
       caf::scoped_actor self{system_};
       std::pair<int, std::string> result{503, "no answer\n"};
       self
         ->request(introspector_, std::chrono::seconds{5},
-                  introspect_atom::value, std::string{"metrics"},
-                  std::string{})
+                  introspect_atom::value, topic, std::string{})
         .receive(
-          [&](const std::string& doc) {
-            try {
-              result = {200, detail::parse_json(doc).at("text")};
-            } catch (const std::exception& ex) {
-              result = {500, std::string{"bad metrics document: "} + ex.what()
-                               + "\n"};
-            }
-          },
+          [&](std::string& doc) { result = {200, std::move(doc)}; },
           [&](const caf::error& err) {
             result = {503, "node '" + name() + "' did not answer: "
                              + describe(err) + "\n"};

@@ -1,6 +1,10 @@
 #include "metrics.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+
+#include <atomic>
 
 #include <chrono>
 #include <cinttypes>
@@ -140,6 +144,10 @@ void node_metrics(exposition& out, const json& node) {
   if (!peers.is_array())
     return;
   for (auto& p : peers) {
+    // Tools (relayctl, hidden nodes) come and go with a new id each time:
+    // series for them would only pile up in the time-series database.
+    if (p.value("hidden", false))
+      continue;
     labels ls{{"peer", str(p, "name")},
               {"peer_id", str(p, "id")},
               {"transport", str(p, "transport")}};
@@ -197,21 +205,21 @@ void node_metrics(exposition& out, const json& node) {
 }
 
 void stats_metrics(exposition& out, const json& stats) {
-  auto dropped = u64(stats, "dropped_messages");
-  auto overload = u64(stats, "overload_drops");
-  const char* drop_help = "Asynchronous messages that could not be delivered "
-                          "and had no sender to tell, by cause: overload "
-                          "(the connection's queue at relay.max-queued-bytes) "
-                          "or other (no route, dead receiver, unregistered "
-                          "type, ...).";
-  out.counter("relay_messages_dropped_total", drop_help,
-              {{"cause", "overload"}}, overload);
-  out.counter("relay_messages_dropped_total", drop_help, {{"cause", "other"}},
-              dropped >= overload ? dropped - overload : 0);
-  out.counter("relay_requests_rejected_total",
+  // Separate counters, not one split by a cause label: the node bumps the
+  // two in turn, so a difference read between them could go backwards.
+  out.counter("relay_messages_dropped_total",
+              "Asynchronous messages that could not be delivered and had no "
+              "sender to tell (no route, dead receiver, unregistered type, "
+              "a full queue, ...).",
+              {}, u64(stats, "dropped_messages"));
+  out.counter("relay_overload_drops_total",
+              "Of relay_messages_dropped_total: dropped because their "
+              "connection's queue was at relay.max-queued-bytes.",
+              {}, u64(stats, "overload_drops"));
+  out.counter("relay_overload_rejections_total",
               "Requests answered with relay.overloaded at once, their "
               "connection's queue being full.",
-              {{"cause", "overload"}}, u64(stats, "overload_rejections"));
+              {}, u64(stats, "overload_rejections"));
   out.counter("relay_untrusted_refusals_total",
               "Messages and frames refused from untrusted peers.", {},
               u64(stats, "untrusted_drops"));
@@ -339,28 +347,85 @@ std::string prometheus_text(const json& doc) {
 }
 
 bool metrics_endpoint::loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (host == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1
+         && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
-metrics_endpoint::metrics_endpoint(const std::string& listen,
-                                   scrape_function scrape)
+/// The host part of a Host header: "127.0.0.1:9464" -> "127.0.0.1",
+/// "[::1]:9464" -> "::1".
+std::string host_of(const std::string& header) {
+  if (!header.empty() && header.front() == '[') {
+    auto close = header.find(']');
+    return close == std::string::npos ? header : header.substr(1, close - 1);
+  }
+  return header.substr(0, header.find(':'));
+}
+
+metrics_endpoint::metrics_endpoint(const std::string& listen, ask_function ask)
   : server_(std::make_unique<httplib::Server>()) {
   auto [host, port] = split_address(listen);
-  // One worker: scrapes are rare and each blocks on the node's answer.
+  // One worker: requests are rare and each blocks on the node's answer.
+  // A connection serves one request and waits at most 5 s for it, so a
+  // client that connects and stays silent holds the worker that long.
   server_->new_task_queue = [] { return new httplib::ThreadPool(1); };
+  server_->set_keep_alive_max_count(1);
+  server_->set_read_timeout(5, 0);
+  server_->set_write_timeout(5, 0);
   // Not httplib's default SO_REUSEPORT, which lets a second process bind
-  // the same port and take some of the scrapes: a port in use is an error.
+  // the same port and take some of the requests: a port in use is an error.
   server_->set_socket_options([](int fd) {
     int yes = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  server_->Get("/metrics", [scrape = std::move(scrape)](
-                             const httplib::Request&, httplib::Response& res) {
-    auto [status, body] = scrape();
+  if (loopback(host))
+    server_->set_pre_routing_handler(
+      [](const httplib::Request& req, httplib::Response& res) {
+        if (loopback(host_of(req.get_header_value("Host"))))
+          return httplib::Server::HandlerResponse::Unhandled;
+        res.status = 403;
+        res.set_content("only for loopback hosts\n", "text/plain");
+        return httplib::Server::HandlerResponse::Handled;
+      });
+  server_->Get("/metrics", [ask](const httplib::Request&,
+                                 httplib::Response& res) {
+    auto [status, body] = ask("metrics");
+    if (status == 200) {
+      try {
+        body = json::parse(body).at("text").get<std::string>();
+      } catch (const std::exception& ex) {
+        status = 500;
+        body = std::string{"bad metrics document: "} + ex.what() + "\n";
+      }
+    }
     res.status = status;
     res.set_content(body, status == 200
                             ? "text/plain; version=0.0.4; charset=utf-8"
                             : "text/plain; charset=utf-8");
+  });
+  server_->Get("/api/(node|tree|names|stats)",
+               [ask](const httplib::Request& req, httplib::Response& res) {
+                 auto [status, body] = ask(req.matches[1]);
+                 res.status = status;
+                 res.set_header("Cache-Control", "no-store");
+                 res.set_content(body, status == 200
+                                         ? "application/json"
+                                         : "text/plain; charset=utf-8");
+               });
+  server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    // Inline script and style only, and fetches to this origin only.
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'unsafe-inline'; "
+                   "style-src 'unsafe-inline'; connect-src 'self'; "
+                   "frame-ancestors 'none'");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(observer_page(), "text/html; charset=utf-8");
   });
   int bound = port == 0 ? server_->bind_to_any_port(host)
                         : (server_->bind_to_port(host, port) ? port : -1);
@@ -375,19 +440,20 @@ metrics_endpoint::metrics_endpoint(const std::string& listen,
         "metrics endpoint on " + address_
           + ", which is not a loopback address: anyone who reaches it reads "
             "this node's names and traffic");
-  thread_ = std::thread{[this] { server_->listen_after_bind(); }};
-  // httplib's stop() does nothing before the server runs: wait for it, so
-  // that a node destroyed at once still stops its endpoint.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (!server_->is_running()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      // listen_after_bind returned at once (the socket failed); joining
-      // is then safe.
-      thread_.join();
-      throw config_error("relay.metrics.listen '" + listen
-                         + "': the HTTP server did not start");
-    }
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  thread_ = std::thread{[this, ended] {
+    server_->listen_after_bind();
+    *ended = true;
+  }};
+  // httplib's stop() does nothing before the server runs: wait until it
+  // runs (or failed at once), so that a node destroyed at once still stops
+  // its endpoint.
+  while (!server_->is_running() && !*ended)
     std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  if (*ended) {
+    thread_.join();
+    throw config_error("relay.metrics.listen '" + listen
+                       + "': the HTTP server did not start");
   }
 }
 

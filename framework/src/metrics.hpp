@@ -27,21 +27,36 @@ namespace relay {
 /// and made valid UTF-8, so peers' names cannot break the format.
 std::string prometheus_text(const nlohmann::json& doc);
 
-/// An HTTP server on its own thread (cpp-httplib, one worker) answering
-/// GET /metrics with what `scrape` returns: an HTTP status and a body
-/// (text/plain for 200). Other paths answer 404.
+/// The observer page (observer_page.cpp): HTML with its style and script
+/// inline.
+const char* observer_page();
+
+/// An HTTP server on its own thread (cpp-httplib, one worker) for the
+/// node's metrics and observer page:
+/// - GET /metrics: the Prometheus text (topic "metrics");
+/// - GET /api/node, /api/tree, /api/names, /api/stats: the introspection
+///   documents as JSON, for the page;
+/// - GET /: the observer page;
+/// anything else 404. The documents come from `ask(topic)`, which answers
+/// an HTTP status and the topic's JSON document (or why not, for a status
+/// other than 200).
 ///
-/// Thread rules: `scrape` runs on the server's worker thread and may block
+/// When bound to loopback it answers only requests whose Host header names
+/// loopback (localhost, 127.0.0.1, [::1]), so a web page elsewhere cannot
+/// read it through DNS rebinding; the others get 403.
+///
+/// Thread rules: `ask` runs on the server's worker thread and may block
 /// (bounded by its own timeout). The destructor stops the server and joins
-/// its threads; requests in progress finish first.
+/// its threads; a request in progress finishes first.
 class metrics_endpoint {
 public:
-  using scrape_function = std::function<std::pair<int, std::string>()>;
+  using ask_function
+    = std::function<std::pair<int, std::string>(const std::string& topic)>;
 
   /// Binds `listen` ("HOST:PORT", "[V6]:PORT"; port 0 picks one) and starts
   /// serving. Throws config_error for a malformed address or one that
   /// cannot be bound (naming it and why).
-  metrics_endpoint(const std::string& listen, scrape_function scrape);
+  metrics_endpoint(const std::string& listen, ask_function ask);
 
   ~metrics_endpoint();
 

@@ -5,6 +5,7 @@
 #include <caf/actor_system.hpp>
 
 #include <cstring>
+#include <random>
 
 #include "inbound_budget.hpp"
 #include "node_impl.hpp"
@@ -28,7 +29,8 @@ peer::peer(node_impl& node, connection_ptr conn, bool initiator,
     scheme_(std::move(scheme)),
     trusted_(trust == trust_level::trusted),
     budget_(std::make_shared<inbound_budget>(
-      conn_, node.config().max_inbound_bytes, node.inbound_pauses)) {
+      conn_, node.config().max_inbound_bytes, node.inbound_pauses)),
+    probe_offset_(std::random_device{}() * uint64_t{0x9E3779B97F4A7C15}) {
   // nop
 }
 

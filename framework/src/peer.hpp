@@ -105,8 +105,12 @@ public:
   bool send_probe();
 
   /// The remote answered a probe with `token` (frame handler). Only the
-  /// answer to the latest probe counts; a late or made-up one is ignored.
+  /// answer to the probe outstanding counts; another is ignored.
   void on_probe_reply(uint64_t token);
+
+  /// Answers the remote's probe (frame handler), unless the outbound queue
+  /// is at relay.max-queued-bytes.
+  void answer_probe(uint64_t token);
 
   /// The remote acknowledged or said goodbye (frame handlers).
   void on_ack(uint64_t count);
@@ -404,8 +408,10 @@ private:
   bool remote_can_resume_ = false;  // set once by the handshake
   bool remote_hidden_ = false;      // set once by the handshake
   bool remote_probes_ = false;      // set once by the handshake
-  // The token (steady clock, ns) of the probe awaiting its answer, or 0.
+  // The token of the probe awaiting its answer (steady clock in ns plus
+  // probe_offset_, odd), or 0.
   std::atomic<uint64_t> probe_token_{0};
+  const uint64_t probe_offset_;
   latency_histogram rtt_;
   // Actor messages delivered from the remote and sent to it (peer_info).
   std::atomic<uint64_t> messages_in_{0};

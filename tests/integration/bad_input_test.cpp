@@ -142,8 +142,9 @@ std::vector<std::byte> frame(frame_kind kind, std::vector<std::byte> body,
   return buf;
 }
 
-std::vector<std::byte> hello_body() {
+std::vector<std::byte> hello_body(uint64_t flags = 0) {
   wire::hello h;
+  h.flags = flags;
   h.pid = 4242;
   for (size_t i = 0; i < h.incarnation.size(); ++i)
     h.incarnation[i] = static_cast<uint8_t>(i + 1);
@@ -190,13 +191,13 @@ protected:
     server.reset();
   }
 
-  /// A raw client that completed the handshake.
-  std::unique_ptr<raw_client> handshaken() {
+  /// A raw client that completed the handshake, with hello `flags`.
+  std::unique_ptr<raw_client> handshaken(uint64_t flags = 0) {
     auto c = std::make_unique<raw_client>(GetParam().raw_connect(uri));
     EXPECT_TRUE(c->connected());
     auto hello = c->read_frame();
     EXPECT_TRUE(hello && hello->header.kind == frame_kind::hello);
-    c->write(frame(frame_kind::hello, hello_body()));
+    c->write(frame(frame_kind::hello, hello_body(flags)));
     return c;
   }
 
@@ -486,6 +487,55 @@ TEST_P(bad_input, probes_are_answered_and_must_carry_a_token) {
   c->write(frame(frame_kind::probe, std::vector<std::byte>(3)));
   EXPECT_TRUE(c->closed_by_peer());
   EXPECT_TRUE(logs.wait_for({"'raw'", "malformed probe frame"})) << logs.dump();
+  expect_good_round_trip();
+}
+
+TEST_P(bad_input, only_the_answer_to_the_probe_outstanding_is_timed) {
+  auto c = handshaken(8); // hello bit 3: this client answers probes
+  auto token_frame = [](frame_kind kind, uint64_t token) {
+    std::vector<std::byte> body;
+    wire_writer out{body};
+    out(token);
+    return frame(kind, body);
+  };
+  auto next_probe = [&]() -> uint64_t {
+    // One heartbeat interval (500 ms) at most; heartbeats are skipped.
+    for (auto f = c->read_frame(); f; f = c->read_frame()) {
+      if (f->header.kind != frame_kind::probe)
+        continue;
+      wire_reader in{f->body.data(), f->body.size()};
+      uint64_t token = 0;
+      in(token);
+      return token;
+    }
+    return 0;
+  };
+  auto round_trips = [&] {
+    for (auto& p : server->peers())
+      if (p.name == "raw")
+        return p.rtt.count;
+    return uint64_t{0};
+  };
+  auto token = next_probe();
+  ASSERT_NE(token, 0u);
+  EXPECT_EQ(token & 1, 1u) << "tokens are odd";
+  // Wrong tokens are ignored, and no second probe comes while one is
+  // outstanding: only heartbeats.
+  c->write(token_frame(frame_kind::probe_reply, token + 2));
+  c->write(token_frame(frame_kind::probe_reply, 0));
+  for (int i = 0; i < 2; ++i) {
+    auto f = c->read_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->header.kind, frame_kind::heartbeat);
+  }
+  EXPECT_EQ(round_trips(), 0u);
+  // The right one is timed, once; the next tick probes again.
+  c->write(token_frame(frame_kind::probe_reply, token));
+  c->write(token_frame(frame_kind::probe_reply, token));
+  auto second = next_probe();
+  EXPECT_NE(second, 0u);
+  EXPECT_NE(second, token);
+  EXPECT_EQ(round_trips(), 1u);
   expect_good_round_trip();
 }
 

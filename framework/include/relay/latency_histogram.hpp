@@ -16,8 +16,9 @@ namespace relay {
 /// 2.5 s, plus one for anything longer (Prometheus's +Inf).
 ///
 /// Thread rules: record() and read() are thread-safe and lock-free (relaxed
-/// atomics): a snapshot taken during a record() may count it in `count` and
-/// not yet in its bucket, never the reverse for long.
+/// atomics). A snapshot's count is the sum of its buckets, as Prometheus
+/// requires of _count and the +Inf bucket; its sum may lag or lead them by
+/// the durations being recorded at that moment.
 class latency_histogram {
 public:
   /// Upper bounds of the finite buckets, in seconds (the `le` labels).
@@ -47,14 +48,15 @@ public:
     buckets_[i].fetch_add(1, std::memory_order_relaxed);
     sum_ns_.fetch_add(ns, std::memory_order_relaxed);
     last_ns_.store(ns, std::memory_order_relaxed);
-    count_.fetch_add(1, std::memory_order_relaxed);
   }
 
   snapshot read() const noexcept {
     snapshot result;
     for (size_t i = 0; i < buckets_.size(); ++i)
       result.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
-    result.count = count_.load(std::memory_order_relaxed);
+    result.count = 0;
+    for (auto n : result.buckets)
+      result.count += n;
     result.sum_ns = sum_ns_.load(std::memory_order_relaxed);
     result.last = std::chrono::nanoseconds{
       static_cast<int64_t>(last_ns_.load(std::memory_order_relaxed))};
@@ -63,7 +65,6 @@ public:
 
 private:
   std::array<std::atomic<uint64_t>, bounds.size() + 1> buckets_{};
-  std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> sum_ns_{0};
   std::atomic<uint64_t> last_ns_{0};
 };

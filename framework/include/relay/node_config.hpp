@@ -221,7 +221,7 @@ public:
   bool hidden = false;
   /// Where the node serves its metrics over HTTP, as "HOST:PORT" (e.g.
   /// "127.0.0.1:9464", "[::1]:9464"; port 0 picks a free one, see
-  /// node::metrics_endpoint): GET /metrics answers the Prometheus text
+  /// node::metrics_address): GET /metrics answers the Prometheus text
   /// format (docs/operations.md). Empty (the default): no endpoint. The
   /// endpoint authenticates nobody: keep it on loopback, or behind
   /// something that does; another host is logged as a warning.
