@@ -89,6 +89,11 @@ json node_document(node_impl& node) {
   doc["id"] = caf::to_string(node.system().node());
   doc["pid"] = static_cast<int64_t>(::getpid());
   doc["listen"] = node.listening();
+  // The node's monotonic clock: rates from two documents need no clock of
+  // the reader's (the observer page's browser may run on virtual time).
+  doc["clock_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
   auto peers = json::array();
   for (auto& p : node.peers()) {
     peers.push_back({

@@ -114,7 +114,7 @@ function drawNode(doc) {
     replace("members", el("table", {}, mhead, ...mrows));
   }
   // Rates from the totals of all connections.
-  const now = performance.now() / 1000;
+  const now = doc.clock_ms / 1000; // the node's clock
   const totals = {t: now, in: 0, out: 0};
   for (const p of doc.peers || []) { totals.in += p.messages_in; totals.out += p.messages_out; }
   if (previous && now > previous.t) {
