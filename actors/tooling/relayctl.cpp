@@ -162,6 +162,8 @@ void print_nodes(json& doc) {
             << doc["id"].get<std::string>() << "  pid " << doc["pid"] << '\n';
   for (auto& uri : doc["listen"])
     std::cout << "listening on " << uri.get<std::string>() << '\n';
+  if (auto m = doc.value("metrics", std::string{}); !m.empty())
+    std::cout << "metrics on http://" << m << "/metrics\n";
   relay::table t{{"PEER", "TRANSPORT", "URI", "SINCE", "FRAMES IN",
                   "FRAMES OUT", "BYTES IN", "BYTES OUT", "QUEUED", "RTT"}};
   for (auto& p : doc["peers"]) {
@@ -382,6 +384,8 @@ int print(const std::string& topic, json& doc, bool as_json) {
 int main(int argc, char** argv) {
   CLI::App app{"relayctl: look into a running Relay node (docs/operations.md)"};
   app.require_subcommand(1);
+  // Global options also after the command: relayctl metrics URI --json.
+  app.fallthrough();
   options opts;
   app.add_flag("--json", opts.json_output, "print the node's JSON document");
   app.add_option("--timeout", opts.timeout_ms,

@@ -89,6 +89,8 @@ json node_document(node_impl& node) {
   doc["id"] = caf::to_string(node.system().node());
   doc["pid"] = static_cast<int64_t>(::getpid());
   doc["listen"] = node.listening();
+  if (auto address = node.metrics_address(); !address.empty())
+    doc["metrics"] = address;
   // The node's monotonic clock: rates from two documents need no clock of
   // the reader's (the observer page's browser may run on virtual time).
   doc["clock_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(

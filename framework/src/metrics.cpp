@@ -2,8 +2,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include <algorithm>
 #include <atomic>
 
 #include <chrono>
@@ -204,7 +210,7 @@ void node_metrics(exposition& out, const json& node) {
   }
 }
 
-void stats_metrics(exposition& out, const json& stats) {
+void stats_metrics(exposition& out, const json& stats, uint64_t hidden_peers) {
   // Separate counters, not one split by a cause label: the node bumps the
   // two in turn, so a difference read between them could go backwards.
   out.counter("relay_messages_dropped_total",
@@ -241,9 +247,13 @@ void stats_metrics(exposition& out, const json& stats) {
   out.counter("relay_sessions_lost_total",
               "Broken connections whose session was given up.", {},
               u64(stats, "lost_sessions"));
+  // Hidden connections (tools) get no series, and do not count here.
+  auto connected = u64(stats, "connected_peers");
+  connected -= std::min(connected, hidden_peers);
   out.gauge("relay_connected_peers",
-            "Nodes connected now (a break waiting to resume counts).", {},
-            static_cast<double>(u64(stats, "connected_peers")));
+            "Nodes connected now, hidden ones (tools) not counted (a break "
+            "waiting to resume counts).",
+            {}, static_cast<double>(connected));
 }
 
 void names_metrics(exposition& out, const json& names) {
@@ -314,6 +324,8 @@ std::pair<std::string, int> split_address(const std::string& listen) {
     host = listen.substr(1, close - 1);
     port = listen.substr(close + 2);
   } else {
+    if (listen.find("://") != std::string::npos)
+      throw bad("an address, not a URL");
     auto colon = listen.rfind(':');
     if (colon == std::string::npos)
       throw bad("no port");
@@ -337,8 +349,13 @@ std::string prometheus_text(const json& doc) {
   exposition out;
   if (doc.contains("node"))
     node_metrics(out, doc["node"]);
+  uint64_t hidden = 0;
+  if (doc.contains("node") && doc["node"].is_object())
+    for (auto& p : doc["node"].value("peers", json::array()))
+      if (p.is_object() && p.value("hidden", false))
+        ++hidden;
   if (doc.contains("stats"))
-    stats_metrics(out, doc["stats"]);
+    stats_metrics(out, doc["stats"], hidden);
   if (doc.contains("names"))
     names_metrics(out, doc["names"]);
   if (doc.contains("sources"))
@@ -355,6 +372,32 @@ bool metrics_endpoint::loopback(const std::string& host) {
   in6_addr v6{};
   return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1
          && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/// Why `host`:`port` cannot be bound, found by trying once more by hand
+/// (httplib says only that it failed).
+std::string why_not_bindable(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  auto service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+      rc != 0)
+    return std::string{"cannot resolve the host: "} + ::gai_strerror(rc);
+  std::string why = "unknown";
+  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    why = std::strerror(errno);
+  } else {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0)
+      why = std::strerror(errno);
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return why;
 }
 
 /// The host part of a Host header: "127.0.0.1:9464" -> "127.0.0.1",
@@ -389,7 +432,11 @@ metrics_endpoint::metrics_endpoint(const std::string& listen, ask_function ask)
         if (loopback(host_of(req.get_header_value("Host"))))
           return httplib::Server::HandlerResponse::Unhandled;
         res.status = 403;
-        res.set_content("only for loopback hosts\n", "text/plain");
+        res.set_content("this endpoint is bound to loopback and answers "
+                        "only requests for Host localhost, 127.0.0.1 or "
+                        "[::1] (against DNS rebinding); a proxy in front of "
+                        "it must send one of these\n",
+                        "text/plain");
         return httplib::Server::HandlerResponse::Handled;
       });
   server_->Get("/metrics", [ask](const httplib::Request&,
@@ -431,8 +478,7 @@ metrics_endpoint::metrics_endpoint(const std::string& listen, ask_function ask)
                         : (server_->bind_to_port(host, port) ? port : -1);
   if (bound < 0)
     throw config_error("relay.metrics.listen '" + listen
-                       + "': cannot bind (address in use, or not an address "
-                         "of this machine)");
+                       + "': cannot bind: " + why_not_bindable(host, port));
   address_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host)
              + ":" + std::to_string(bound);
   if (!loopback(host))

@@ -129,7 +129,7 @@ function drawNode(doc) {
 
 function drawChart() {
   const svg = document.getElementById("chart");
-  const W = 900, H = 180, L = 50, B = 20, T = 10;
+  const W = 900, H = 180, L = 64, B = 20, T = 10;
   const max = Math.max(10, ...rates.map(r => Math.max(r.in, r.out)));
   const ns = "http://www.w3.org/2000/svg";
   const node = (tag, attrs, text) => {
@@ -148,10 +148,12 @@ function drawChart() {
     node("text", {x: L, y: H - 4}, (POINTS * REFRESH_MS / 1000) + " s ago"),
     node("text", {x: W - 60, y: H - 4}, "now"),
   ];
-  for (const [key, color] of [["in", "#2f6fde"], ["out", "#1a7f37"]]) {
+  for (const [key, color, dash] of [["in", "#2f6fde", "6 3"], ["out", "#1a7f37", ""]]) {
     const offset = POINTS - rates.length;
     const pts = rates.map((r, i) => x(offset + i) + "," + y(r[key])).join(" ");
-    parts.push(node("polyline", {points: pts, fill: "none", stroke: color, "stroke-width": 2}));
+    // In is dashed: with requests and answers the two lines often coincide.
+    parts.push(node("polyline", {points: pts, fill: "none", stroke: color,
+                                 "stroke-width": 2, "stroke-dasharray": dash}));
     const last = rates.length ? rates[rates.length - 1][key] : 0;
     parts.push(node("text", {x: key === "in" ? L + 10 : L + 160, y: T + 10, fill: color},
                     "messages " + key + ": " + last.toFixed(0) + "/s"));

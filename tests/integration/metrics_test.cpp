@@ -475,7 +475,8 @@ TEST(metrics_config, bad_addresses_are_config_errors_that_say_why) {
          {"127.0.0.1:99999", "the port must be a number"},
          {"::1:9464", "an IPv6 address needs brackets"},
          {"[::1", "malformed IPv6 address"},
-         {":9464", "no host"}}) {
+         {":9464", "no host"},
+         {"http://127.0.0.1:9464", "an address, not a URL"}}) {
     relay::node_config cfg;
     cfg.metrics_listen = listen;
     try {
@@ -509,7 +510,14 @@ TEST(metrics_config, a_port_in_use_is_a_config_error_and_ipv6_loopback_works) {
   ASSERT_EQ(address.rfind("[::1]:", 0), 0u) << address;
   relay::node_config second_cfg;
   second_cfg.metrics_listen = address;
-  EXPECT_THROW(relay::node{second_cfg}, relay::config_error);
+  try {
+    relay::node second{second_cfg};
+    ADD_FAILURE() << address << " was bound twice";
+  } catch (const relay::config_error& ex) {
+    EXPECT_NE(std::string{ex.what()}.find("Address already in use"),
+              std::string::npos)
+      << ex.what();
+  }
   relay::node_config off_cfg;
   relay::node off{off_cfg};
   EXPECT_EQ(off.metrics_address(), "");
@@ -523,7 +531,12 @@ TEST_F(metrics, relayctl_metrics_prints_the_same_families) {
   EXPECT_EQ(parsed.value("relay_node_info", {{"name", "observed"}}), 1);
   // relayctl's own connection is hidden: no series for it.
   EXPECT_TRUE(parsed.find("relay_frames_received_total").empty()) << res.output;
+  EXPECT_EQ(parsed.value("relay_connected_peers"), 0) << "hidden: not counted";
   EXPECT_EQ(parsed.value("relay_published_names"), 3);
+  // Global options may follow the command.
+  auto as_json = relay::test::run({RELAYCTL, "metrics", server_uri, "--json"});
+  ASSERT_EQ(as_json.status, 0) << as_json.output;
+  EXPECT_NE(as_json.output.find("\"text\""), std::string::npos);
 }
 
 TEST_F(metrics, only_loopback_hosts_may_ask_a_loopback_endpoint) {
@@ -541,6 +554,10 @@ TEST_F(metrics, only_loopback_hosts_may_ask_a_loopback_endpoint) {
     auto res = c.Get("/api/node", {{"Host", host}});
     ASSERT_TRUE(res) << host;
     EXPECT_EQ(res->status, status) << host;
+    if (status == 403)
+      EXPECT_NE(res->body.find("localhost, 127.0.0.1 or [::1]"),
+                std::string::npos)
+        << res->body;
   }
 }
 
