@@ -507,16 +507,25 @@ void node_impl::start_metrics() {
           });
       return result;
     });
+  {
+    std::lock_guard<std::mutex> guard{metrics_mtx_};
+    metrics_address_ = metrics_->address();
+  }
   log(log_level::info, "node '" + name() + "' serves metrics on http://"
                          + metrics_->address() + "/metrics");
 }
 
 void node_impl::stop_metrics() {
+  {
+    std::lock_guard<std::mutex> guard{metrics_mtx_};
+    metrics_address_.clear();
+  }
   metrics_.reset();
 }
 
 std::string node_impl::metrics_address() const {
-  return metrics_ ? metrics_->address() : std::string{};
+  std::lock_guard<std::mutex> guard{metrics_mtx_};
+  return metrics_address_;
 }
 
 std::vector<std::string> node_impl::listening() const {

@@ -376,7 +376,7 @@ bool metrics_endpoint::loopback(const std::string& host) {
 
 /// Why `host`:`port` cannot be bound, found by trying once more by hand
 /// (httplib says only that it failed).
-std::string why_not_bindable(const std::string& host, int port) {
+static std::string why_not_bindable(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
@@ -402,7 +402,7 @@ std::string why_not_bindable(const std::string& host, int port) {
 
 /// The host part of a Host header: "127.0.0.1:9464" -> "127.0.0.1",
 /// "[::1]:9464" -> "::1".
-std::string host_of(const std::string& header) {
+static std::string host_of(const std::string& header) {
   if (!header.empty() && header.front() == '[') {
     auto close = header.find(']');
     return close == std::string::npos ? header : header.substr(1, close - 1);

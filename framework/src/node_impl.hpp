@@ -371,7 +371,12 @@ private:
 
   caf::actor introspector_;
   introspection_sources introspection_;
+  // Set by start_metrics and reset by stop_metrics, on the thread that
+  // constructs and destroys the node; the service reads the address
+  // meanwhile, on its own thread: hence a copy under a lock.
   std::unique_ptr<metrics_endpoint> metrics_;
+  mutable std::mutex metrics_mtx_;
+  std::string metrics_address_; // guarded by metrics_mtx_
   message_trace trace_;
 
   mutable std::mutex acceptors_mtx_;
