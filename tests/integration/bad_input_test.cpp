@@ -156,6 +156,14 @@ std::vector<std::byte> hello_body(uint64_t flags = 0) {
   return body;
 }
 
+/// A probe or probe_reply frame carrying `token`.
+std::vector<std::byte> token_frame(frame_kind kind, uint64_t token) {
+  std::vector<std::byte> body;
+  wire_writer out{body};
+  out(token);
+  return frame(kind, body);
+}
+
 } // namespace
 
 class bad_input : public ::testing::TestWithParam<transport_case> {
@@ -463,12 +471,6 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
 TEST_P(bad_input, probes_are_answered_and_must_carry_a_token) {
   log_capture logs;
   auto c = handshaken();
-  auto token_frame = [](frame_kind kind, uint64_t token) {
-    std::vector<std::byte> body;
-    wire_writer out{body};
-    out(token);
-    return frame(kind, body);
-  };
   c->write(token_frame(frame_kind::probe, 0x1234567890abcdefu));
   auto f = c->read_frame();
   while (f && f->header.kind == frame_kind::heartbeat)
@@ -492,12 +494,6 @@ TEST_P(bad_input, probes_are_answered_and_must_carry_a_token) {
 
 TEST_P(bad_input, only_the_answer_to_the_probe_outstanding_is_timed) {
   auto c = handshaken(8); // hello bit 3: this client answers probes
-  auto token_frame = [](frame_kind kind, uint64_t token) {
-    std::vector<std::byte> body;
-    wire_writer out{body};
-    out(token);
-    return frame(kind, body);
-  };
   auto next_probe = [&]() -> uint64_t {
     // One heartbeat interval (500 ms) at most; heartbeats are skipped.
     for (auto f = c->read_frame(); f; f = c->read_frame()) {

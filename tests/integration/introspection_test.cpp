@@ -531,22 +531,14 @@ TEST_F(introspection, relayctl_exit_codes_say_what_went_wrong) {
 namespace samples {
 
 /// Reads `proc`'s lines until one starts with `prefix`; returns the rest.
-std::optional<std::string> wait_line(relay::test::child& proc,
-                                     const std::string& prefix) {
-  while (auto line = proc.read_line(60s))
-    if (line->rfind(prefix, 0) == 0)
-      return line->substr(prefix.size());
-  return std::nullopt;
-}
-
 TEST(introspection_samples, relayctl_tree_of_the_supervised_pipeline) {
   temp_dir dir;
   relay::test::child pipeline{{RELAY_SUPERVISED_PIPELINE, "--jobs", "2000",
                                "--crash-rate", "0.02", "--listen",
                                dir.uds("pipeline.sock")}};
-  auto uri = wait_line(pipeline, "listening on ");
+  auto uri = relay::test::wait_line(pipeline, "listening on ");
   ASSERT_TRUE(uri);
-  ASSERT_TRUE(wait_line(pipeline, "finished; stop with SIGTERM"));
+  ASSERT_TRUE(relay::test::wait_line(pipeline, "finished; stop with SIGTERM"));
   auto tree = relayctl({"tree", *uri});
   EXPECT_EQ(tree.status, 0) << tree.output;
   EXPECT_NE(tree.output.find("pool  one_for_one"), std::string::npos)

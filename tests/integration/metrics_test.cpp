@@ -592,24 +592,16 @@ TEST_F(metrics, relayctl_nodes_shows_the_last_round_trip) {
   EXPECT_NE(res.output.find(" ms"), std::string::npos) << res.output;
 }
 
-std::optional<std::string> wait_line(relay::test::child& proc,
-                                     const std::string& prefix) {
-  while (auto line = proc.read_line(60s))
-    if (line->rfind(prefix, 0) == 0)
-      return line->substr(prefix.size());
-  return std::nullopt;
-}
-
 TEST(metrics_samples, the_supervised_pipeline_serves_its_restarts) {
   temp_dir dir;
   relay::test::child pipeline{{RELAY_SUPERVISED_PIPELINE, "--jobs", "2000",
                                "--crash-rate", "0.02", "--metrics",
                                "127.0.0.1:0", "--listen",
                                dir.uds("pipeline.sock")}};
-  auto url = wait_line(pipeline, "metrics on http://");
+  auto url = relay::test::wait_line(pipeline, "metrics on http://");
   ASSERT_TRUE(url);
   auto address = url->substr(0, url->find('/'));
-  ASSERT_TRUE(wait_line(pipeline, "finished; stop with SIGTERM"));
+  ASSERT_TRUE(relay::test::wait_line(pipeline, "finished; stop with SIGTERM"));
   auto res = http_get(address, "/metrics");
   ASSERT_EQ(res.status, 200) << res.body;
   auto parsed = parse_exposition(res.body);
@@ -649,10 +641,10 @@ TEST(observer_page, chromium_shows_the_tree_of_a_running_pipeline) {
                                "--crash-rate", "0.02", "--workers", "3",
                                "--metrics", "127.0.0.1:0", "--listen",
                                dir.uds("pipeline.sock")}};
-  auto url = wait_line(pipeline, "metrics on http://");
+  auto url = relay::test::wait_line(pipeline, "metrics on http://");
   ASSERT_TRUE(url);
   auto address = url->substr(0, url->find('/'));
-  ASSERT_TRUE(wait_line(pipeline, "finished; stop with SIGTERM"));
+  ASSERT_TRUE(relay::test::wait_line(pipeline, "finished; stop with SIGTERM"));
   auto metrics = parse_exposition(http_get(address, "/metrics").body);
   auto restarts = metrics.value("relay_supervisor_restarts_total",
                                 {{"supervisor", "pool"}});

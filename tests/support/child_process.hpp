@@ -149,6 +149,16 @@ private:
 };
 
 
+/// Reads `proc`'s lines (each within 60 s) until one starts with `prefix`;
+/// returns the rest of that line, or nothing if none came.
+inline std::optional<std::string> wait_line(child& proc,
+                                            const std::string& prefix) {
+  while (auto line = proc.read_line(std::chrono::seconds{60}))
+    if (line->rfind(prefix, 0) == 0)
+      return line->substr(prefix.size());
+  return std::nullopt;
+}
+
 /// What a program run to its end printed, and how it ended.
 struct run_result {
   /// Exit status (128 + signal if killed), -1 if it did not end in time.
