@@ -14,6 +14,7 @@
 #include <set>
 
 #include "child_process.hpp"
+#include "supervisor_reports.hpp"
 #include "relay/json_codec.hpp"
 #include "relay/node.hpp"
 #include "relay/supervisor.hpp"
@@ -233,17 +234,7 @@ TEST_F(introspection, tree_shows_each_supervisor_with_live_restart_counts) {
     reports->receive(on_report, caf::after(10s) >> [] { FAIL() << "no report"; });
   ASSERT_TRUE(victim);
   reports->send_exit(victim, caf::exit_reason::kill);
-  bool restarted = false;
-  while (!restarted)
-    reports->receive(
-      [&](relay::supervisor_report& r) {
-        restarted = r.what == relay::supervisor_report::kind::started
-                    && r.child_id == "a" && r.restart;
-      },
-      caf::after(10s) >> [&] {
-        FAIL() << "a was not restarted";
-        restarted = true;
-      });
+  ASSERT_TRUE(relay::test::wait_restart(reports, "a")) << "a was not restarted";
   auto doc = ask("tree");
   ASSERT_TRUE(doc) << relay::describe(doc.error());
   std::map<std::string, json> sups;

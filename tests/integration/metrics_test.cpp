@@ -24,6 +24,7 @@
 #include <set>
 
 #include "child_process.hpp"
+#include "supervisor_reports.hpp"
 #include "relay/node.hpp"
 #include "relay/supervisor.hpp"
 #include "test_support.hpp"
@@ -422,17 +423,7 @@ TEST_F(metrics, supervisors_report_restarts_per_child) {
       caf::after(10s) >> [] { FAIL() << "no report"; });
   ASSERT_TRUE(victim);
   reports->send_exit(victim, caf::exit_reason::kill);
-  bool restarted = false;
-  while (!restarted)
-    reports->receive(
-      [&](relay::supervisor_report& r) {
-        restarted = r.what == relay::supervisor_report::kind::started
-                    && r.child_id == "a" && r.restart;
-      },
-      caf::after(10s) >> [&] {
-        FAIL() << "a was not restarted";
-        restarted = true;
-      });
+  ASSERT_TRUE(relay::test::wait_restart(reports, "a")) << "a was not restarted";
   auto parsed = scrape();
   EXPECT_EQ(parsed.value("relay_supervisor_restarts_total",
                          {{"supervisor", "pool"}}),
