@@ -6,6 +6,7 @@
 
 #include "common/reactor.hpp"
 #include "fd/fd_transport.hpp"
+#include "mq/mq_transport.hpp"
 #include "pipe/pipe_transport.hpp"
 #include "shm/shm_transport.hpp"
 #include "tcp/tcp_transport.hpp"
@@ -51,6 +52,7 @@ const builtin builtins[] = {
   builtin::of<shm_transport>(),
   builtin::of<fd_transport>(),
   builtin::of<pipe_transport>(),
+  builtin::of<mq_transport>(),
 };
 
 } // namespace

@@ -28,6 +28,7 @@
 #include "tcp/tcp_auth.hpp"
 #include "tcp/tcp_socket.hpp"
 #include "tcp/tcp_transport.hpp"
+#include "mq/mq_transport.hpp"
 #include "shm/shm_channel.hpp"
 #include "shm/shm_setup.hpp"
 #include "shm/shm_transport.hpp"
@@ -156,8 +157,12 @@ inline unique_fd pump_channel(std::shared_ptr<byte_channel> chan,
     std::vector<char> pending; // from the test, not yet in the channel
     char buf[65536];
     for (;;) {
+      // A channel over several descriptors (mq) watches for room through
+      // its own descriptor; a socket through POLLOUT.
+      auto watched = chan->watch(pending.empty() ? uint32_t{EPOLLIN}
+                                                 : uint32_t{EPOLLIN | EPOLLOUT});
       short chan_events = POLLIN;
-      if (watch_writable && !pending.empty())
+      if (watch_writable && (watched & EPOLLOUT) != 0)
         chan_events |= POLLOUT;
       pollfd p[2] = {{theirs.get(), POLLIN, 0}, {chan->fd(), chan_events, 0}};
       ::poll(p, 2, 1000);
@@ -265,6 +270,52 @@ inline unique_fd raw_tls_connect(const std::string& uri,
   return pump_channel(std::shared_ptr<byte_channel>{std::move(*chan)}, true);
 }
 
+/// relay.mq.* for the shared suites: 256-byte messages, 10 per queue.
+/// Each queue of the default size (10 x 8 KiB) counts about 81 KiB against
+/// the user's RLIMIT_MSGQUEUE (800 KiB by default, and not raisable without
+/// CAP_SYS_RESOURCE), so the 64 connections of the conformance suite could
+/// not hold them; small messages also make every frame travel in many
+/// pieces. mq_transport_test covers the default sizes.
+inline void put_mq_test_settings(caf::settings& out) {
+  caf::put(out, "relay.mq.message-size", size_t{256});
+  caf::put(out, "relay.mq.max-messages", size_t{10});
+}
+
+inline const caf::settings* mq_test_settings() {
+  static caf::settings settings = [] {
+    caf::settings result;
+    put_mq_test_settings(result);
+    return result;
+  }();
+  return &settings;
+}
+
+/// An mq:// name unique to this test: queue names cannot hold '/'.
+inline std::string mq_test_uri(const std::string& dir, const std::string& tag) {
+  return "mq:///" + dir.substr(dir.rfind('/') + 1) + "-" + tag;
+}
+
+/// Connects to an mq listener like a real client (rendezvous, queue pair),
+/// then returns one end of a socket pair pumped through the queues (see
+/// pump_channel).
+inline unique_fd raw_mq_connect(const std::string& uri) {
+  auto ep = endpoint::parse(uri);
+  if (!ep)
+    return unique_fd{};
+  auto addr = mq::address::parse(*ep);
+  if (!addr)
+    return unique_fd{};
+  transport_options options;
+  options.settings = mq_test_settings();
+  auto settings = mq_transport::settings::read(options);
+  if (!settings)
+    return unique_fd{};
+  auto client = mq_connect_channel(*addr, settings->geometry, options, {});
+  if (!client)
+    return unique_fd{};
+  return pump_channel(std::shared_ptr<byte_channel>{std::move(client->channel)});
+}
+
 template <class Transport>
 std::unique_ptr<transport> make_transport(std::shared_ptr<reactor> io,
                                           transport_options options) {
@@ -299,6 +350,9 @@ inline std::vector<transport_case> all_transport_cases() {
        return "shm://" + dir + "/" + tag + ".sock";
      },
      raw_shm_connect},
+    {"mq", make_transport<mq_transport>, mq_test_uri, raw_mq_connect,
+     [](transport_options& opts) { opts.settings = mq_test_settings(); },
+     put_mq_test_settings},
   };
 }
 

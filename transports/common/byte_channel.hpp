@@ -1,7 +1,8 @@
 #pragma once
 
-// What stream_connection reads from and writes to: a socket, or a pair of
-// shared-memory rings with doorbells. Non-blocking, socket-like semantics.
+// What stream_connection reads from and writes to: a socket, a pair of
+// shared-memory rings with doorbells, or a pair of POSIX message queues.
+// Non-blocking, socket-like semantics.
 
 #include <cstddef>
 #include <cstdint>
@@ -36,8 +37,12 @@ public:
   /// reactor reports writability later).
   virtual ssize_t write(const iovec* iov, size_t count) = 0;
 
-  /// The epoll events to watch for `wanted` (EPOLLIN, EPOLLOUT).
-  virtual uint32_t watch(uint32_t wanted) const noexcept {
+  /// The epoll events to watch on fd() for `wanted` (EPOLLIN, EPOLLOUT).
+  /// Called whenever the connection's interest changes, under the owning
+  /// connection's lock; a channel whose fd() stands for several
+  /// descriptors (mq: an epoll set of two queues and a pidfd) updates that
+  /// set here.
+  virtual uint32_t watch(uint32_t wanted) noexcept {
     return wanted;
   }
 

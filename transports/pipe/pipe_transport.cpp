@@ -42,7 +42,7 @@ public:
     return ::writev(out_.get(), iov, static_cast<int>(count));
   }
 
-  uint32_t watch(uint32_t wanted) const noexcept override {
+  uint32_t watch(uint32_t wanted) noexcept override {
     epoll_event in{};
     in.events = (wanted & EPOLLIN) != 0 ? uint32_t{EPOLLIN} : 0u;
     in.data.fd = in_.get();

@@ -174,7 +174,7 @@ bool shm_channel::poll_more() {
   return !arm_reader();
 }
 
-uint32_t shm_channel::watch(uint32_t wanted) const noexcept {
+uint32_t shm_channel::watch(uint32_t wanted) noexcept {
   // Data and room both arrive as doorbell bytes on the socket.
   return wanted != 0 ? uint32_t{EPOLLIN} : 0u;
 }

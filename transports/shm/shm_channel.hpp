@@ -46,7 +46,7 @@ public:
 
   ssize_t write(const iovec* iov, size_t count) override;
 
-  uint32_t watch(uint32_t wanted) const noexcept override;
+  uint32_t watch(uint32_t wanted) noexcept override;
 
   uint32_t on_ready(uint32_t events) noexcept override;
 
