@@ -14,6 +14,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -60,8 +63,11 @@ protected:
   void SetUp() override {
     cookie = write_cookie("cookie", "multi-process-test-secret-0123456789");
     socket_path = dir.path() + "/pp.sock";
-    auto where = GetParam() == "tcp" ? std::string{"tcp://127.0.0.1:0"}
-                                     : GetParam() + "://" + socket_path;
+    // Queue names hold no '/': the temporary directory's name is unique.
+    mq_name = dir.path().substr(dir.path().rfind('/') + 1) + "-pp";
+    auto where = GetParam() == "tcp"  ? std::string{"tcp://127.0.0.1:0"}
+                 : GetParam() == "mq" ? "mq:///" + mq_name
+                                      : GetParam() + "://" + socket_path;
     server = std::make_unique<child>(std::vector<std::string>{
       RELAY_PING_PONG, "serve", where, "--cookie-file", cookie});
     ASSERT_TRUE(server->running());
@@ -115,14 +121,108 @@ protected:
   temp_dir dir;
   std::string cookie;
   std::string socket_path;
+  std::string mq_name;
   std::string uri;
   std::unique_ptr<child> server;
 };
 
 // What only some transports do: socket files (uds, and the rendezvous of
-// shm), cookies (tcp).
+// shm), cookies (tcp), message queues (mq).
 class multi_process_uds : public multi_process {};
 class multi_process_tcp : public multi_process {};
+class multi_process_mq : public multi_process {
+protected:
+  /// The message queues process `pid` holds open, as /proc shows them:
+  /// "/name" or "/name (deleted)" once unlinked. Only ours (mq_name).
+  std::vector<std::string> queues_of(pid_t pid) {
+    std::vector<std::string> result;
+    std::error_code ec;
+    auto dir = "/proc/" + std::to_string(pid) + "/fd";
+    for (auto& e : std::filesystem::directory_iterator{dir, ec}) {
+      auto target = std::filesystem::read_symlink(e.path(), ec);
+      if (!ec && target.string().rfind("/" + mq_name, 0) == 0)
+        result.push_back(target.string());
+    }
+    std::sort(result.begin(), result.end());
+    return result;
+  }
+
+  /// Waits (bounded) until queues_of(pid) satisfies `pred`.
+  template <class Pred>
+  bool wait_queues(pid_t pid, Pred pred) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred(queues_of(pid)))
+        return true;
+      std::this_thread::sleep_for(5ms); // /proc has no change notification
+    }
+    return pred(queues_of(pid));
+  }
+};
+
+TEST_P(multi_process_mq, a_killed_client_leaves_no_queue_behind) {
+  // Only the accept queue while nobody is connected.
+  ASSERT_EQ(queues_of(server->pid()), std::vector<std::string>{"/" + mq_name});
+  child pinger{{RELAY_PING_PONG, "ping", uri, "--count", "10000000",
+                "--cookie-file", cookie}};
+  // Connected: the pair is open in the server, and already unlinked.
+  auto connected = [&](const std::vector<std::string>& qs) {
+    return qs.size() == 3;
+  };
+  ASSERT_TRUE(wait_queues(server->pid(), connected));
+  auto held = queues_of(server->pid());
+  for (auto& q : held)
+    if (q != "/" + mq_name)
+      EXPECT_NE(q.find(" (deleted)"), std::string::npos)
+        << q << " still has its name while connected";
+  EXPECT_EQ(queues_of(pinger.pid()).size(), 2u);
+  pinger.stop(SIGKILL);
+  // The server learns of the death (pidfd) and closes its side: with both
+  // descriptors gone, the kernel frees the queues; no name was left.
+  EXPECT_TRUE(wait_queues(server->pid(), [&](const std::vector<std::string>& qs) {
+    return qs == std::vector<std::string>{"/" + mq_name};
+  })) << "the server still holds a dead client's queues";
+  // And it goes on serving.
+  child good{{RELAY_PING_PONG, "ping", uri, "--count", "3", "--cookie-file",
+              cookie}};
+  while (good.read_line()) {
+  }
+  auto status = good.stop(0);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, 0);
+}
+
+TEST_P(multi_process_mq, a_killed_listener_is_refused_at_once_then_taken_over) {
+  server->stop(SIGKILL);
+  // Its accept queue outlives it (like a socket file), but nobody holds
+  // the lock: a client is told at once instead of waiting for a timeout.
+  node_config cfg;
+  configure_client(cfg);
+  node n{cfg};
+  auto begin = std::chrono::steady_clock::now();
+  auto remote = n.lookup(uri, "pong");
+  ASSERT_FALSE(remote);
+  EXPECT_NE(describe(remote.error()).find("left from a listener that exited"),
+            std::string::npos)
+    << describe(remote.error());
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 1s);
+  // A new listener takes the name over.
+  server = std::make_unique<child>(std::vector<std::string>{
+    RELAY_PING_PONG, "serve", uri, "--cookie-file", cookie});
+  auto line = server->read_line();
+  ASSERT_TRUE(line);
+  EXPECT_EQ(*line, "listening on " + uri);
+  auto again = n.lookup(uri, "pong");
+  ASSERT_TRUE(again) << describe(again.error());
+  // While it lives, a second listener is refused.
+  child second{{RELAY_PING_PONG, "serve", uri, "--cookie-file", cookie},
+               /*merge_stderr=*/true};
+  std::string all;
+  while (auto l = second.read_line())
+    all += *l + "\n";
+  EXPECT_NE(all.find("another listener serves this queue"), std::string::npos)
+    << all;
+}
 
 TEST_P(multi_process_uds, socket_file_is_private_and_removed_on_sigterm) {
   struct stat st {};
@@ -259,7 +359,10 @@ auto scheme_name(const ::testing::TestParamInfo<std::string>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(over, multi_process,
-                         ::testing::Values("uds", "tcp", "shm"), scheme_name);
+                         ::testing::Values("uds", "tcp", "shm", "mq"),
+                         scheme_name);
+INSTANTIATE_TEST_SUITE_P(over, multi_process_mq, ::testing::Values("mq"),
+                         scheme_name);
 INSTANTIATE_TEST_SUITE_P(over, multi_process_uds,
                          ::testing::Values("uds", "shm"), scheme_name);
 INSTANTIATE_TEST_SUITE_P(over, multi_process_tcp, ::testing::Values("tcp"),
