@@ -1,15 +1,19 @@
 // raw_bench: the baselines, the same mechanisms with no framework. A parent
 // and a forked child exchange fixed-size messages:
 //
-//   raw_bench uds|tcp|shm rtt|throughput --size B --count N --cpus S,C
+//   raw_bench uds|tcp|shm|mq rtt|throughput --size B --count N --cpus S,C
 //
 // uds: a Unix stream socket pair; tcp: loopback with TCP_NODELAY; shm: a
 // shared single-producer/single-consumer ring per direction whose reader
 // spins 20 us (yielding) and then sleeps on an eventfd, the writer ringing
-// only a sleeping reader (the policy of Relay's shm transport). One write
-// per message. The child (server) runs on CPU S, the parent on CPU C.
+// only a sleeping reader (the policy of Relay's shm transport); mq: a POSIX
+// message queue per direction at the default unprivileged sizes (10
+// messages of 8 KiB), blocking mq_send and mq_receive. One write per
+// message. The child (server) runs on CPU S, the parent on CPU C.
 // Throughput is measured at the receiver, first to last message.
 
+#include <fcntl.h>
+#include <mqueue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -70,6 +74,38 @@ struct socket_stream : stream {
       auto r = ::read(fd, p, n);
       if (r <= 0)
         die("read");
+      p += r;
+      n -= static_cast<size_t>(r);
+    }
+  }
+};
+
+// Two POSIX message queues; a message of up to 8 KiB per mq_send.
+struct mq_stream : stream {
+  static constexpr size_t message_size = 8192;
+  int tx;
+  int rx;
+  std::vector<char> stage = std::vector<char>(message_size);
+  mq_stream(int tx, int rx) : tx(tx), rx(rx) {
+  }
+  void write_all(const char* p, size_t n) override {
+    while (n > 0) {
+      auto k = std::min(n, message_size);
+      if (::mq_send(tx, p, k, 0) != 0)
+        die("mq_send");
+      p += k;
+      n -= k;
+    }
+  }
+  void read_all(char* p, size_t n) override {
+    while (n > 0) {
+      bool direct = n >= message_size;
+      auto r = ::mq_receive(rx, direct ? p : stage.data(), message_size,
+                            nullptr);
+      if (r <= 0)
+        die("mq_receive");
+      if (!direct)
+        std::memcpy(p, stage.data(), static_cast<size_t>(r));
       p += r;
       n -= static_cast<size_t>(r);
     }
@@ -204,7 +240,7 @@ void client(stream& s, const std::string& transport, const std::string& mode,
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: raw_bench uds|tcp|shm rtt|throughput "
+    std::fprintf(stderr, "usage: raw_bench uds|tcp|shm|mq rtt|throughput "
                          "[--size B] [--count N] [--cpus S,C]\n");
     return 2;
   }
@@ -226,6 +262,7 @@ int main(int argc, char** argv) {
   int client_fd = -1;
   ring* rings = nullptr;
   int bells[2] = {-1, -1};
+  int queues[2] = {-1, -1}; // mq: client -> server, server -> client
   int listener = -1;
   sockaddr_in sa{};
   if (transport == "uds") {
@@ -251,6 +288,19 @@ int main(int argc, char** argv) {
     rings = new (mem) ring[2];
     bells[0] = ::eventfd(0, 0); // the server's
     bells[1] = ::eventfd(0, 0); // the client's
+  } else if (transport == "mq") {
+    mq_attr attr{};
+    attr.mq_maxmsg = 10;
+    attr.mq_msgsize = mq_stream::message_size;
+    for (int i = 0; i < 2; ++i) {
+      auto name = "/raw-bench-" + std::to_string(::getpid()) + "-"
+                  + std::to_string(i);
+      queues[i] = ::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600,
+                            &attr);
+      if (queues[i] < 0)
+        die("mq_open");
+      ::mq_unlink(name.c_str()); // the descriptors keep it; fork shares them
+    }
   } else {
     std::fprintf(stderr, "raw_bench: unknown transport %s\n", transport.c_str());
     return 2;
@@ -268,6 +318,9 @@ int main(int argc, char** argv) {
     if (rings != nullptr) {
       shm_stream s{&rings[1], &rings[0], bells[1], bells[0]};
       server(s, mode, size, count, report[1]);
+    } else if (queues[0] >= 0) {
+      mq_stream s{queues[1], queues[0]};
+      server(s, mode, size, count, report[1]);
     } else {
       socket_stream s{server_fd};
       server(s, mode, size, count, report[1]);
@@ -283,6 +336,9 @@ int main(int argc, char** argv) {
   }
   if (rings != nullptr) {
     shm_stream s{&rings[0], &rings[1], bells[0], bells[1]};
+    client(s, transport, mode, size, count, report[0]);
+  } else if (queues[0] >= 0) {
+    mq_stream s{queues[0], queues[1]};
     client(s, transport, mode, size, count, report[0]);
   } else {
     socket_stream s{client_fd};
