@@ -191,11 +191,36 @@ def shm_seeds():
           + poke(256 + 4090, b"abcdef") + field(0, 4100) + read(64))
 
 
+def mq_seeds():
+    def send(data, prio=0):
+        # prio byte: < 200 means priority 0, else prio % 4
+        return bytes([0, 0 if prio == 0 else 200 + prio, len(data)]) + data
+
+    def read(n):
+        return bytes([1]) + struct.pack("<H", n)
+
+    def write_(n):
+        return bytes([2]) + struct.pack("<H", n)
+
+    frame = hello()
+    write("mq", "data", send(frame) + read(100))
+    write("mq", "split", send(b"abcdefgh" * 20) + read(5) + read(7) + read(500))
+    write("mq", "end", send(b"xyz") + send(b"") + read(2) + read(10) + read(10))
+    write("mq", "after_end", send(b"") + send(b"late") + read(10) + read(10))
+    write("mq", "priority", send(b"abc") + send(b"def", 3) + read(10) + read(10))
+    write("mq", "full", b"".join(send(bytes([i]) * 200) for i in range(12))
+          + read(1000) + read(1000) + write_(3000) + bytes([3, 3]))
+    req = struct.pack("<IB3xI", 0x51594c52, 1, 1234) + b"0123456789abcdef" + bytes(4)
+    rep = struct.pack("<IBBHII", 0x51594c52, 1, 0, 0, 1234, 0)
+    write("mq", "rendezvous", bytes([4, len(req)]) + req + bytes([4, len(rep)]) + rep)
+
+
 def uri_seeds():
     for i, uri in enumerate(["uds:///tmp/a.sock", "uds:@abstract",
                              "tcp://127.0.0.1:4000", "tcp://[::1]:0",
                              "tls://:443", "tls://host.example:1",
-                             "shm:///run/x.sock", "tcp://[::1:4"]):
+                             "shm:///run/x.sock", "tcp://[::1:4",
+                             "mq:///relay-demo", "mq:///a/b"]):
         write("uri", "uri_%d" % i, uri.encode())
 
 
@@ -236,5 +261,6 @@ if __name__ == "__main__":
     peer_seeds()
     tcp_auth_seeds()
     shm_seeds()
+    mq_seeds()
     uri_seeds()
     deployment_seeds()

@@ -173,9 +173,13 @@ ssize_t mq_channel::read(void* buf, size_t len) {
         break; // reported by the next call
       return -1;
     }
-    if (prio != 0)
-      return protocol_violation("a message with priority "
-                                + std::to_string(prio) + " (Relay sends 0)");
+    if (prio != 0) {
+      auto err = protocol_violation("a message with priority "
+                                    + std::to_string(prio)
+                                    + " (Relay sends 0)");
+      // What came before it is delivered; the next call fails.
+      return got > 0 ? static_cast<ssize_t>(got) : err;
+    }
     if (n == 0) {
       end_received_ = true;
       break;
