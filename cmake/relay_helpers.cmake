@@ -44,18 +44,25 @@ function(relay_add_transport name)
   set_property(GLOBAL APPEND PROPERTY RELAY_TRANSPORT_DEPS ${ARG_DEPS})
 endfunction()
 
-# relay_add_test(NAME SOURCES ... [DEPS ...] [LABELS ...])
+# relay_add_test(NAME SOURCES ... [DEPS ...] [LABELS ...] [RESOURCE_LOCK R])
 # A GoogleTest executable registered with ctest via gtest_discover_tests.
+# RESOURCE_LOCK: ctest runs no two tests holding R at once (mqueue: the
+# tests whose POSIX queues would together pass the user's RLIMIT_MSGQUEUE).
 function(relay_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;RESOURCE_LOCK" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE GTest::gtest GTest::gtest_main ${ARG_DEPS})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin/tests)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
+  set(lock)
+  if(ARG_RESOURCE_LOCK)
+    set(lock RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
+  endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30
-                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+                                  ${lock})
 endfunction()
 
 # relay_add_sample(NAME SOURCES ... [DEPS ...]): an executable in build/bin.

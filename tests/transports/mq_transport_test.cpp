@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <mqueue.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -361,4 +362,43 @@ TEST_F(mq_transport_test, addresses_are_checked) {
   listener_.reset();
   EXPECT_LT(::mq_open(name_.c_str(), O_RDONLY), 0);
   EXPECT_EQ(errno, ENOENT);
+}
+
+TEST(mq_channel, what_read_holds_stays_readable_with_the_queue_empty) {
+  // A message larger than the caller's buffer is staged, and an end taken
+  // with the last data is held: the queue then shows nothing, yet the
+  // connection must be told to read (it calls on_ready itself after a
+  // pause or for a further turn).
+  auto name = "/relay-mq-channel-test-" + std::to_string(::getpid());
+  mq_attr attr{};
+  attr.mq_maxmsg = 10;
+  attr.mq_msgsize = 256;
+  unique_fd rx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
+                         0600, &attr)};
+  ::mq_unlink(name.c_str());
+  name += "-tx";
+  unique_fd tx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
+                         0600, &attr)};
+  ::mq_unlink(name.c_str());
+  ASSERT_TRUE(rx && tx) << std::strerror(errno);
+  int peer_tx = ::dup(rx.get());
+  auto chan = mq_channel::make(std::move(rx), std::move(tx), unique_fd{}, {},
+                               "test");
+  ASSERT_TRUE(chan) << str(chan.error());
+  auto& c = **chan;
+  c.watch(EPOLLIN);
+  std::string msg(200, 'm');
+  ASSERT_EQ(::mq_send(peer_tx, msg.data(), msg.size(), 0), 0);
+  ASSERT_EQ(::mq_send(peer_tx, "", 0, 0), 0);
+  char buf[300];
+  EXPECT_NE(c.on_ready(0) & EPOLLIN, 0u);
+  ASSERT_EQ(c.read(buf, 50), 50); // 150 bytes staged
+  EXPECT_TRUE(c.poll_more());
+  EXPECT_NE(c.on_ready(0) & EPOLLIN, 0u); // the end is still queued
+  ASSERT_EQ(c.read(buf, 300), 150); // the rest; the end is taken too
+  EXPECT_TRUE(c.poll_more());
+  EXPECT_NE(c.on_ready(0) & EPOLLIN, 0u) << "the end is lost";
+  EXPECT_EQ(c.read(buf, 300), 0);
+  EXPECT_FALSE(c.poll_more());
+  ::close(peer_tx);
 }

@@ -20,9 +20,11 @@ constexpr uint32_t tag_rx = 1;
 constexpr uint32_t tag_tx = 2;
 constexpr uint32_t tag_peer = 3;
 
+// 0 (errno set) if the attributes cannot be read.
 size_t message_size(int fd) {
   mq_attr attr{};
-  ::mq_getattr(fd, &attr);
+  if (::mq_getattr(fd, &attr) != 0)
+    return 0;
   return static_cast<size_t>(attr.mq_msgsize);
 }
 
@@ -81,6 +83,9 @@ mq_channel::make(unique_fd rx, unique_fd tx, unique_fd peer,
                             "epoll_ctl on a message queue");
   auto rx_size = message_size(rx.get());
   auto tx_size = message_size(tx.get());
+  if (rx_size == 0 || tx_size == 0)
+    return make_errno_error(errc::connection_closed, who, errno,
+                            "mq_getattr");
   return std::unique_ptr<mq_channel>{
     new mq_channel(std::move(rx), std::move(tx), std::move(peer),
                    std::move(set), rx_size, tx_size, std::move(io))};
@@ -222,7 +227,10 @@ uint32_t mq_channel::on_ready(uint32_t) noexcept {
   do {
     n = ::epoll_wait(set_.get(), evs, 3, 0);
   } while (n < 0 && errno == EINTR);
-  uint32_t result = 0;
+  // What read() holds is readable whatever the queue shows: the
+  // connection calls us with EPOLLIN itself to get it (after a pause, for
+  // a further turn).
+  uint32_t result = poll_more() ? uint32_t{EPOLLIN} : 0u;
   for (int i = 0; i < n; ++i) {
     switch (evs[i].data.u32) {
       case tag_rx:
@@ -255,8 +263,10 @@ uint32_t mq_channel::watch(uint32_t wanted) noexcept {
   update(rx_.get(), EPOLLIN, tag_rx);
   update(tx_.get(), EPOLLOUT, tag_tx);
   watched_ = want;
-  // The set is readable whenever a member is ready for what it watches.
-  return uint32_t{EPOLLIN};
+  // The set is readable whenever a member is ready for what it watches;
+  // with nothing wanted it is not watched at all (the pidfd would keep it
+  // ready: a paused connection learns of a death when it resumes).
+  return want != 0 ? uint32_t{EPOLLIN} : 0u;
 }
 
 // -- writing (under the connection's lock) --------------------------------------

@@ -63,6 +63,11 @@ public:
   /// staged message, or the end of the stream taken with the last data.
   bool poll_more() override;
 
+  /// Same as poll_more(): the connection reads once when it starts.
+  bool has_buffered_input() override {
+    return poll_more();
+  }
+
   bool shutdown_write() override;
 
   std::string error_text(int err) const override;

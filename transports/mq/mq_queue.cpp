@@ -109,11 +109,11 @@ std::string address::uri() const {
 }
 
 std::string address::up(uint32_t pid, const std::string& token) const {
-  return name + "." + std::to_string(pid) + "." + token + ".up";
+  return name + "@" + std::to_string(pid) + "@" + token + ".up";
 }
 
 std::string address::down(uint32_t pid, const std::string& token) const {
-  return name + "." + std::to_string(pid) + "." + token + ".dn";
+  return name + "@" + std::to_string(pid) + "@" + token + ".dn";
 }
 
 std::string check_queue(int fd, bool accept) {
@@ -250,6 +250,8 @@ std::string read_reply(const uint8_t* data, size_t len, reply& out) {
            + ", this node " + std::to_string(version);
   if (data[5] > 1)
     return "unknown status " + std::to_string(data[5]) + " in the reply";
+  if (data[6] != 0 || data[7] != 0 || get_u32(data + 12) != 0)
+    return "reserved bytes in the reply are not zero";
   out.accepted = data[5] == 0;
   out.pid = get_u32(data + 8);
   if (out.accepted && (out.pid == 0 || out.pid > 0x3fffffff))

@@ -7,8 +7,8 @@
 //
 //   listener   owns the accept queue NAME (0600, 64-byte messages) and
 //              holds an exclusive flock(2) on it while it lives;
-//   client     creates its pair NAME.<pid>.<token>.up (client -> server)
-//              and NAME.<pid>.<token>.dn (server -> client), 0600, O_EXCL,
+//   client     creates its pair NAME@<pid>@<token>.up (client -> server)
+//              and NAME@<pid>@<token>.dn (server -> client), 0600, O_EXCL,
 //              then sends a request to the accept queue:
 //                32 bytes: "RLYQ" u32, version u8 = 1, 3 bytes 0,
 //                          pid u32, token 16 ASCII hex digits, u32 0
@@ -70,7 +70,8 @@ struct address {
   /// "mq:///name".
   std::string uri() const;
 
-  /// The names of a client's pair: NAME.<pid>.<token>.up and .dn.
+  /// The names of a client's pair: NAME@<pid>@<token>.up and .dn ('@' is
+  /// in no listener's name, so a request can only name a pair).
   std::string up(uint32_t pid, const std::string& token) const;
   std::string down(uint32_t pid, const std::string& token) const;
 };

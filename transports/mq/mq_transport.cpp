@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include <caf/make_config_option.hpp>
@@ -32,6 +33,9 @@ struct accept_state {
   transport_options options;
   accept_callback on_accept;
   rejection_counter rejected;
+  /// Set first by the acceptor's destructor: a callback already running
+  /// (the destructor may run inside on_accept) takes no more requests.
+  std::atomic<bool> stopped{false};
 };
 
 // Receives one message of at most `size` bytes, waiting until `deadline`.
@@ -102,19 +106,23 @@ void serve_request(accept_state& st, const uint8_t* data, size_t len) {
   auto down = mq::open_queue(down_name, false, false, errc::peer_rejected,
                              who);
   // Both sides have the queues open now (or never will): the names go,
-  // so a crash of either side leaves nothing behind.
+  // so a crash of either side leaves nothing behind. They can only name a
+  // pair of this listener ('@' is in no listener's name).
   mq::unlink_queue(up_name);
   mq::unlink_queue(down_name);
+  // The answer goes to a descriptor of its own, so that it can still be
+  // sent when building the channel (which takes .dn) fails.
+  unique_fd reply_to{down ? ::dup(down->get()) : -1};
   auto answer = [&](bool accepted) {
     uint8_t rep[mq::reply_size];
     mq::write_reply({accepted, static_cast<uint32_t>(::getpid())}, rep);
-    return ::mq_send(down->get(), reinterpret_cast<char*>(rep), sizeof(rep),
-                     0)
-           == 0;
+    return reply_to
+           && ::mq_send(reply_to.get(), reinterpret_cast<char*>(rep),
+                        sizeof(rep), 0)
+                == 0;
   };
   if (!up || !down) {
-    if (down)
-      answer(false);
+    answer(false);
     refuse("a connection request", describe(up ? down.error() : up.error()));
     return;
   }
@@ -122,22 +130,32 @@ void serve_request(accept_state& st, const uint8_t* data, size_t len) {
   if (req.pid != static_cast<uint32_t>(::getpid())) {
     peer = mq::open_pidfd(static_cast<pid_t>(req.pid));
     if (!peer) {
-      refuse(who, std::string{"its process is gone: "} + std::strerror(errno));
+      auto err = errno;
+      answer(false);
+      refuse(who, err == ESRCH
+                    ? std::string{"its process is gone"}
+                    : std::string{"cannot watch its process (pidfd_open, "
+                                  "Linux 5.3 or later): "}
+                        + std::strerror(err));
       return;
     }
   }
   auto io = st.io.lock();
   if (!io)
     return;
+  // Everything that can fail comes before "accepted": a client is never
+  // told yes for a connection nobody serves.
+  auto chan = mq_channel::make(std::move(*up), std::move(*down),
+                               std::move(peer), io, who);
+  if (!chan || !reply_to) {
+    answer(false);
+    refuse(who, chan ? std::string{"dup: "} + std::strerror(errno)
+                     : describe(chan.error()));
+    return;
+  }
   if (!answer(true)) {
     refuse(who, std::string{"cannot answer on "} + down_name + ": "
                   + std::strerror(errno));
-    return;
-  }
-  auto chan = mq_channel::make(std::move(*up), std::move(*down),
-                               std::move(peer), io, who);
-  if (!chan) {
-    transport_log(describe(chan.error()));
     return;
   }
   st.on_accept(stream_connection::make(io, std::move(*chan), who, st.options));
@@ -147,7 +165,7 @@ void serve_request(accept_state& st, const uint8_t* data, size_t len) {
 // bounded number per event, so that a flood cannot starve other
 // descriptors; level-triggered epoll brings us back.
 void serve_queue(accept_state& st) {
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < 64 && !st.stopped; ++i) {
     char buf[mq::accept_message_size];
     unsigned prio = 0;
     auto n = ::mq_receive(st.queue.get(), buf, sizeof(buf), &prio);
@@ -171,6 +189,7 @@ public:
   }
 
   ~mq_listener() override {
+    st_->stopped = true;
     io_->remove(token_);
     // A listener that took over our name after a crash would hold another
     // queue under it: unlink only our own.
@@ -188,12 +207,30 @@ private:
   reactor::token token_;
 };
 
+// Takes LOCK_EX on `fd`, trying for a moment: a client's liveness probe
+// holds LOCK_SH for microseconds. False with errno (EWOULDBLOCK: another
+// listener holds it).
+bool lock_exclusive(int fd) {
+  auto deadline = steady_clock::now() + std::chrono::milliseconds{200};
+  for (;;) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+      return true;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return false;
+    if (steady_clock::now() >= deadline) {
+      errno = EWOULDBLOCK;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+}
+
 // Creates the accept queue, or takes over one whose listener is gone (no
 // lock on it), and locks it. Errors name `uri`.
 caf::expected<unique_fd> claim_accept_queue(const mq::address& addr,
                                             const std::string& uri) {
   mq::geometry g{mq::accept_message_size, mq::accept_depth};
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
     auto created = mq::create_queue(addr.name, g, true, errc::listen_failed,
                                     uri);
     unique_fd fd;
@@ -202,28 +239,37 @@ caf::expected<unique_fd> claim_accept_queue(const mq::address& addr,
     } else {
       auto raw = ::mq_open(addr.name.c_str(), O_RDONLY | O_NONBLOCK);
       if (raw < 0) {
-        if (errno == ENOENT)
+        auto err = errno;
+        if (err == ENOENT)
           continue; // gone meanwhile: create again
-        if (errno == EACCES)
+        if (err == EACCES)
           return make_error(errc::listen_failed,
                             uri + ": message queue " + addr.name
                               + " exists and belongs to another user");
-        return created.error();
+        return make_errno_error(errc::listen_failed, uri, err,
+                                "opening message queue " + addr.name);
       }
       fd = unique_fd{raw};
     }
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    // Never unlink a name we could not lock: whoever holds it serves it
+    // (possibly a listener that took over the queue we just created).
+    if (!lock_exclusive(fd.get())) {
       if (errno == EWOULDBLOCK)
         return make_error(errc::listen_failed,
                           uri + ": another listener serves this queue");
       return make_errno_error(errc::listen_failed, uri, errno,
                               "locking message queue " + addr.name);
     }
+    // Locked, but the name may have gone or been replaced between the open
+    // and the lock (its listener shut down): then start over.
+    if (!same_queue(fd.get(), addr.name))
+      continue;
     if (auto why = mq::check_queue(fd.get(), true); !why.empty()) {
       if (why.rfind("owned by", 0) == 0 || why.rfind("open to", 0) == 0)
         return make_error(errc::listen_failed, uri + ": message queue "
                                                  + addr.name + " is " + why);
-      // Left by a listener of another version: replace it.
+      // Left by a listener of another version, and locked by us: replace
+      // it.
       mq::unlink_queue(addr.name);
       continue;
     }
@@ -346,6 +392,17 @@ caf::expected<mq_client> mq_connect_channel(const mq::address& addr,
     return make_error(errc::connect_failed,
                       uri + ": nobody listens (message queue " + addr.name
                         + " is left from a listener that exited)");
+  // Room for the request first, so that the pair below exists only for
+  // the moment between its creation and the request (a crash then leaves
+  // its names behind; see docs/mq.md).
+  {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - steady_clock::now());
+    pollfd p{raw, POLLOUT, 0};
+    if (::poll(&p, 1, poll_timeout(left)) == 0)
+      return make_error(errc::handshake_timeout,
+                        uri + ": the listener's accept queue stayed full");
+  }
   // Our pair. Whatever happens, the names go when we return: on success
   // the listener has unlinked them already.
   auto pid = static_cast<uint32_t>(::getpid());
@@ -398,17 +455,27 @@ caf::expected<mq_client> mq_connect_channel(const mq::address& addr,
                       uri + ": the listener refused the connection (its log "
                             "says why)");
   auto who = uri + " (pid " + std::to_string(rep.pid) + ")";
+  // Accepted: a failure from here on ends the listener's side at once (an
+  // empty message) instead of leaving it to the heartbeat.
+  auto give_up = [&](caf::error err) {
+    ::mq_send(up->get(), "", 0, 0);
+    return err;
+  };
   unique_fd peer;
   if (rep.pid != pid) {
     peer = mq::open_pidfd(static_cast<pid_t>(rep.pid));
     if (!peer)
-      return make_errno_error(errc::connect_failed, who, errno,
-                              "watching the listener's process");
+      return give_up(make_errno_error(errc::connect_failed, who, errno,
+                                      "watching the listener's process "
+                                      "(pidfd_open, Linux 5.3 or later)"));
   }
+  unique_fd end_to{::dup(up->get())};
   auto chan = mq_channel::make(std::move(*down), std::move(*up),
                                std::move(peer), std::move(io), who);
-  if (!chan)
+  if (!chan) {
+    ::mq_send(end_to.get(), "", 0, 0);
     return chan.error();
+  }
   return mq_client{std::move(*chan), who};
 }
 

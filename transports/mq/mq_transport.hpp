@@ -54,10 +54,15 @@ caf::expected<mq_client> mq_connect_channel(const mq::address& addr,
 /// RLIMIT_MSGQUEUE (800 KiB by default: four connections at the default
 /// sizes); mq_open's refusal names the limit.
 ///
-/// Options (declare_options):
+/// Options (declare_options); the connecting side's values size a
+/// connection's queues (a listener still refuses to start with invalid
+/// ones):
 ///   relay.mq.message-size  bytes per message, 128 to 1 MiB (8192); larger
 ///                          frames travel in several
 ///   relay.mq.max-messages  messages each queue holds (10)
+///
+/// Needs Linux 5.3 or later (pidfd_open) and both processes in one pid
+/// namespace.
 ///
 /// Thread rules: all members are thread-safe. I/O runs on the shared
 /// reactor: a listener's accept queue and each connection's epoll set are
