@@ -19,13 +19,16 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <iterator>
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "relay/detail/json_text.hpp"
 #include "relay/error.hpp"
@@ -46,6 +49,8 @@ struct options {
   bool json_output = false;
   int timeout_ms = 5000;
   std::string cookie_file;
+  /// --relay.* options for relayctl's own node (e.g. smaller mq queues).
+  std::vector<std::string> relay_args;
 };
 
 /// relayctl's own hidden node and its connection to the node at opts.uri.
@@ -65,6 +70,11 @@ public:
     cfg_.connect_timeout = timeout_;
     cfg_.lookup_timeout = timeout_;
     cfg_.handshake_timeout = timeout_;
+    std::vector<char*> args{const_cast<char*>("relayctl")};
+    for (auto& arg : opts.relay_args)
+      args.push_back(const_cast<char*>(arg.c_str()));
+    if (auto err = cfg_.parse(static_cast<int>(args.size()), args.data()))
+      throw relay::config_error("bad option: " + cfg_.render(err));
     node_.emplace(cfg_);
   }
 
@@ -430,8 +440,20 @@ int main(int argc, char** argv) {
                       "stop after this many messages (0: at SIGINT)")
     ->check(CLI::NonNegativeNumber)
     ->capture_default_str();
+  // --relay.KEY=VALUE options configure relayctl's own node, as for any
+  // node (say --relay.mq.message-size=256 where the user's queue memory is
+  // short): taken out before CLI11 sees the rest.
+  std::vector<char*> cli_args;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && std::strncmp(argv[i], "--relay.", 8) == 0)
+      opts.relay_args.emplace_back(argv[i]);
+    else
+      cli_args.push_back(argv[i]);
+  }
+  app.footer("Options --relay.KEY=VALUE configure relayctl's own node "
+             "(docs/operations.md).");
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(cli_args.size()), cli_args.data());
   } catch (const CLI::ParseError& e) {
     auto code = app.exit(e);
     return code == 0 ? 0 : exit_usage;

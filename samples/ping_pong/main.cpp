@@ -153,12 +153,15 @@ int main(int argc, char** argv) {
     }
   }
   // Signals are taken synchronously by serve(); block them before any
-  // thread starts so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // thread starts so every thread inherits the mask. A pinger keeps the
+  // default: SIGINT and SIGTERM end it.
+  if (mode == "serve") {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
   relay::node_config cfg;
   // JSON too, so that `relayctl call URI pong ping_pong.ping '{"seq": 1,
   // "payload": "hi"}'` can ask the server (docs/operations.md).

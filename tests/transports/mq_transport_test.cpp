@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -401,4 +402,59 @@ TEST(mq_channel, what_read_holds_stays_readable_with_the_queue_empty) {
   EXPECT_EQ(c.read(buf, 300), 0);
   EXPECT_FALSE(c.poll_more());
   ::close(peer_tx);
+}
+
+TEST(mq_channel, a_dead_peer_is_reported_after_what_it_sent) {
+  auto name = "/relay-mq-death-test-" + std::to_string(::getpid());
+  mq_attr attr{};
+  attr.mq_maxmsg = 10;
+  attr.mq_msgsize = 256;
+  unique_fd rx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
+                         0600, &attr)};
+  ::mq_unlink(name.c_str());
+  name += "-tx";
+  unique_fd tx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
+                         0600, &attr)};
+  ::mq_unlink(name.c_str());
+  ASSERT_TRUE(rx && tx) << std::strerror(errno);
+  // The "peer": a process that sends one message and dies without an end.
+  auto pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::mq_send(rx.get(), "last words", 10, 0);
+    ::_exit(0);
+  }
+  auto peer = mq::open_pidfd(pid);
+  ASSERT_TRUE(peer) << std::strerror(errno);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  auto chan = mq_channel::make(std::move(rx), std::move(tx), std::move(peer),
+                               {}, "test");
+  ASSERT_TRUE(chan) << str(chan.error());
+  auto& c = **chan;
+  c.watch(EPOLLIN);
+  EXPECT_NE(c.on_ready(0) & EPOLLIN, 0u);
+  char buf[300];
+  ASSERT_EQ(c.read(buf, sizeof(buf)), 10);
+  EXPECT_EQ(std::string(buf, 10), "last words");
+  EXPECT_EQ(c.read(buf, sizeof(buf)), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_TRUE(contains(c.error_text(ECONNRESET), "process exited"))
+    << c.error_text(ECONNRESET);
+}
+
+TEST(mq_listener, a_limit_is_named_when_listening) {
+  auto io = std::make_shared<reactor>();
+  mq_transport t{io, transport_options{}};
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_MSGQUEUE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 100;
+  ASSERT_EQ(::setrlimit(RLIMIT_MSGQUEUE, &low), 0);
+  auto l = t.listen(ep("mq:///relay-mq-limit-" + std::to_string(::getpid())),
+                    [](connection_ptr) {});
+  ::setrlimit(RLIMIT_MSGQUEUE, &saved);
+  ASSERT_FALSE(l);
+  EXPECT_TRUE(contains(str(l.error()), "RLIMIT_MSGQUEUE = 100 bytes"))
+    << str(l.error());
 }

@@ -141,6 +141,8 @@ std::string mq_channel::error_text(int err) const {
     std::lock_guard<std::mutex> guard{violation_mtx_};
     return "message queue protocol violation: " + violation_;
   }
+  if (err == ECONNRESET && peer_gone_)
+    return "the peer's process exited without closing (killed or crashed)";
   return byte_channel::error_text(err);
 }
 
@@ -211,8 +213,11 @@ ssize_t mq_channel::read(void* buf, size_t len) {
     }
     return protocol_violation("a message after the end of the stream");
   }
-  if (gone)
-    return 0;
+  if (gone) {
+    // Not an orderly end: the process is gone (error_text says so).
+    errno = ECONNRESET;
+    return -1;
+  }
   errno = EAGAIN;
   return -1;
 }

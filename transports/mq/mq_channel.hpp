@@ -21,7 +21,7 @@ namespace relay {
 ///
 /// A queue has no end of stream of its own, so the peer's death comes from
 /// a pidfd of its process: once it is readable and the rx queue is empty,
-/// read() returns 0. Peers in the same process (tests) have no pidfd and
+/// read() fails with ECONNRESET ("the peer's process exited ..."). Peers in the same process (tests) have no pidfd and
 /// rely on the empty message; the node's heartbeat catches anything else.
 ///
 /// fd() is an epoll set of its own holding the rx queue (EPOLLIN while the

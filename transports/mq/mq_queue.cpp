@@ -158,8 +158,11 @@ caf::expected<unique_fd> create_queue(const std::string& name, geometry g,
   auto fd = ::mq_open(name.c_str(), flags, 0600, &attr);
   if (fd < 0) {
     auto err = errno;
-    return make_error(code, who + ": creating message queue " + name + ": "
-                              + std::strerror(err) + explain(err, g));
+    auto result = make_error(code, who + ": creating message queue " + name
+                                     + ": " + std::strerror(err)
+                                     + explain(err, g));
+    errno = err; // for callers that tell EEXIST from the rest
+    return result;
   }
   return unique_fd{fd};
 }

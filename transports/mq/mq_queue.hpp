@@ -91,7 +91,7 @@ std::string check_queue(int fd, bool accept);
 /// Creates queue `name` (O_CREAT | O_EXCL, mode 0600, non-blocking) with
 /// `g`, for reading or writing. Errors (`code`, naming `who`) explain the
 /// usual refusals: the per-user RLIMIT_MSGQUEUE, fs.mqueue.msg_max and
-/// msgsize_max, fs.mqueue.queues_max.
+/// msgsize_max, fs.mqueue.queues_max. On failure errno is mq_open's.
 caf::expected<unique_fd> create_queue(const std::string& name, geometry g,
                                       bool for_reading, errc code,
                                       const std::string& who);

@@ -236,6 +236,8 @@ caf::expected<unique_fd> claim_accept_queue(const mq::address& addr,
     unique_fd fd;
     if (created) {
       fd = std::move(*created);
+    } else if (errno != EEXIST) {
+      return created.error(); // a limit, named in the error
     } else {
       auto raw = ::mq_open(addr.name.c_str(), O_RDONLY | O_NONBLOCK);
       if (raw < 0) {

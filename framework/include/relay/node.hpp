@@ -65,7 +65,8 @@ struct node_stats {
   /// a transport (wrong uid, failed authentication).
   uint64_t rejected_peers = 0;
   /// Peers currently connected (handshake complete; a broken connection
-  /// waiting to resume counts).
+  /// waiting to resume counts). Hidden peers (relayctl) count here, unlike
+  /// in the relay_connected_peers metric, which leaves them out.
   uint64_t connected_peers = 0;
   /// Broken connections whose session resumed (relay.resume), on either
   /// side.
