@@ -365,22 +365,34 @@ TEST_F(mq_transport_test, addresses_are_checked) {
   EXPECT_EQ(errno, ENOENT);
 }
 
+namespace {
+
+// Two queues of 10 messages of 256 bytes, open both ways, their names gone:
+// a channel's rx and tx, with the test as the peer.
+std::pair<unique_fd, unique_fd> unnamed_pair() {
+  mq_attr attr{};
+  attr.mq_maxmsg = 10;
+  attr.mq_msgsize = 256;
+  auto make = [&](const char* tag) {
+    auto name = "/relay-mq-channel-test-" + std::to_string(::getpid()) + tag;
+    unique_fd fd{::mq_open(name.c_str(),
+                           O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK, 0600,
+                           &attr)};
+    ::mq_unlink(name.c_str());
+    return fd;
+  };
+  auto rx = make("-rx");
+  return {std::move(rx), make("-tx")};
+}
+
+} // namespace
+
 TEST(mq_channel, what_read_holds_stays_readable_with_the_queue_empty) {
   // A message larger than the caller's buffer is staged, and an end taken
   // with the last data is held: the queue then shows nothing, yet the
   // connection must be told to read (it calls on_ready itself after a
   // pause or for a further turn).
-  auto name = "/relay-mq-channel-test-" + std::to_string(::getpid());
-  mq_attr attr{};
-  attr.mq_maxmsg = 10;
-  attr.mq_msgsize = 256;
-  unique_fd rx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
-                         0600, &attr)};
-  ::mq_unlink(name.c_str());
-  name += "-tx";
-  unique_fd tx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
-                         0600, &attr)};
-  ::mq_unlink(name.c_str());
+  auto [rx, tx] = unnamed_pair();
   ASSERT_TRUE(rx && tx) << std::strerror(errno);
   int peer_tx = ::dup(rx.get());
   auto chan = mq_channel::make(std::move(rx), std::move(tx), unique_fd{}, {},
@@ -405,17 +417,7 @@ TEST(mq_channel, what_read_holds_stays_readable_with_the_queue_empty) {
 }
 
 TEST(mq_channel, a_dead_peer_is_reported_after_what_it_sent) {
-  auto name = "/relay-mq-death-test-" + std::to_string(::getpid());
-  mq_attr attr{};
-  attr.mq_maxmsg = 10;
-  attr.mq_msgsize = 256;
-  unique_fd rx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
-                         0600, &attr)};
-  ::mq_unlink(name.c_str());
-  name += "-tx";
-  unique_fd tx{::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK,
-                         0600, &attr)};
-  ::mq_unlink(name.c_str());
+  auto [rx, tx] = unnamed_pair();
   ASSERT_TRUE(rx && tx) << std::strerror(errno);
   // The "peer": a process that sends one message and dies without an end.
   auto pid = ::fork();

@@ -8,26 +8,18 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <system_error>
-#include <algorithm>
+
+#include "common/byte_order.hpp"
 
 namespace relay::mq {
 
 namespace {
-
-void put_u32(uint8_t* p, uint32_t x) {
-  for (int i = 0; i < 4; ++i)
-    p[i] = static_cast<uint8_t>(x >> (8 * i));
-}
-
-uint32_t get_u32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16
-         | uint32_t{p[3]} << 24;
-}
 
 bool name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
@@ -209,9 +201,9 @@ std::string random_token() {
 
 void write_request(const request& req, uint8_t (&out)[request_size]) {
   std::memset(out, 0, sizeof(out));
-  put_u32(out, magic);
+  put_le32(out, magic);
   out[4] = version;
-  put_u32(out + 8, req.pid);
+  put_le32(out + 8, req.pid);
   std::memcpy(out + 12, req.token.data(),
               std::min(req.token.size(), token_size));
 }
@@ -220,14 +212,14 @@ std::string read_request(const uint8_t* data, size_t len, request& out) {
   if (len != request_size)
     return "a request of " + std::to_string(len) + " bytes, not "
            + std::to_string(request_size);
-  if (get_u32(data) != magic)
+  if (get_le32(data) != magic)
     return "bad magic in the request";
   if (data[4] != version)
     return "rendezvous version " + std::to_string(data[4]) + ", this node "
            + std::to_string(version);
-  if (data[5] != 0 || data[6] != 0 || data[7] != 0 || get_u32(data + 28) != 0)
+  if (data[5] != 0 || data[6] != 0 || data[7] != 0 || get_le32(data + 28) != 0)
     return "reserved bytes are not zero";
-  out.pid = get_u32(data + 8);
+  out.pid = get_le32(data + 8);
   if (out.pid == 0 || out.pid > 0x3fffffff)
     return "pid " + std::to_string(out.pid) + " is not a process id";
   out.token.assign(reinterpret_cast<const char*>(data + 12), token_size);
@@ -239,24 +231,24 @@ std::string read_request(const uint8_t* data, size_t len, request& out) {
 
 void write_reply(const reply& rep, uint8_t (&out)[reply_size]) {
   std::memset(out, 0, sizeof(out));
-  put_u32(out, magic);
+  put_le32(out, magic);
   out[4] = version;
   out[5] = rep.accepted ? 0 : 1;
-  put_u32(out + 8, rep.pid);
+  put_le32(out + 8, rep.pid);
 }
 
 std::string read_reply(const uint8_t* data, size_t len, reply& out) {
-  if (len != reply_size || get_u32(data) != magic)
+  if (len != reply_size || get_le32(data) != magic)
     return "malformed rendezvous reply";
   if (data[4] != version)
     return "the listener speaks rendezvous version " + std::to_string(data[4])
            + ", this node " + std::to_string(version);
   if (data[5] > 1)
     return "unknown status " + std::to_string(data[5]) + " in the reply";
-  if (data[6] != 0 || data[7] != 0 || get_u32(data + 12) != 0)
+  if (data[6] != 0 || data[7] != 0 || get_le32(data + 12) != 0)
     return "reserved bytes in the reply are not zero";
   out.accepted = data[5] == 0;
-  out.pid = get_u32(data + 8);
+  out.pid = get_le32(data + 8);
   if (out.accepted && (out.pid == 0 || out.pid > 0x3fffffff))
     return "pid " + std::to_string(out.pid) + " is not a process id";
   return {};

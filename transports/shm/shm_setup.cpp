@@ -9,21 +9,12 @@
 #include <cstring>
 #include <vector>
 
+#include "common/byte_order.hpp"
 #include "relay/error.hpp"
 
 namespace relay::shm_setup {
 
 namespace {
-
-void put_u32(uint8_t* p, uint32_t x) {
-  for (int i = 0; i < 4; ++i)
-    p[i] = static_cast<uint8_t>(x >> (8 * i));
-}
-
-uint32_t get_u32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16
-         | uint32_t{p[3]} << 24;
-}
 
 // Sends `len` bytes with `fds` attached, non-blocking; false on failure.
 bool send_with_fds(int fd, const uint8_t* data, size_t len,
@@ -104,9 +95,9 @@ caf::expected<result> run_client(int fd, size_t capacity,
                        + shm_layout::sleeping_offset),
                      uint32_t{1}, __ATOMIC_SEQ_CST);
   uint8_t req[request_size] = {};
-  put_u32(req, magic);
+  put_le32(req, magic);
   req[4] = version;
-  put_u32(req + 8, static_cast<uint32_t>(capacity));
+  put_le32(req + 8, static_cast<uint32_t>(capacity));
   if (!send_with_fds(fd, req, sizeof(req), {region->get()}))
     return make_errno_error(errc::connect_failed, who, errno,
                             "sending the shared memory region");
@@ -135,7 +126,7 @@ caf::expected<result> run_client(int fd, size_t capacity,
                         who + ": the server closed the connection during "
                               "the shared memory set-up");
     if (n != static_cast<ssize_t>(reply_size) || truncated
-        || get_u32(rep) != magic)
+        || get_le32(rep) != magic)
       return make_error(errc::handshake_failed,
                         who + ": malformed shared memory set-up reply");
     if (rep[4] != version)
@@ -165,7 +156,7 @@ setup_status server_step(int fd, result& out, const std::string& who) {
     return setup_status::wait(EPOLLIN);
   auto refuse = [&](errc code, const std::string& why) {
     uint8_t rep[reply_size] = {};
-    put_u32(rep, magic);
+    put_le32(rep, magic);
     rep[4] = version;
     rep[5] = 1;
     send_with_fds(fd, rep, sizeof(rep), {});
@@ -179,13 +170,13 @@ setup_status server_step(int fd, result& out, const std::string& who) {
       errc::connection_closed, who + ": closed the connection during the "
                                      "shared memory set-up"));
   if (n != static_cast<ssize_t>(request_size) || truncated
-      || get_u32(req) != magic)
+      || get_le32(req) != magic)
     return refuse(errc::handshake_failed, "malformed shared memory set-up");
   if (req[4] != version)
     return refuse(errc::version_mismatch,
                   "the peer speaks shm set-up version " + std::to_string(req[4])
                     + ", this node " + std::to_string(version));
-  auto capacity = size_t{get_u32(req + 8)};
+  auto capacity = size_t{get_le32(req + 8)};
   if (fds.size() != 1)
     return refuse(errc::handshake_failed,
                   "expected 1 descriptor (the region), got "
@@ -195,7 +186,7 @@ setup_status server_step(int fd, result& out, const std::string& who) {
   if (!map)
     return refuse(errc::handshake_failed, describe(map.error()));
   uint8_t rep[reply_size] = {};
-  put_u32(rep, magic);
+  put_le32(rep, magic);
   rep[4] = version;
   if (!send_with_fds(fd, rep, sizeof(rep), {}))
     return setup_status::fail(make_errno_error(

@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/byte_order.hpp"
 #include "relay/error.hpp"
 
 namespace relay::tcp_auth {
@@ -21,11 +22,6 @@ constexpr uint8_t rejected = 1;
 void put_u32(std::vector<uint8_t>& out, uint32_t x) {
   for (int i = 0; i < 4; ++i)
     out.push_back(static_cast<uint8_t>(x >> (8 * i)));
-}
-
-uint32_t get_u32(const uint8_t* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16
-         | uint32_t{p[3]} << 24;
 }
 
 } // namespace
@@ -100,7 +96,7 @@ void handshake::on_message() {
   const uint8_t* p = in_.data();
   switch (step_) {
     case step::challenge: {
-      if (get_u32(p) != magic) {
+      if (get_le32(p) != magic) {
         fail(make_error(errc::handshake_failed,
                         peer_ + ": not a Relay tcp peer (bad magic in the "
                                 "authentication challenge)"));
