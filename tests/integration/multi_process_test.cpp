@@ -4,6 +4,7 @@
 // reaped (socket files removed with the temp dir) also when a test fails.
 
 #include <fcntl.h>
+#include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -60,6 +61,13 @@ using relay::test::child;
 /// Parameter: the transport scheme, "uds" or "tcp".
 class multi_process : public ::testing::TestWithParam<std::string> {
 protected:
+  void TearDown() override {
+    // A server killed with SIGKILL (every test's end, and some tests' point)
+    // leaves its mq accept queue behind, like a socket file: remove it.
+    if (GetParam() == "mq")
+      ::mq_unlink(("/" + mq_name).c_str());
+  }
+
   void SetUp() override {
     cookie = write_cookie("cookie", "multi-process-test-secret-0123456789");
     socket_path = dir.path() + "/pp.sock";
