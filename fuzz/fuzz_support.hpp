@@ -1,11 +1,13 @@
 #pragma once
 
-// Shared by the fuzz targets: cutting an input into frames the way a stream
-// transport does (frame_header::read + check_framing), and a fake
-// connection that lets a target drive a real peer of an in-process node.
+// Shared by the fuzz targets: taking fields off an input, cutting an input
+// into frames the way a stream transport does (frame_header::read +
+// check_framing), and a fake connection that lets a target drive a real
+// peer of an in-process node.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -17,6 +19,24 @@
 #include "relay/transport.hpp"
 
 namespace relay::fuzz {
+
+/// Takes fields off the front of a fuzz input, for targets whose input is
+/// a list of operations.
+struct reader {
+  const uint8_t* p;
+  size_t left;
+
+  /// Copies the next `n` bytes to `out`; false (nothing taken) if fewer
+  /// are left.
+  bool take(void* out, size_t n) {
+    if (left < n)
+      return false;
+    std::memcpy(out, p, n);
+    p += n;
+    left -= n;
+    return true;
+  }
+};
 
 /// Calls `f(header, body)` for each whole frame at the front of
 /// [data, data + size) that passes check_framing(max_body), until `f`

@@ -25,25 +25,12 @@
 
 #include "mq/mq_channel.hpp"
 #include "mq/mq_queue.hpp"
+#include "fuzz_support.hpp"
 #include "relay/log.hpp"
 
 namespace {
 
 constexpr long message_size = 256;
-
-struct reader {
-  const uint8_t* p;
-  size_t left;
-
-  bool take(void* out, size_t n) {
-    if (left < n)
-      return false;
-    std::memcpy(out, p, n);
-    p += n;
-    left -= n;
-    return true;
-  }
-};
 
 // One queue, opened for both directions; unlinked at once.
 int make_queue(const char* tag) {
@@ -80,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                       relay::unique_fd{}, {}, "fuzz");
   if (!chan)
     std::abort();
-  reader in{data, size};
+  relay::fuzz::reader in{data, size};
   std::string expected; // what read() may still return, in order
   bool ended = false;   // the end or a violation went in
   bool closed = false;  // read() returned 0 or EPROTO

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fuzz_support.hpp"
 #include "relay/log.hpp"
 #include "shm/shm_channel.hpp"
 #include "shm/shm_region.hpp"
@@ -23,20 +24,6 @@
 namespace {
 
 constexpr size_t capacity = relay::shm_layout::min_capacity;
-
-struct reader {
-  const uint8_t* p;
-  size_t left;
-
-  bool take(void* out, size_t n) {
-    if (left < n)
-      return false;
-    std::memcpy(out, p, n);
-    p += n;
-    left -= n;
-    return true;
-  }
-};
 
 } // namespace
 
@@ -61,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   relay::unique_fd theirs{sv[1]};
   relay::shm_channel chan{std::move(*map), capacity, 0, 1,
                           relay::unique_fd{sv[0]}, std::chrono::nanoseconds{0}};
-  reader in{data, size};
+  relay::fuzz::reader in{data, size};
   uint8_t buf[2 * capacity];
   uint8_t op = 0;
   while (in.take(&op, 1)) {

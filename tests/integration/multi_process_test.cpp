@@ -112,6 +112,17 @@ protected:
 
   std::vector<std::string> dev_shm_before = dev_shm_entries();
 
+  /// A ping_pong pinger with the right cookie does 3 round trips and exits 0.
+  void expect_serves_a_pinger() {
+    child good{{RELAY_PING_PONG, "ping", uri, "--count", "3", "--cookie-file",
+                cookie}};
+    while (good.read_line()) {
+    }
+    auto status = good.stop(0);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(*status, 0);
+  }
+
   /// A node of this process that talks to the ping_pong server.
   void configure_client(node_config& cfg) {
     cfg.add_message_type<ping_pong::ping>().add_message_type<ping_pong::pong>();
@@ -191,13 +202,7 @@ TEST_P(multi_process_mq, a_killed_client_leaves_no_queue_behind) {
     return qs == std::vector<std::string>{"/" + mq_name};
   })) << "the server still holds a dead client's queues";
   // And it goes on serving.
-  child good{{RELAY_PING_PONG, "ping", uri, "--count", "3", "--cookie-file",
-              cookie}};
-  while (good.read_line()) {
-  }
-  auto status = good.stop(0);
-  ASSERT_TRUE(status);
-  EXPECT_EQ(*status, 0);
+  expect_serves_a_pinger();
 }
 
 TEST_P(multi_process_mq, a_killed_listener_is_refused_at_once_then_taken_over) {
@@ -338,13 +343,7 @@ TEST_P(multi_process_tcp, ping_with_a_wrong_cookie_fails_clearly) {
   EXPECT_NE(all.find("authentication failed"), std::string::npos) << all;
   EXPECT_NE(all.find(uri), std::string::npos) << all;
   // The server goes on serving the right cookie.
-  child good{{RELAY_PING_PONG, "ping", uri, "--count", "3", "--cookie-file",
-              cookie}};
-  while (good.read_line()) {
-  }
-  auto good_status = good.stop(0);
-  ASSERT_TRUE(good_status);
-  EXPECT_EQ(*good_status, 0);
+  expect_serves_a_pinger();
 }
 
 TEST_P(multi_process, cookie_file_readable_by_others_is_refused) {

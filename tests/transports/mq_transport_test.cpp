@@ -124,23 +124,6 @@ protected:
     return {server, rec};
   }
 
-  void expect_serves_a_good_client() {
-    auto conn = transport_->connect(ep(uri_));
-    ASSERT_TRUE(conn) << str(conn.error());
-    auto server = accepted_.pop();
-    ASSERT_NE(server, nullptr);
-    server->start(std::make_shared<recorder>(io_, true));
-    auto rec = std::make_shared<recorder>(io_);
-    (*conn)->start(rec);
-    ASSERT_FALSE((*conn)->send(make_frame("still here")));
-    ASSERT_TRUE(rec->wait_frames(1));
-    EXPECT_EQ(text_of(rec->frames()[0].body), "still here");
-    // Give the queues back: each test's connections count against the
-    // user's RLIMIT_MSGQUEUE until closed.
-    (*conn)->close(caf::none);
-    EXPECT_TRUE(rec->wait_closed());
-    server->close(caf::none);
-  }
 
   temp_dir dir_;
   std::shared_ptr<reactor> io_;
@@ -204,7 +187,7 @@ TEST_F(mq_transport_test, a_queue_open_to_others_is_refused_on_both_sides) {
   ASSERT_FALSE(conn);
   EXPECT_TRUE(is(conn.error(), errc::peer_rejected)) << str(conn.error());
   EXPECT_TRUE(contains(str(conn.error()), "mode 0644")) << str(conn.error());
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(mq_transport_test, a_queue_of_another_user_is_refused_on_both_sides) {
@@ -276,7 +259,7 @@ TEST_F(mq_transport_test, bad_requests_are_refused_and_the_listener_serves_on) {
   send_to_listener(req);
   EXPECT_TRUE(logs_.wait_for({uri_, "refused", "No such file or directory"}));
   EXPECT_EQ(transport_->rejected_peers(), 6u);
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(mq_transport_test, a_priority_or_data_after_the_end_closes_the_peer) {
@@ -304,7 +287,7 @@ TEST_F(mq_transport_test, a_priority_or_data_after_the_end_closes_the_peer) {
       EXPECT_TRUE(contains(reason, "a message with priority 3")) << reason;
     }
   }
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(mq_transport_test, limits_and_bad_settings_are_named) {
@@ -341,7 +324,7 @@ TEST_F(mq_transport_test, limits_and_bad_settings_are_named) {
   EXPECT_TRUE(is(conn.error(), errc::connect_failed)) << str(conn.error());
   EXPECT_TRUE(contains(str(conn.error()), "RLIMIT_MSGQUEUE = 1024 bytes"))
     << str(conn.error());
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(mq_transport_test, addresses_are_checked) {

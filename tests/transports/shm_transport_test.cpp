@@ -88,19 +88,6 @@ protected:
     ASSERT_EQ(::send(c.socket.get(), &bell, 1, MSG_NOSIGNAL), 1);
   }
 
-  // The listener still serves a good client.
-  void expect_serves_a_good_client() {
-    auto conn = transport_->connect(ep(uri_));
-    ASSERT_TRUE(conn) << str(conn.error());
-    auto server = accepted_.pop();
-    ASSERT_NE(server, nullptr);
-    server->start(std::make_shared<recorder>(io_, true));
-    auto rec = std::make_shared<recorder>(io_);
-    (*conn)->start(rec);
-    ASSERT_FALSE((*conn)->send(make_frame("still here")));
-    ASSERT_TRUE(rec->wait_frames(1));
-    EXPECT_EQ(text_of(rec->frames()[0].body), "still here");
-  }
 
   temp_dir dir_;
   std::shared_ptr<reactor> io_;
@@ -130,7 +117,7 @@ TEST_F(shm_transport_test, write_position_beyond_the_ring_closes_as_corrupt) {
   EXPECT_TRUE(contains(reason, "write position 1099511627776")) << reason;
   EXPECT_TRUE(contains(reason, uri_)) << reason;
   EXPECT_TRUE(rec->frames().empty());
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(shm_transport_test, garbage_in_the_ring_closes_with_protocol_error) {
@@ -147,7 +134,7 @@ TEST_F(shm_transport_test, garbage_in_the_ring_closes_with_protocol_error) {
   ASSERT_TRUE(rec->wait_closed());
   EXPECT_TRUE(is(rec->reason(), errc::protocol_error)) << str(rec->reason());
   EXPECT_TRUE(contains(str(rec->reason()), "bad magic")) << str(rec->reason());
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(shm_transport_test, read_position_out_of_range_closes_the_writer) {
@@ -166,7 +153,7 @@ TEST_F(shm_transport_test, read_position_out_of_range_closes_the_writer) {
   EXPECT_TRUE(contains(reason, "shared memory ring is corrupt")) << reason;
   EXPECT_TRUE(contains(reason, "read position 777")) << reason;
   EXPECT_TRUE(err) << "send into a corrupt ring reported success";
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(shm_transport_test, peer_closing_its_socket_ends_the_connection_after_the_data) {
@@ -269,7 +256,7 @@ TEST_F(shm_transport_test, unsealed_or_wrong_sized_regions_are_refused) {
   EXPECT_TRUE(logs_.wait_for({"invalid ring capacity 5000"})) << logs_.dump();
   EXPECT_EQ(transport_->rejected_peers(), 5u);
   EXPECT_EQ(accepted_.total(), 0u);
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }
 
 TEST_F(shm_transport_test, silent_peer_is_closed_after_the_set_up_timeout) {
@@ -282,5 +269,5 @@ TEST_F(shm_transport_test, silent_peer_is_closed_after_the_set_up_timeout) {
   EXPECT_EQ(::recv(sock->fd.get(), &c, 1, 0), 0);
   EXPECT_TRUE(logs_.wait_for({uri_, "did not complete the set-up within 2000 ms"}))
     << logs_.dump();
-  expect_serves_a_good_client();
+  expect_serves_a_good_client(*transport_, uri_, accepted_, io_);
 }

@@ -186,6 +186,30 @@ inline endpoint ep(const std::string& uri) {
   return result ? *result : endpoint{};
 }
 
+/// Proves a listener still serves a good client after whatever a test
+/// provoked: `client` connects to `uri`, the listener's end (taken from
+/// `accepted`) echoes, and a frame comes back. Both ends are closed after,
+/// so that what the connection holds (mq queues count against a per-user
+/// limit) is given back.
+inline void expect_serves_a_good_client(transport& client,
+                                        const std::string& uri,
+                                        accept_queue& accepted,
+                                        const std::shared_ptr<reactor>& io) {
+  auto conn = client.connect(ep(uri));
+  ASSERT_TRUE(conn) << str(conn.error());
+  auto server = accepted.pop();
+  ASSERT_NE(server, nullptr);
+  server->start(std::make_shared<recorder>(io, true));
+  auto rec = std::make_shared<recorder>(io);
+  (*conn)->start(rec);
+  ASSERT_FALSE((*conn)->send(make_frame("still here")));
+  ASSERT_TRUE(rec->wait_frames(1));
+  EXPECT_EQ(text_of(rec->frames()[0].body), "still here");
+  (*conn)->close(caf::none);
+  EXPECT_TRUE(rec->wait_closed());
+  server->close(caf::none);
+}
+
 /// A started client/server connection pair; `listener` keeps the listening
 /// side alive.
 struct connected_pair {
