@@ -2,6 +2,7 @@
 // and a forked child exchange fixed-size messages:
 //
 //   raw_bench uds|tcp|shm|mq rtt|throughput --size B --count N --cpus S,C
+//   raw_bench memcpy rtt --size B --count N --cpus S,C
 //
 // uds: a Unix stream socket pair; tcp: loopback with TCP_NODELAY; shm: a
 // shared single-producer/single-consumer ring per direction whose reader
@@ -9,7 +10,9 @@
 // only a sleeping reader (the policy of Relay's shm transport); mq: a POSIX
 // message queue per direction at the default unprivileged sizes (10
 // messages of 8 KiB), blocking mq_send and mq_receive. One write per
-// message. The child (server) runs on CPU S, the parent on CPU C.
+// message. The child (server) runs on CPU S, the parent on CPU C. memcpy:
+// the time of copying B bytes twice in one process, on CPU C, the
+// reference for large messages.
 // Throughput is measured at the receiver, first to last message.
 
 #include <fcntl.h>
@@ -238,6 +241,32 @@ void client(stream& s, const std::string& transport, const std::string& mode,
 
 } // namespace
 
+// The reference for large messages: copying the payload twice in one
+// process (into a buffer and out of it again, as a message's bytes are
+// at best copied once by the sender and once by the receiver). Buffers are
+// allocated and touched once, before timing.
+int copy_twice(size_t size, size_t count, int cpu) {
+  pin(cpu);
+  std::vector<char> src(size, 'x');
+  std::vector<char> mid(size, 0);
+  std::vector<char> dst(size, 0);
+  std::vector<double> us;
+  us.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    src[i % size] = static_cast<char>(i);
+    auto start = std::chrono::steady_clock::now();
+    std::memcpy(mid.data(), src.data(), size);
+    std::memcpy(dst.data(), mid.data(), size);
+    us.push_back(std::chrono::duration<double, std::micro>(
+                   std::chrono::steady_clock::now() - start)
+                   .count());
+    if (dst[i % size] != src[i % size])
+      die("copy");
+  }
+  bench::print_rtt("raw", "memcpy_twice", size, std::move(us));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: raw_bench uds|tcp|shm|mq rtt|throughput "
@@ -255,6 +284,8 @@ int main(int argc, char** argv) {
   auto count = opt.count;
   auto server_cpu = opt.server_cpu;
   auto client_cpu = opt.client_cpu;
+  if (transport == "memcpy")
+    return copy_twice(size, count, client_cpu);
   int report[2];
   if (::pipe(report) != 0)
     die("pipe");

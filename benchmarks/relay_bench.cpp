@@ -5,6 +5,11 @@
 //   relay_bench rtt URI --size B --count N      JSON: p50_us, p99_us
 //   relay_bench throughput URI --size B --count N
 //                                               JSON: msgs_per_s, mb_per_s
+//   relay_bench scale URI --connections C --size B --count N --rtt-count R
+//                                               JSON: C connections at once:
+//                                               aggregate msgs_per_s, and
+//                                               p50_us/p99_us of their round
+//                                               trips
 //   relay_bench memory URI --count N            JSON: the server's memory per
 //                                               idle connection, ours per
 //                                               remote-actor proxy
@@ -20,7 +25,10 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <atomic>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -204,6 +212,30 @@ int rtt(relay::node& node, const std::string& uri, size_t size, size_t count) {
   return 0;
 }
 
+// Sends `count` items to `remote` with a round trip every `window` items
+// and one at the end, so that all of them were processed when it returns.
+// Relay bounds what is in flight (relay.max-queued-bytes) by refusing
+// more, not by blocking the sender: the round trips pace the stream.
+bool stream_items(caf::scoped_actor& self, const caf::actor& remote,
+                  const bench::item& msg, size_t count) {
+  constexpr size_t window = 4096;
+  for (size_t sent = 0; sent < count;) {
+    auto n = std::min(window, count - sent);
+    for (size_t i = 0; i < n; ++i)
+      self->send(remote, msg);
+    sent += n;
+    bool ok = false;
+    self->request(remote, std::chrono::seconds{60}, bench::ping{sent, ""})
+      .receive([&](const bench::ping&) { ok = true; },
+               [&](caf::error& err) {
+                 std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+               });
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 int throughput(relay::node& node, const std::string& uri, size_t size,
                size_t count) {
   auto remote = node.lookup(uri, "sink");
@@ -213,9 +245,6 @@ int throughput(relay::node& node, const std::string& uri, size_t size,
   }
   caf::scoped_actor self{node.system()};
   bench::item msg{std::string(size, 'x')};
-  // Relay has no flow control yet: a round trip every `window` messages
-  // bounds what is in flight.
-  constexpr size_t window = 4096;
   bench::stats result;
   auto sync = [&](bool reset) {
     bool ok = false;
@@ -231,24 +260,8 @@ int throughput(relay::node& node, const std::string& uri, size_t size,
         });
     return ok;
   };
-  if (!sync(true))
+  if (!sync(true) || !stream_items(self, *remote, msg, count))
     return 1;
-  for (size_t sent = 0; sent < count;) {
-    auto n = std::min(window, count - sent);
-    for (size_t i = 0; i < n; ++i)
-      self->send(*remote, msg);
-    sent += n;
-    if (sent < count) {
-      bool ok = false;
-      self->request(*remote, std::chrono::seconds{60}, bench::ping{sent, ""})
-        .receive([&](const bench::ping&) { ok = true; },
-                 [&](caf::error& err) {
-                   std::cerr << "relay_bench: " << relay::describe(err) << "\n";
-                 });
-      if (!ok)
-        return 1;
-    }
-  }
   if (!sync(false))
     return 1;
   if (result.count != count) {
@@ -313,9 +326,116 @@ int memory(relay::node& node, relay::node_config& cfg, const std::string& uri,
   return 0;
 }
 
+// Many connections to one node at once: `connections` nodes of this
+// process (one connection each) stream `count` items in all to the
+// server's sink concurrently; then each makes `rtt_count / connections`
+// round trips, all at once. Prints the aggregate rate, measured at the
+// receiver, and the round trips' p50 and p99 over all connections.
+int scale(relay::node_config& cfg, const std::string& uri, size_t size,
+          size_t count, size_t connections, size_t rtt_count) {
+  std::vector<std::unique_ptr<relay::node>> nodes;
+  std::vector<caf::actor> sinks;
+  for (size_t i = 0; i < connections; ++i) {
+    nodes.push_back(std::make_unique<relay::node>(cfg));
+    auto remote = nodes.back()->lookup(uri, "sink");
+    if (!remote) {
+      std::cerr << "relay_bench: " << relay::describe(remote.error()) << "\n";
+      return 1;
+    }
+    sinks.push_back(*remote);
+  }
+  caf::scoped_actor main_self{nodes.front()->system()};
+  auto sync = [&](bench::stats* result) {
+    bool ok = false;
+    main_self->request(sinks.front(), std::chrono::seconds{60}, bench::done{})
+      .receive(
+        [&](const bench::stats& s) {
+          ok = true;
+          if (result != nullptr)
+            *result = s;
+        },
+        [&](caf::error& err) {
+          std::cerr << "relay_bench: " << relay::describe(err) << "\n";
+        });
+    return ok;
+  };
+  if (!sync(nullptr))
+    return 1;
+  auto each = std::max<size_t>(count / connections, 1);
+  auto rtts_each = std::max<size_t>(rtt_count / connections, 20);
+  std::vector<std::vector<double>> rtts(connections);
+  std::atomic<bool> failed{false};
+  auto run_all = [&](auto&& body) {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < connections; ++i)
+      threads.emplace_back([&, i] {
+        caf::scoped_actor self{nodes[i]->system()};
+        if (!body(self, i))
+          failed = true;
+      });
+    for (auto& t : threads)
+      t.join();
+  };
+  bench::item msg{std::string(size, 'x')};
+  run_all([&](caf::scoped_actor& self, size_t i) {
+    return stream_items(self, sinks[i], msg, each);
+  });
+  bench::stats result;
+  if (failed || !sync(&result))
+    return 1;
+  if (result.count != each * connections) {
+    std::cerr << "relay_bench: the receiver counted " << result.count
+              << " of " << each * connections << " messages\n";
+    return 1;
+  }
+  std::string payload(size, 'x');
+  run_all([&](caf::scoped_actor& self, size_t i) {
+    rtts[i].reserve(rtts_each);
+    for (size_t n = 0; n < rtts_each; ++n) {
+      auto start = clock_type::now();
+      bool ok = false;
+      self->request(sinks[i], std::chrono::seconds{60}, bench::ping{n, payload})
+        .receive([&](const bench::ping& x) { ok = x.seq == n; },
+                 [&](caf::error&) {});
+      if (!ok)
+        return false;
+      rtts[i].push_back(std::chrono::duration<double, std::micro>(
+                          clock_type::now() - start)
+                          .count());
+    }
+    return true;
+  });
+  if (failed)
+    return 1;
+  std::vector<double> all;
+  for (auto& v : rtts) // each connection's first round trips are warm-up
+    all.insert(all.end(), v.begin() + static_cast<long>(v.size() / 10),
+               v.end());
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) {
+    return all[std::min(all.size() - 1,
+                        static_cast<size_t>(p * (all.size() - 1) + 0.5))];
+  };
+  auto elapsed = std::max<int64_t>(result.last_ns - result.first_ns, 1);
+  std::printf("{\"system\": \"%s\", \"transport\": \"%s\", \"case\": "
+              "\"scale\", \"size\": %zu, \"connections\": %zu, "
+              "\"count\": %zu, \"msgs_per_s\": %.0f, \"p50_us\": %.2f, "
+              "\"p99_us\": %.2f}\n",
+              system_name, transport_of(uri).c_str(), size, connections,
+              static_cast<size_t>(result.count),
+              static_cast<double>(result.count - 1) * 1e9
+                / static_cast<double>(elapsed),
+              pct(0.5), pct(0.99));
+  std::fflush(stdout);
+  return 0;
+}
+
 int usage() {
   std::cerr << "usage: relay_bench serve URI\n"
-               "       relay_bench rtt|throughput URI [--size B] [--count N]\n";
+               "       relay_bench rtt|throughput URI [--size B] [--count N]\n"
+               "       relay_bench memory URI [--count N]\n"
+               "       relay_bench scale URI [--connections C] [--size B] "
+               "[--count N] [--rtt-count R]\n";
   return 2;
 }
 
@@ -328,11 +448,19 @@ int main(int argc, char** argv) {
   std::string uri = argv[2];
   size_t size = 64;
   size_t count = 10000;
+  size_t connections = 16;
+  size_t rtt_count = 20000;
   std::vector<char*> relay_args{argv[0]};
   for (int i = 3; i < argc; ++i) {
     std::string arg = argv[i];
-    if ((arg == "--size" || arg == "--count") && i + 1 < argc)
-      (arg == "--size" ? size : count) = std::stoul(argv[++i]);
+    if (arg == "--size" && i + 1 < argc)
+      size = std::stoul(argv[++i]);
+    else if (arg == "--count" && i + 1 < argc)
+      count = std::stoul(argv[++i]);
+    else if (arg == "--connections" && i + 1 < argc)
+      connections = std::max<size_t>(std::stoul(argv[++i]), 1);
+    else if (arg == "--rtt-count" && i + 1 < argc)
+      rtt_count = std::stoul(argv[++i]);
     else if (arg.rfind("--", 0) == 0) // --relay.*, CAF options
       relay_args.push_back(argv[i]);
     else
@@ -357,6 +485,8 @@ int main(int argc, char** argv) {
   }
   if (cfg.deliver_on_io_thread)
     system_name = "relay_io_thread";
+  if (mode == "scale") // its own nodes, one per connection
+    return scale(cfg, uri, size, count, connections, rtt_count);
   relay::node node{cfg};
   if (mode == "serve")
     return serve(node, uri);

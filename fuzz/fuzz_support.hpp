@@ -148,6 +148,7 @@ public:
       bytes_in_ += frame_header::size + header.length;
     }
     handler_->on_frame(*this, header, body);
+    handler_->on_frames_end(*this);
   }
 
   /// Closes with `reason` (if nobody closed before) and reports on_closed

@@ -7,8 +7,22 @@
 
 namespace relay {
 
+std::atomic<uint64_t> export_table::next_serial_{0};
+
 bool export_table::insert(const caf::actor_control_block* x) {
   auto aid = x->id();
+  // A sender usually sends many messages in a row: once its id went into
+  // this table from this thread, it stays exported until the actor exits,
+  // and an exited actor gains nothing from a new entry (ids are never
+  // reused). Spares the message path a lock and a lookup.
+  struct last_insert {
+    uint64_t table = 0;
+    caf::actor_id aid = 0;
+  };
+  thread_local last_insert last;
+  if (last.table == serial_ && last.aid == aid)
+    return false;
+  last = {serial_, aid};
   {
     std::shared_lock<std::shared_mutex> guard{mtx_};
     if (actors_.count(aid) > 0)

@@ -75,6 +75,11 @@ private:
     std::shared_ptr<actor_traffic> traffic; // null unless tracked
   };
 
+  // Tells tables apart in insert()'s per-thread memory of the last actor
+  // it exported (an address could be reused by a later table).
+  const uint64_t serial_ = next_serial_.fetch_add(1) + 1;
+  static std::atomic<uint64_t> next_serial_;
+
   mutable std::shared_mutex mtx_;
   std::unordered_map<caf::actor_id, entry> actors_;
   // Tracked actors, exported or not (an actor is published before a peer

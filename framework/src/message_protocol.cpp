@@ -261,16 +261,15 @@ void handle_message(peer& p, wire_reader& in) {
   if (node.trace().active())
     trace(node, p, true, sender ? sender->id() : 0, dest->id(), msg,
           wire_bytes + frame_header::size);
-  auto* unit = node.config().deliver_on_io_thread ? io_unit::of(node.system())
-                                                  : nullptr;
+  // Within a read the receiver is woken (or run) once, at its end.
+  auto* unit = io_unit::batching(node.system(),
+                                 node.config().deliver_on_io_thread);
   p.count_message_in();
   // Counted until the receiver is done with it (back-pressure).
   dest->enqueue(make_counted_element(std::move(sender), mid, std::move(stages),
                                      std::move(msg), p.budget_ptr(),
                                      wire_bytes, std::move(traffic)),
                 unit);
-  if (unit != nullptr)
-    unit->run_pending();
 }
 
 } // namespace

@@ -164,8 +164,10 @@ caf::error message_registry::add_impl(std::unique_ptr<message_type_info> info,
   by_id_.emplace(ptr->id, ptr);
   if (nr != 0)
     by_nr_[nr] = ptr;
-  else
+  else {
     by_type_.emplace(std::type_index{type}, ptr);
+    by_type_info_.emplace(&type, ptr);
+  }
   return caf::none;
 }
 
@@ -175,6 +177,8 @@ message_registry::find(const caf::rtti_pair& type) const noexcept {
     return type.first < by_nr_.size() ? by_nr_[type.first] : nullptr;
   if (type.second == nullptr)
     return nullptr;
+  if (auto i = by_type_info_.find(type.second); i != by_type_info_.end())
+    return i->second;
   auto i = by_type_.find(std::type_index{*type.second});
   return i != by_type_.end() ? i->second : nullptr;
 }

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "inbound_budget.hpp"
+#include "io_unit.hpp"
 #include "node_impl.hpp"
 #include "relay/error.hpp"
 #include "relay/log.hpp"
@@ -189,6 +190,7 @@ caf::strong_actor_ptr peer::read_local_actor(wire_reader& ar) {
 
 void peer::on_frame(connection&, const frame_header& header,
                     const std::byte* body) {
+  io_unit::open(); // wakes receivers in on_frames_end
   auto st = state_.load();
   if (st == state::handshaking) {
     if (awaiting_resume_)
@@ -306,7 +308,12 @@ void peer::dispatch(const frame_header& header, const std::byte* body) {
 
 // -- closing --------------------------------------------------------------------
 
+void peer::on_frames_end(connection&) {
+  io_unit::close();
+}
+
 void peer::on_closed(connection&, const caf::error& reason) {
+  io_unit::close(); // nothing stays unwoken if a transport skipped the end
   auto was = state_.exchange(state::closed);
   // Count before logging, so that whoever sees the line sees the count.
   if (is(reason, errc::protocol_error) || is(reason, errc::frame_too_large))

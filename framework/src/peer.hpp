@@ -213,6 +213,9 @@ public:
   void on_frame(connection& conn, const frame_header& header,
                 const std::byte* body) override;
 
+  /// Wakes the actors this read's messages went to (io_unit).
+  void on_frames_end(connection& conn) override;
+
   void on_closed(connection& conn, const caf::error& reason) override;
 
   // -- codec_context ------------------------------------------------------------

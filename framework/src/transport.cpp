@@ -7,6 +7,11 @@
 namespace relay {
 
 connection_handler::~connection_handler() = default;
+
+void connection_handler::on_frames_end(connection&) {
+  // nop
+}
+
 connection::~connection() = default;
 acceptor::~acceptor() = default;
 transport::~transport() = default;

@@ -117,6 +117,20 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
     return write_failure_;
   bump(frames_out_, 1);
   bump(bytes_out_, frame.size());
+  auto now = std::chrono::steady_clock::now();
+  bool streaming = now - last_send_ < coalesce_window;
+  last_send_ = now;
+  if (out_.empty() && streaming && registered_) {
+    // A sender in a loop: the reactor writes this frame together with the
+    // ones that follow it meanwhile.
+    bump(queued_bytes_, frame.size());
+    out_.push_back(std::move(frame));
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      io_->dispatch([self = shared_from_this()] { self->flush_queue(); });
+    }
+    return caf::none;
+  }
   if (out_.empty()) {
     // Nothing queued: write on the caller's thread, no hop to the reactor.
     size_t written = 0;
@@ -351,6 +365,9 @@ void stream_connection::read_some() {
 }
 
 void stream_connection::deliver_frames() {
+  // on_frames_end follows every run of on_frame calls, also one cut short
+  // by a close (which resets handler_).
+  std::shared_ptr<connection_handler> handler;
   while (!read_stopped_ && !paused_) {
     auto avail = rend_ - rbeg_;
     if (avail < frame_header::size)
@@ -363,16 +380,22 @@ void stream_connection::deliver_frames() {
                   ? errc::protocol_error
                   : errc::frame_too_large,
                 why);
-      return;
+      break;
     }
     auto total = frame_header::size + size_t{header.length};
     if (avail < total)
       break;
     bump(frames_in_, 1);
-    handler_->on_frame(*this, header,
-                       rbuf_.get() + rbeg_ + frame_header::size);
+    if (!handler)
+      handler = handler_;
+    handler->on_frame(*this, header,
+                      rbuf_.get() + rbeg_ + frame_header::size);
     rbeg_ += total;
   }
+  if (handler)
+    handler->on_frames_end(*this);
+  if (!rbuf_)
+    return; // finalized by a handler's close
   if (rbeg_ == rend_) {
     rbeg_ = rend_ = 0;
     // Give back the memory of a large frame once it is delivered.
@@ -404,6 +427,7 @@ void stream_connection::ensure_read_space(size_t wanted) {
 
 void stream_connection::flush_queue() {
   std::unique_lock<std::mutex> lock{mtx_};
+  flush_posted_ = false;
   if (finalized_ || !registered_)
     return;
   if (auto err = write_queue_locked(); err != 0) {
@@ -509,7 +533,7 @@ uint32_t stream_connection::interest_locked() const {
   uint32_t events = draining_ ? uint32_t{EPOLLIN}
                    : closing_ || paused_ ? 0u
                                          : uint32_t{EPOLLIN};
-  if (!out_.empty())
+  if (!out_.empty() && !flush_posted_)
     events |= EPOLLOUT;
   if (paused_ && !closing_)
     events |= EPOLLET; // see handle_events

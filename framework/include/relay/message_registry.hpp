@@ -137,6 +137,11 @@ private:
   std::vector<std::unique_ptr<message_type_info>> types_;
   std::unordered_map<uint64_t, const message_type_info*> by_id_;
   std::unordered_map<std::type_index, const message_type_info*> by_type_;
+  // The same by the address of the type_info: hashing a pointer is cheap,
+  // hashing the type's name (type_index) is not; by_type_ is the fallback
+  // for a type_info object that another shared library has its own copy of.
+  std::unordered_map<const std::type_info*, const message_type_info*>
+    by_type_info_;
   std::array<const message_type_info*, caf::type_nrs> by_nr_{};
 };
 

@@ -83,6 +83,14 @@ public:
   virtual void on_frame(connection& conn, const frame_header& header,
                         const std::byte* body) = 0;
 
+  /// The frames of one read were delivered: called after every run of one
+  /// or more on_frame calls, before the I/O thread turns to anything else
+  /// (also when the run ended because the connection closed). A handler
+  /// may put work off until then, e.g. wake each receiving actor once per
+  /// read instead of once per message; a transport must therefore call it.
+  /// The default does nothing.
+  virtual void on_frames_end(connection& conn);
+
   /// The connection ended: closed by us, by the peer, or broken. `reason`
   /// says which (never empty). Called exactly once, after start().
   virtual void on_closed(connection& conn, const caf::error& reason) = 0;
