@@ -333,6 +333,10 @@ int memory(relay::node& node, relay::node_config& cfg, const std::string& uri,
 // receiver, and the round trips' p50 and p99 over all connections.
 int scale(relay::node_config& cfg, const std::string& uri, size_t size,
           size_t count, size_t connections, size_t rtt_count) {
+  // The client nodes generate load on one CPU: one scheduler thread each,
+  // or 256 nodes' worker pools starve each other's heartbeats (the server
+  // then rightly closes their connections as silent).
+  cfg.set("scheduler.max-threads", 1);
   std::vector<std::unique_ptr<relay::node>> nodes;
   std::vector<caf::actor> sinks;
   for (size_t i = 0; i < connections; ++i) {
