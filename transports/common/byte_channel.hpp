@@ -60,6 +60,14 @@ public:
     return false;
   }
 
+  /// True if a write() costs a system call or a wake-up of the peer, so
+  /// that a sender in a loop gains from gathering its frames into one
+  /// write (stream_connection::coalesce_window). Sockets and queues: true;
+  /// shm, whose write is a copy into the ring: false. Immutable.
+  virtual bool coalesce_writes() const noexcept {
+    return true;
+  }
+
   /// True if the channel already took bytes from its descriptor that read()
   /// has not returned yet (TLS reads ahead), so that the reactor will not
   /// report them: the connection reads once when it starts. Reactor thread.

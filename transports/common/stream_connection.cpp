@@ -38,6 +38,7 @@ stream_connection::stream_connection(std::shared_ptr<reactor> io,
   : io_(std::move(io)),
     peer_name_(peer_name.empty() ? "unnamed peer" : std::move(peer_name)),
     options_(options),
+    coalesce_(channel->coalesce_writes()),
     chan_(std::move(channel)) {
   // nop
 }
@@ -117,10 +118,13 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
     return write_failure_;
   bump(frames_out_, 1);
   bump(bytes_out_, frame.size());
-  auto now = std::chrono::steady_clock::now();
-  bool streaming = now - last_send_ < coalesce_window;
-  last_send_ = now;
-  if (out_.empty() && streaming && registered_) {
+  bool streaming = false;
+  if (coalesce_) {
+    auto now = std::chrono::steady_clock::now();
+    streaming = now - last_send_ < coalesce_window;
+    last_send_ = now;
+  }
+  if (streaming && registered_ && (out_.empty() || flush_posted_)) {
     // A sender in a loop: the reactor writes this frame together with the
     // ones that follow it meanwhile.
     bump(queued_bytes_, frame.size());
@@ -129,6 +133,13 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
       flush_posted_ = true;
       io_->dispatch([self = shared_from_this()] { self->flush_queue(); });
     }
+    // A sender faster than the reactor (which may even share its CPU)
+    // writes the batch itself once it is large: the queue stays short,
+    // as with direct writes, and each write still carries many frames.
+    // Accepted either way: if the write breaks the socket, this frame is
+    // counted with the rest of the queue (unsent_frames).
+    if (queued_bytes_.load(std::memory_order_relaxed) >= coalesce_bytes)
+      write_queued_locked();
     return caf::none;
   }
   if (out_.empty()) {
@@ -423,6 +434,16 @@ void stream_connection::ensure_read_space(size_t wanted) {
   }
   rbeg_ = 0;
   rend_ = avail;
+}
+
+void stream_connection::write_queued_locked() {
+  if (auto err = write_queue_locked(); err != 0) {
+    write_failed_locked(make_error(errc::connection_closed,
+                                   peer_name_ + ": write failed: "
+                                     + chan_->error_text(err)));
+    return;
+  }
+  update_interest_locked();
 }
 
 void stream_connection::flush_queue() {

@@ -33,7 +33,9 @@ namespace relay {
 /// send() comes within coalesce_window of the previous one) hands its
 /// frames to the reactor instead, which writes everything gathered by the
 /// time it runs in one writev (up to max_iov frames): one system call and
-/// one wake-up of the peer per batch instead of per frame. The queue is
+/// one wake-up of the peer per batch instead of per frame. Channels whose
+/// write is cheap (shm: byte_channel::coalesce_writes) always write
+/// directly. The queue is
 /// also where frames wait while the socket is full; the reactor flushes it
 /// when the socket is writable. A per-connection mutex keeps frames whole
 /// and in order.
@@ -62,6 +64,11 @@ public:
   /// against any round trip (above 10 µs even on one CPU), so request and
   /// response traffic keeps the direct write.
   static constexpr std::chrono::nanoseconds coalesce_window{8000};
+
+  /// A streaming sender that finds this much queued for the reactor writes
+  /// the queue itself (one writev), which bounds the queue by its own
+  /// pace, as direct writes did.
+  static constexpr size_t coalesce_bytes = 256 * 1024;
 
   /// Reads per readiness event from a channel that has more at once (see
   /// byte_channel::poll_more) before other connections get a turn.
@@ -149,6 +156,10 @@ private:
   // Writes `frame` on the caller's thread if nothing is queued, else queues.
   caf::error send_locked(frame_buffer frame);
 
+  // write_queue_locked on the sender's thread; a broken socket fails the
+  // connection's writes (write_failed_locked).
+  void write_queued_locked();
+
   // Writes queued bytes until done or EAGAIN; returns the errno that broke
   // the socket, or 0.
   int write_queue_locked();
@@ -175,6 +186,7 @@ private:
   const std::shared_ptr<reactor> io_;
   const std::string peer_name_;
   const transport_options options_;
+  const bool coalesce_; // the channel's coalesce_writes()
 
   // -- guarded by mtx_ --------------------------------------------------------
 

@@ -52,6 +52,12 @@ public:
 
   bool poll_more() override;
 
+  // A write is a copy into the ring (and a doorbell only for a sleeping
+  // reader): nothing to gather.
+  bool coalesce_writes() const noexcept override {
+    return false;
+  }
+
   std::string error_text(int err) const override;
 
 private:
