@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -112,6 +113,52 @@ TEST_F(stream_connection_test, a_close_with_flush_right_after_a_burst_loses_noth
   EXPECT_EQ(text_of(got.back().body), std::to_string(frames - 1));
   ASSERT_TRUE(sender_events->wait_closed());
   EXPECT_EQ(sender->unsent_frames(), 0u);
+}
+
+TEST(stream_connection_alone, a_sender_faster_than_its_reactor_writes_the_batch_itself) {
+  // The sender's reactor is kept busy, so the flush it was asked for cannot
+  // run; the receiver has a reactor of its own.
+  auto sender_io = std::make_shared<reactor>();
+  auto receiver_io = std::make_shared<reactor>();
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                         0, sv),
+            0);
+  auto sender = stream_connection::make(sender_io, unique_fd{sv[0]}, "sender",
+                                        {});
+  auto receiver = stream_connection::make(receiver_io, unique_fd{sv[1]},
+                                          "receiver", {});
+  auto sender_events = std::make_shared<recorder>(sender_io);
+  auto received = std::make_shared<recorder>(receiver_io);
+  sender->start(sender_events);
+  receiver->start(received);
+  // Started (registered) before the reactor is blocked.
+  std::promise<void> started;
+  sender_io->dispatch([&] { started.set_value(); });
+  started.get_future().wait();
+  std::promise<void> release;
+  std::promise<void> blocked;
+  sender_io->dispatch([&] {
+    blocked.set_value();
+    release.get_future().wait_for(2 * wait_bound); // outlasts any wait below
+  });
+  blocked.get_future().wait();
+  constexpr size_t frames = 2000; // 2 MB, 8 x coalesce_bytes
+  std::string body(1000, 'x');
+  for (size_t i = 0; i < frames; ++i)
+    ASSERT_FALSE(sender->send(make_frame(body + std::to_string(i))));
+  // Most left on the sender's thread (all but the tail below
+  // coalesce_bytes, and what a full socket buffer held back at the end).
+  EXPECT_TRUE(received->wait_frames(frames / 2));
+  release.set_value();
+  ASSERT_TRUE(received->wait_frames(frames)); // the reactor sends the tail
+  auto got = received->frames();
+  for (size_t i = 0; i < frames; ++i)
+    ASSERT_EQ(text_of(got[i].body), body + std::to_string(i)) << i;
+  sender->close(caf::none);
+  receiver->close(caf::none);
+  sender_events->wait_closed();
+  received->wait_closed();
 }
 
 } // namespace
