@@ -195,6 +195,7 @@ caf::error session::on_ack(uint64_t count) {
       pop_front();
     ++acked_;
   }
+  trim();
   return caf::none;
 }
 
@@ -266,6 +267,15 @@ void session::pop_front() {
   head_ = used_ == 0 ? 0 : (head_ + size) % ring_.size();
 }
 
+void session::trim() {
+  // All acknowledged: a ring that a burst made large goes back to the
+  // allocator.
+  if (used_ == 0 && ring_.size() > max_idle_ring) {
+    std::vector<std::byte>{}.swap(ring_);
+    head_ = 0;
+  }
+}
+
 frame_buffer session::copy_at(size_t offset, size_t size) const {
   frame_buffer result(size);
   auto cap = ring_.size();
@@ -277,7 +287,7 @@ frame_buffer session::copy_at(size_t offset, size_t size) const {
 }
 
 void session::grow(size_t need) {
-  auto cap = std::max<size_t>(ring_.size() * 2, 64 * 1024);
+  auto cap = std::max<size_t>(ring_.size() * 2, min_ring);
   while (cap < need)
     cap *= 2;
   cap = std::min(cap, bound_);

@@ -149,6 +149,14 @@ private:
   void pop_front();
   frame_buffer copy_at(size_t offset, size_t size) const;
   void grow(size_t need);
+  // Frees the ring once all is acknowledged, if it is above max_idle_ring.
+  void trim();
+
+  // The ring starts small and doubles: an idle connection's session holds
+  // a few handshake-time frames, and the ring is zero-filled when it grows
+  // (64 KiB from the start made 64 KiB of resident memory per connection).
+  static constexpr size_t min_ring = 4 * 1024;
+  static constexpr size_t max_idle_ring = 64 * 1024;
 
   const size_t bound_;
   const uint64_t token_;
