@@ -52,6 +52,11 @@ io_unit* io_unit::batching(caf::actor_system& sys, bool run_here) {
 
 void io_unit::exec_later(caf::resumable* job) {
   // CAF passes the reference it took for the scheduler; flush() hands it on.
+  if (std::this_thread::get_id() != owner_
+      || !(flushing_ || this_thread_batch().open)) {
+    system().scheduler().enqueue(job);
+    return;
+  }
   pending_.push_back({job, run_here_});
 }
 
@@ -59,6 +64,7 @@ void io_unit::flush() {
   // An actor run here may send to more actors through this unit: they are
   // noted meanwhile and handled in the next round. At most max_jobs run.
   size_t ran = 0;
+  flushing_ = true;
   while (!pending_.empty()) {
     auto jobs = std::move(pending_);
     pending_.clear();
@@ -80,6 +86,7 @@ void io_unit::flush() {
       }
     }
   }
+  flushing_ = false;
 }
 
 } // namespace relay

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <thread>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -37,7 +38,8 @@ public:
   static constexpr size_t max_jobs = 16;
   static constexpr size_t max_messages = 16;
 
-  explicit io_unit(caf::actor_system& sys) : caf::execution_unit(&sys) {
+  explicit io_unit(caf::actor_system& sys)
+    : caf::execution_unit(&sys), owner_(std::this_thread::get_id()) {
     // nop
   }
 
@@ -54,6 +56,10 @@ public:
   /// delivery for the actors noted through this call.
   static io_unit* batching(caf::actor_system& sys, bool run_here);
 
+  /// Notes `job` while this thread's batch is open or its actors run in
+  /// close(); from any other thread or at any other time (an actor that
+  /// ran here keeps this unit as its context, and may be sent to from
+  /// elsewhere later) schedules it at once.
   void exec_later(caf::resumable* job) override;
 
 private:
@@ -65,8 +71,10 @@ private:
   // Runs or schedules what exec_later noted.
   void flush();
 
+  const std::thread::id owner_;
   std::vector<job> pending_;
   bool run_here_ = false; // for the enqueue in progress
+  bool flushing_ = false; // flush() runs
 };
 
 } // namespace relay

@@ -190,7 +190,11 @@ caf::strong_actor_ptr peer::read_local_actor(wire_reader& ar) {
 
 void peer::on_frame(connection&, const frame_header& header,
                     const std::byte* body) {
-  io_unit::open(); // wakes receivers in on_frames_end
+  // Receivers are woken in on_frames_end, once per read; only for a
+  // transport that was seen to call it (one that never does would leave
+  // them asleep), so the first read wakes per message.
+  if (frames_end_seen_.load(std::memory_order_relaxed))
+    io_unit::open();
   auto st = state_.load();
   if (st == state::handshaking) {
     if (awaiting_resume_)
@@ -309,6 +313,7 @@ void peer::dispatch(const frame_header& header, const std::byte* body) {
 // -- closing --------------------------------------------------------------------
 
 void peer::on_frames_end(connection&) {
+  frames_end_seen_.store(true, std::memory_order_relaxed);
   io_unit::close();
 }
 

@@ -386,6 +386,8 @@ private:
   std::atomic<bool> retired_{false};
   std::atomic<bool> remote_retired_{false};
   std::atomic<bool> holding_{false};
+  // The connection calls on_frames_end (see on_frame); I/O thread.
+  std::atomic<bool> frames_end_seen_{false};
   std::chrono::steady_clock::time_point retired_at_; // guarded by hold_mtx_
   mutable std::mutex hold_mtx_;
   std::deque<frame_buffer> held_;           // guarded by hold_mtx_

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -96,6 +97,32 @@ TEST_F(io_unit_test, a_batch_wakes_each_receiver_once_at_its_end) {
   // Closed: the next message wakes its receiver at once again.
   deliver(a, 100);
   EXPECT_EQ(sched.jobs.size(), 1u);
+}
+
+TEST_F(io_unit_test, a_unit_kept_as_context_after_its_batch_schedules_at_once) {
+  // An actor that ran on the I/O thread keeps its unit as CAF context; a
+  // later enqueue through it, from here or another thread, must not wait
+  // for some future batch.
+  auto log = std::make_shared<std::vector<int>>();
+  auto a = spawn_recorder(log);
+  io_unit::open();
+  auto* stale = io_unit::batching(sys, false);
+  io_unit::close();
+  auto* dest = caf::actor_cast<caf::abstract_actor*>(a);
+  dest->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                          1),
+                stale);
+  EXPECT_EQ(sched.jobs.size(), 1u);
+  sched.run();
+  std::thread other{[&] {
+    dest->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(),
+                                            {}, 2),
+                  stale);
+  }};
+  other.join();
+  EXPECT_EQ(sched.jobs.size(), 1u);
+  sched.run();
+  EXPECT_EQ(*log, (std::vector<int>{1, 2}));
 }
 
 TEST_F(io_unit_test, closing_twice_or_without_a_batch_does_nothing) {

@@ -138,7 +138,8 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
     // as with direct writes, and each write still carries many frames.
     // Accepted either way: if the write breaks the socket, this frame is
     // counted with the rest of the queue (unsent_frames).
-    if (queued_bytes_.load(std::memory_order_relaxed) >= coalesce_bytes)
+    if (queued_bytes_.load(std::memory_order_relaxed)
+        >= std::max(coalesce_bytes, retry_at_))
       write_queued_locked();
     return caf::none;
   }
@@ -387,6 +388,9 @@ void stream_connection::deliver_frames() {
     // Checked as soon as the header is in, before buffering any body.
     if (auto why = header.check_framing(options_.max_frame_body);
         !why.empty()) {
+      // The run's end comes before on_closed, after which nothing may.
+      if (handler)
+        std::exchange(handler, nullptr)->on_frames_end(*this);
       close_now(header.magic != frame_header::magic_value
                   ? errc::protocol_error
                   : errc::frame_too_large,
@@ -449,6 +453,7 @@ void stream_connection::write_queued_locked() {
 void stream_connection::flush_queue() {
   std::unique_lock<std::mutex> lock{mtx_};
   flush_posted_ = false;
+  retry_at_ = 0; // writable, or asked to try
   if (finalized_ || !registered_)
     return;
   if (auto err = write_queue_locked(); err != 0) {
@@ -529,8 +534,11 @@ int stream_connection::write_queue_locked() {
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        retry_at_ = queued_bytes_.load(std::memory_order_relaxed)
+                    + coalesce_bytes;
         return 0;
+      }
       return errno;
     }
     auto left = static_cast<size_t>(n);

@@ -211,6 +211,10 @@ private:
   // A flush_queue() is dispatched to the reactor for frames that send()
   // coalesced; no EPOLLOUT interest is needed until it ran.
   bool flush_posted_ = false;
+  // After a queue write met a full channel, a streaming sender tries again
+  // only once this much is queued (another coalesce_bytes), not at every
+  // send; 0 once the reactor flushed.
+  size_t retry_at_ = 0;
   std::chrono::steady_clock::time_point last_send_{}; // previous send_locked
   std::shared_ptr<connection_handler> handler_; // set once by start()
   successor successor_; // set by send_last: where later frames go
