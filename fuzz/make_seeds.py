@@ -154,6 +154,16 @@ def peer_seeds():
         write("stream", name + "_bytes", b"\x01" + frames)
     write("stream", "cut_mid_frame", b"\x00" + h[:-3])
     write("stream", "bad_magic", b"\x00" + b"XLAY" + h[4:])
+    # Bulk frames (mode bit 4: the channel passes descriptors); the file's
+    # variant, size and contents follow the bulk frame in the input.
+    inner = h
+    bulk = (struct.pack("<IBBHI", 0x59414C52, 1, 17, 0, 8)
+            + struct.pack("<Q", len(inner)))
+    for variant, name in ((2, "sealed"), (3, "unsealed"), (1, "pipe"),
+                          (0, "none")):
+        write("stream", "bulk_file_" + name,
+              b"\x04" + bulk + bytes([variant])
+              + struct.pack("<H", len(inner)) + inner + h)
 
 
 def tcp_auth_seeds():

@@ -3,11 +3,17 @@
 // in chunks whose sizes the input chooses (bulk) or one byte at a time, cuts
 // it into frames (header checks, length bound, partial frames, a hang-up
 // mid-frame) and reports them and its close to a handler. The first byte
-// picks the mode and the bound.
+// picks the mode, the bound and whether the channel passes descriptors:
+// then each bulk frame's file is made from the input where the frame was
+// read (bulk_frame.hpp): a byte picks no descriptor, a pipe, or a memory
+// file sealed or not, two bytes its size, then its contents.
 //
 // Seeds: fuzz/corpus/stream (fuzz/make_seeds.py).
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -27,9 +33,11 @@ namespace {
 // eventfd that is always readable, so the reactor keeps calling read().
 class input_channel : public relay::byte_channel {
 public:
-  input_channel(const uint8_t* data, size_t size, bool byte_wise)
+  input_channel(const uint8_t* data, size_t size, bool byte_wise,
+                bool pass_fds)
     : data_(data, data + size),
       byte_wise_(byte_wise),
+      pass_fds_(pass_fds),
       fd_(::eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC)) {
     // nop
   }
@@ -65,10 +73,49 @@ public:
     return total;
   }
 
+  bool passes_fds() const noexcept override {
+    return pass_fds_;
+  }
+
+  relay::unique_fd take_fd() override {
+    if (pos_ == data_.size())
+      return relay::unique_fd{};
+    auto variant = data_[pos_++] % 4;
+    size_t len = 0;
+    for (int i = 0; i < 2 && pos_ < data_.size(); ++i)
+      len |= size_t{data_[pos_++]} << (8 * i);
+    len = std::min(len, data_.size() - pos_);
+    const uint8_t* contents = data_.data() + pos_;
+    pos_ += len;
+    switch (variant) {
+      case 0:
+        return relay::unique_fd{};
+      case 1: {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0)
+          return relay::unique_fd{};
+        ::close(fds[1]);
+        return relay::unique_fd{fds[0]};
+      }
+      default: {
+        relay::unique_fd fd{
+          ::memfd_create("fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING)};
+        if (!fd || ::write(fd.get(), contents, len) != static_cast<ssize_t>(len))
+          return relay::unique_fd{};
+        int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+        if (variant == 2)
+          seals |= F_SEAL_WRITE;
+        ::fcntl(fd.get(), F_ADD_SEALS, seals);
+        return fd;
+      }
+    }
+  }
+
 private:
   std::vector<uint8_t> data_;
   size_t pos_ = 0;
   bool byte_wise_;
+  bool pass_fds_;
   relay::unique_fd fd_;
 };
 
@@ -111,8 +158,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   relay::transport_options opts;
   opts.max_frame_body = (data[0] & 2) != 0 ? 64 : 1 << 20;
-  auto chan = std::make_unique<input_channel>(data + 1, size - 1,
-                                              (data[0] & 1) != 0);
+  auto chan = std::make_unique<input_channel>(
+    data + 1, size - 1, (data[0] & 1) != 0, (data[0] & 4) != 0);
   auto conn = relay::stream_connection::make(io(), std::move(chan), "fuzz",
                                              opts);
   auto h = std::make_shared<handler>();

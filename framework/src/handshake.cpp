@@ -36,7 +36,7 @@ void peer::start() {
     hello.flags |= wire::hello::flag_resume;
   if (node_.config().hidden)
     hello.flags |= wire::hello::flag_hidden;
-  hello.flags |= wire::hello::flag_probe;
+  hello.flags |= wire::hello::flag_probe | wire::hello::flag_bulk;
   auto buf = begin_frame();
   wire_writer out{buf};
   out(hello);
@@ -141,6 +141,8 @@ void peer::handle_hello(const frame_header& header, const std::byte* body,
     remote_can_resume_ = (hello.flags & wire::hello::flag_can_resume) != 0;
     remote_hidden_ = (hello.flags & wire::hello::flag_hidden) != 0;
     remote_probes_ = (hello.flags & wire::hello::flag_probe) != 0;
+    if ((hello.flags & wire::hello::flag_bulk) != 0)
+      conn_->allow_bulk();
   } catch (std::exception& ex) {
     reject(make_error(errc::handshake_failed,
                       "malformed hello from " + conn_->peer_name() + ": "

@@ -70,21 +70,14 @@ caf::error session::send(frame_buffer frame, bool essential) {
                         + std::to_string(bound_)
                         + " bytes (relay.resume-buffer)");
   ++sent_;
-  push(frame);
-  // Kept above: if the connection just broke, the frame goes out again
-  // when the session resumes; if it closed for good, end() counts it.
-  if (conn_ && conn_->send(std::move(frame)))
-    ++unsent_;
+  keep_and_send(std::move(frame));
   return caf::none;
 }
 
 void session::pass_through() {
   std::lock_guard<std::mutex> guard{mtx_};
   pass_through_ = true;
-  sizes_.clear();
-  used_ = 0;
-  head_ = 0;
-  std::vector<std::byte>{}.swap(ring_);
+  clear_kept();
 }
 
 bool session::ended() const {
@@ -124,7 +117,7 @@ caf::expected<uint64_t> session::resume(connection_ptr conn,
                         + " frames of a session in which "
                         + std::to_string(sent_) + " were sent and "
                         + std::to_string(acked_) + " acknowledged");
-  auto first_kept = sent_ - sizes_.size() + 1;
+  auto first_kept = sent_ - kept_.size() + 1;
   if (remote_dispatched + 1 < first_kept)
     return make_error(errc::session_lost,
                       "frames " + std::to_string(remote_dispatched + 1)
@@ -133,7 +126,7 @@ caf::expected<uint64_t> session::resume(connection_ptr conn,
                           "(relay.resume-buffer, "
                         + std::to_string(bound_) + " bytes)");
   while (acked_ < remote_dispatched) {
-    if (sent_ - acked_ == sizes_.size())
+    if (sent_ - acked_ == kept_.size())
       pop_front();
     ++acked_;
   }
@@ -141,9 +134,13 @@ caf::expected<uint64_t> session::resume(connection_ptr conn,
     conn->send(std::move(first));
   uint64_t resent = 0;
   size_t offset = head_;
-  for (auto size : sizes_) {
-    conn->send(copy_at(offset, size));
-    offset = (offset + size) % ring_.size();
+  for (auto& kept : kept_) {
+    if (!kept.large.empty()) {
+      conn->send_copy(kept.large);
+    } else {
+      conn->send(copy_at(offset, kept.size));
+      offset = (offset + kept.size) % ring_.size();
+    }
     ++resent;
   }
   conn_ = std::move(conn);
@@ -171,10 +168,7 @@ uint64_t session::end_locked() {
   if (!pass_through_)
     conn_ = nullptr;
   auto unacked = sent_ - acked_;
-  sizes_.clear();
-  used_ = 0;
-  head_ = 0;
-  std::vector<std::byte>{}.swap(ring_);
+  clear_kept();
   return unacked;
 }
 
@@ -191,7 +185,7 @@ caf::error session::on_ack(uint64_t count) {
   // Acks may arrive out of order (the heartbeat's and the I/O thread's
   // race to the wire); an older one says nothing new.
   while (acked_ < count) {
-    if (sent_ - acked_ == sizes_.size())
+    if (sent_ - acked_ == kept_.size())
       pop_front();
     ++acked_;
   }
@@ -235,42 +229,68 @@ size_t session::kept_bytes() const {
 
 // -- the resend ring ------------------------------------------------------------
 
-void session::push(const frame_buffer& frame) {
+void session::keep_and_send(frame_buffer frame) {
   auto size = frame.size();
   if (size > bound_) {
     // Cannot be kept at all: everything before it is useless too.
-    while (!sizes_.empty())
+    while (!kept_.empty())
       pop_front();
-    // Numbered but not kept: sizes_ stays empty, so first_kept = sent_ + 1.
+    // Numbered but not kept: kept_ stays empty, so first_kept = sent_ + 1.
+    // If the connection just broke, the frame is lost with the session.
+    if (conn_ && conn_->send(std::move(frame)))
+      ++unsent_;
     return;
   }
   while (used_ + size > bound_)
     pop_front();
-  if (used_ + size > ring_.size())
-    grow(used_ + size);
+  used_ += size;
+  // Kept first: if the connection just broke, the frame goes out again
+  // when the session resumes; if it closed for good, end() counts it.
+  if (size >= large_frame) {
+    kept_.push_back(kept_frame{static_cast<uint32_t>(size), std::move(frame)});
+    if (conn_ && conn_->send_copy(kept_.back().large))
+      ++unsent_;
+    return;
+  }
+  if (ring_used_ + size > ring_.size())
+    grow(ring_used_ + size);
   auto cap = ring_.size();
-  auto tail = (head_ + used_) % cap;
+  auto tail = (head_ + ring_used_) % cap;
   auto first = std::min(size, cap - tail);
   std::memcpy(ring_.data() + tail, frame.data(), first);
   if (first < size)
     std::memcpy(ring_.data(), frame.data() + first, size - first);
-  used_ += size;
-  sizes_.push_back(static_cast<uint32_t>(size));
+  ring_used_ += size;
+  kept_.push_back(kept_frame{static_cast<uint32_t>(size), frame_buffer{}});
+  if (conn_ && conn_->send(std::move(frame)))
+    ++unsent_;
 }
 
 void session::pop_front() {
-  if (sizes_.empty())
+  if (kept_.empty())
     return;
-  auto size = sizes_.front();
-  sizes_.pop_front();
+  auto& front = kept_.front();
+  auto size = front.size;
   used_ -= size;
-  head_ = used_ == 0 ? 0 : (head_ + size) % ring_.size();
+  if (front.large.empty()) {
+    ring_used_ -= size;
+    head_ = ring_used_ == 0 ? 0 : (head_ + size) % ring_.size();
+  }
+  kept_.pop_front();
+}
+
+void session::clear_kept() {
+  kept_.clear();
+  used_ = 0;
+  ring_used_ = 0;
+  head_ = 0;
+  std::vector<std::byte>{}.swap(ring_);
 }
 
 void session::trim() {
   // All acknowledged: a ring that a burst made large goes back to the
   // allocator.
-  if (used_ == 0 && ring_.size() > max_idle_ring) {
+  if (ring_used_ == 0 && ring_.size() > max_idle_ring) {
     std::vector<std::byte>{}.swap(ring_);
     head_ = 0;
   }
@@ -294,11 +314,11 @@ void session::grow(size_t need) {
   std::vector<std::byte> bigger(cap);
   // Linearize: the oldest frame at offset 0.
   auto old_cap = ring_.size();
-  if (used_ > 0) {
-    auto first = std::min(used_, old_cap - head_);
+  if (ring_used_ > 0) {
+    auto first = std::min(ring_used_, old_cap - head_);
     std::memcpy(bigger.data(), ring_.data() + head_, first);
-    if (first < used_)
-      std::memcpy(bigger.data() + first, ring_.data(), used_ - first);
+    if (first < ring_used_)
+      std::memcpy(bigger.data() + first, ring_.data(), ring_used_ - first);
   }
   ring_.swap(bigger);
   head_ = 0;

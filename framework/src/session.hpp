@@ -142,13 +142,16 @@ public:
   static constexpr size_t ack_every_bytes = size_t{1} << 20;
 
 private:
-  // -- the resend ring (guarded by mtx_) ---------------------------------------
+  // -- the resend buffer (guarded by mtx_) -------------------------------------
 
   uint64_t end_locked();
-  void push(const frame_buffer& frame);
+  // Keeps `frame` (its bytes copied into the ring, or the buffer itself if
+  // large) and sends it on conn_ if there is one.
+  void keep_and_send(frame_buffer frame);
   void pop_front();
   frame_buffer copy_at(size_t offset, size_t size) const;
   void grow(size_t need);
+  void clear_kept();
   // Frees the ring once all is acknowledged, if it is above max_idle_ring.
   void trim();
 
@@ -157,6 +160,12 @@ private:
   // (64 KiB from the start made 64 KiB of resident memory per connection).
   static constexpr size_t min_ring = 4 * 1024;
   static constexpr size_t max_idle_ring = 64 * 1024;
+
+  /// Frames of at least this many bytes are kept as they are, not copied
+  /// into the ring, and go to the connection with connection::send_copy
+  /// (which copies them once, into the socket or a memory file): no copy
+  /// into the ring, no ring grown (and zero-filled) to their size.
+  static constexpr size_t large_frame = 64 * 1024;
 
   const size_t bound_;
   const uint64_t token_;
@@ -171,10 +180,16 @@ private:
   uint64_t acked_ = 0;        // acknowledged by the remote
   uint64_t unsent_ = 0;       // numbered, but the connection refused them
   std::vector<std::byte> ring_;
-  size_t head_ = 0;           // offset of the oldest kept frame
-  size_t used_ = 0;           // bytes kept
-  std::deque<uint32_t> sizes_; // sizes of the kept frames, oldest first
-  // Frames sent_ - sizes_.size() + 1 .. sent_ are kept; those before that
+  size_t head_ = 0;           // offset of the oldest frame in the ring
+  size_t ring_used_ = 0;      // bytes in the ring
+  size_t used_ = 0;           // bytes kept, ring and large frames
+  // A kept frame, oldest first: `size` bytes in the ring, or in `large`.
+  struct kept_frame {
+    uint32_t size;
+    frame_buffer large; // empty for a frame in the ring
+  };
+  std::deque<kept_frame> kept_;
+  // Frames sent_ - kept_.size() + 1 .. sent_ are kept; those before that
   // and after acked_ were evicted.
 
   std::atomic<uint64_t> dispatched_{0};

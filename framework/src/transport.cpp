@@ -24,6 +24,14 @@ uint64_t connection::unsent_frames() const noexcept {
   return 0;
 }
 
+caf::error connection::send_copy(const frame_buffer& frame) {
+  return send(frame_buffer{frame});
+}
+
+void connection::allow_bulk() {
+  // nop: see the declaration
+}
+
 void connection::linger_on_close() {
   // nop: see the declaration
 }

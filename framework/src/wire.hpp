@@ -39,7 +39,8 @@ struct hello {
   /// The sender's number for this connection; breaks ties when two nodes
   /// connect to each other at once.
   uint64_t serial = 0;
-  /// Capabilities: flag_can_resume, flag_resume, flag_hidden, flag_probe;
+  /// Capabilities: flag_can_resume, flag_resume, flag_hidden, flag_probe,
+  /// flag_bulk;
   /// other bits are reserved
   /// (must be 0; anything else is rejected as a malformed hello).
   uint64_t flags = 0;
@@ -57,8 +58,13 @@ struct hello {
   /// The sender answers probe frames with probe_reply (round-trip times,
   /// heartbeat.cpp); the other side sends probes only if this is set.
   static constexpr uint64_t flag_probe = 8;
+  /// The sender reads bulk frames (kind 17, large frames as memory files;
+  /// docs/wire-protocol.md 2.1); the other side sends them only if this is
+  /// set, and only over a transport that passes descriptors.
+  static constexpr uint64_t flag_bulk = 16;
   static constexpr uint64_t known_flags = flag_can_resume | flag_resume
-                                          | flag_hidden | flag_probe;
+                                          | flag_hidden | flag_probe
+                                          | flag_bulk;
 
   /// Longest node name accepted, in bytes.
   static constexpr size_t max_name_size = 256;

@@ -468,8 +468,10 @@ class Connection:
         # client sends no flag, so the connection has none (no acks, and a
         # break is final). Bit 1 (resume) only comes from a dialing side,
         # bit 2 (hidden) from a tool. Bit 3 (probe): the node answers
-        # probes; this client sets no bit 3, so it gets none.
-        if hello["flags"] & ~0x9:
+        # probes; this client sets no bit 3, so it gets none. Bit 4 (bulk):
+        # the node reads large frames as memory files over uds; this client
+        # sets no bit 4, so every frame it gets comes through the socket.
+        if hello["flags"] & ~0x19:
             raise WireError("node's hello flags are 0x%x" % hello["flags"])
         self.peer_hello = hello
         incarnation = os.urandom(20)

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,26 @@ public:
     return true;
   }
 
+  /// True if the channel carries file descriptors beside its bytes (a Unix
+  /// socket), so that large frames can travel as sealed memory files (see
+  /// bulk_frame.hpp). Immutable. The default is false.
+  virtual bool passes_fds() const noexcept {
+    return false;
+  }
+
+  /// Like write(), with descriptor `fd` attached: the peer's take_fd()
+  /// returns it no later than when the first of these bytes was read. The
+  /// channel duplicates what it sends; the caller keeps `fd`. Only where
+  /// passes_fds(). Under the owning connection's lock.
+  virtual ssize_t write_fd(const iovec* iov, size_t count, int fd);
+
+  /// The oldest descriptor received and not yet taken, or an empty one
+  /// (none arrived: a peer that sent a bulk frame without its file).
+  /// Descriptors not taken close with the channel. Reactor thread.
+  virtual unique_fd take_fd() {
+    return unique_fd{};
+  }
+
   /// True if the channel already took bytes from its descriptor that read()
   /// has not returned yet (TLS reads ahead), so that the reactor will not
   /// report them: the connection reads once when it starts. Reactor thread.
@@ -88,12 +109,30 @@ public:
   virtual std::string error_text(int err) const;
 };
 
-/// A connected stream socket, owned.
+/// A connected stream socket, owned. With `pass_fds` (Unix sockets only),
+/// it reads with recvmsg and keeps received descriptors (SCM_RIGHTS,
+/// close-on-exec) for take_fd, at most max_pending_fds of them: a peer
+/// that sends more, or more in one message than fit, fails read() with
+/// EPROTO and error_text() says why.
 class socket_channel : public byte_channel {
 public:
-  explicit socket_channel(unique_fd fd) : fd_(std::move(fd)) {
+  /// Descriptors kept until taken.
+  static constexpr size_t max_pending_fds = 16;
+
+  explicit socket_channel(unique_fd fd, bool pass_fds = false)
+    : fd_(std::move(fd)), pass_fds_(pass_fds) {
     // nop
   }
+
+  bool passes_fds() const noexcept override {
+    return pass_fds_;
+  }
+
+  ssize_t write_fd(const iovec* iov, size_t count, int fd) override;
+
+  unique_fd take_fd() override;
+
+  std::string error_text(int err) const override;
 
   int fd() const noexcept override {
     return fd_.get();
@@ -106,7 +145,12 @@ public:
   bool shutdown_write() override;
 
 private:
+  ssize_t read_with_fds(void* buf, size_t len);
+
   unique_fd fd_;
+  const bool pass_fds_;
+  std::deque<unique_fd> fds_; // received, not taken (reactor thread)
+  std::string violation_;     // why read() failed with EPROTO
 };
 
 } // namespace relay

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include <sys/epoll.h>
@@ -10,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/bulk_frame.hpp"
 #include "relay/error.hpp"
 
 namespace relay {
@@ -39,6 +41,7 @@ stream_connection::stream_connection(std::shared_ptr<reactor> io,
     peer_name_(peer_name.empty() ? "unnamed peer" : std::move(peer_name)),
     options_(options),
     coalesce_(channel->coalesce_writes()),
+    bulk_(channel->passes_fds()),
     chan_(std::move(channel)) {
   // nop
 }
@@ -85,15 +88,38 @@ caf::error stream_connection::check_frame(const frame_buffer& frame) const {
 }
 
 caf::error stream_connection::send(frame_buffer frame) {
+  return send_impl(&frame, frame);
+}
+
+caf::error stream_connection::send_copy(const frame_buffer& frame) {
+  return send_impl(nullptr, frame);
+}
+
+caf::error stream_connection::send_impl(frame_buffer* owned,
+                                        const frame_buffer& frame) {
   if (auto err = check_frame(frame))
     return err;
+  // A large frame goes into its memory file before the lock is taken, so
+  // that other senders and the reactor do not wait for the copy.
+  std::optional<bulk_out> bulk;
+  if (bulk_ && frame.size() >= bulk_threshold
+      && bulk_allowed_.load(std::memory_order_relaxed)) {
+    auto made = make_bulk(frame, peer_name_);
+    if (!made)
+      return std::move(made.error());
+    bulk = std::move(*made);
+  }
+  auto take = [&] { return owned ? std::move(*owned) : frame_buffer{frame}; };
   std::unique_lock<std::mutex> guard{mtx_};
   if (successor_) {
     auto next = successor_;
     guard.unlock();
-    return next(std::move(frame));
+    return next(take());
   }
-  return send_locked(std::move(frame));
+  if (bulk)
+    return send_locked(std::move(bulk->frame), std::move(bulk->file),
+                       frame.size());
+  return send_locked(take());
 }
 
 caf::error stream_connection::send_last(frame_buffer frame, successor next) {
@@ -111,13 +137,14 @@ caf::error stream_connection::send_last(frame_buffer frame, successor next) {
   return send_locked(std::move(frame));
 }
 
-caf::error stream_connection::send_locked(frame_buffer frame) {
+caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
+                                          size_t carried) {
   if (closing_ || finalized_)
     return closed_error();
   if (write_failed_)
     return write_failure_;
   bump(frames_out_, 1);
-  bump(bytes_out_, frame.size());
+  bump(bytes_out_, frame.size() + (file ? carried : 0));
   bool streaming = false;
   if (coalesce_) {
     auto now = std::chrono::steady_clock::now();
@@ -128,7 +155,7 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
     // A sender in a loop: the reactor writes this frame together with the
     // ones that follow it meanwhile.
     bump(queued_bytes_, frame.size());
-    out_.push_back(std::move(frame));
+    out_.push_back(queued_frame{std::move(frame), std::move(file)});
     if (!flush_posted_) {
       flush_posted_ = true;
       io_->dispatch([self = shared_from_this()] { self->flush_queue(); });
@@ -148,7 +175,10 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
     size_t written = 0;
     while (written < frame.size()) {
       iovec iov{frame.data() + written, frame.size() - written};
-      auto n = chan_->write(&iov, 1);
+      auto n = file ? chan_->write_fd(&iov, 1, file.get())
+                    : chan_->write(&iov, 1);
+      if (n > 0)
+        file.reset(); // it went with these bytes
       if (n >= 0) {
         written += static_cast<size_t>(n);
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -169,7 +199,7 @@ caf::error stream_connection::send_locked(frame_buffer frame) {
   } else {
     bump(queued_bytes_, frame.size());
   }
-  out_.push_back(std::move(frame));
+  out_.push_back(queued_frame{std::move(frame), std::move(file)});
   update_interest_locked();
   return caf::none;
 }
@@ -201,6 +231,10 @@ void stream_connection::close(const caf::error& reason, bool flush) {
     return;
   }
   io_->dispatch([self = shared_from_this()] { self->finalize(caf::none); });
+}
+
+void stream_connection::allow_bulk() {
+  bulk_allowed_.store(true, std::memory_order_relaxed);
 }
 
 void stream_connection::linger_on_close() {
@@ -400,11 +434,16 @@ void stream_connection::deliver_frames() {
     auto total = frame_header::size + size_t{header.length};
     if (avail < total)
       break;
-    bump(frames_in_, 1);
     if (!handler)
       handler = handler_;
-    handler->on_frame(*this, header,
-                      rbuf_.get() + rbeg_ + frame_header::size);
+    auto body = rbuf_.get() + rbeg_ + frame_header::size;
+    if (header.kind == frame_kind::bulk) {
+      if (!deliver_bulk(header, body, handler))
+        break;
+    } else {
+      bump(frames_in_, 1);
+      handler->on_frame(*this, header, body);
+    }
     rbeg_ += total;
   }
   if (handler)
@@ -419,6 +458,36 @@ void stream_connection::deliver_frames() {
       rcap_ = read_chunk;
     }
   }
+}
+
+bool stream_connection::deliver_bulk(
+  const frame_header& header, const std::byte* body,
+  std::shared_ptr<connection_handler>& handler) {
+  uint64_t size = 0;
+  auto code = errc::protocol_error;
+  std::string why;
+  bulk_in in;
+  if (!bulk_) {
+    why = "bulk frame on a channel that cannot carry its file";
+  } else if (!read_bulk_size(body, header.length, size)) {
+    why = "bulk frame with a body of " + std::to_string(header.length)
+          + " bytes, not " + std::to_string(bulk_body_size);
+  } else if (auto file = chan_->take_fd(); !file) {
+    why = "bulk frame without its file";
+  } else {
+    in = bulk_in::open(std::move(file), size, options_.max_frame_body, code,
+                       why);
+  }
+  if (!why.empty()) {
+    // The run's end comes before on_closed, after which nothing may.
+    std::exchange(handler, nullptr)->on_frames_end(*this);
+    close_now(code, why);
+    return false;
+  }
+  bump(frames_in_, 1);
+  bump(bytes_in_, size);
+  handler->on_frame(*this, in.header(), in.body());
+  return true;
 }
 
 void stream_connection::ensure_read_space(size_t wanted) {
@@ -525,12 +594,19 @@ int stream_connection::write_queue_locked() {
     iovec iov[max_iov];
     size_t count = 0;
     for (auto i = out_.begin(); i != out_.end() && count < max_iov; ++i) {
+      // A memory file travels with the first bytes of a write.
+      if (count > 0 && i->file)
+        break;
       auto skip = count == 0 ? out_offset_ : size_t{0};
-      iov[count].iov_base = i->data() + skip;
-      iov[count].iov_len = i->size() - skip;
+      iov[count].iov_base = i->bytes.data() + skip;
+      iov[count].iov_len = i->bytes.size() - skip;
       ++count;
     }
-    auto n = chan_->write(iov, count);
+    auto& file = out_.front().file;
+    auto n = file ? chan_->write_fd(iov, count, file.get())
+                  : chan_->write(iov, count);
+    if (n > 0)
+      file.reset(); // it went with these bytes
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -545,7 +621,7 @@ int stream_connection::write_queue_locked() {
     queued_bytes_.store(queued_bytes_.load(std::memory_order_relaxed) - left,
                         std::memory_order_relaxed);
     while (left > 0) {
-      auto rest = out_.front().size() - out_offset_;
+      auto rest = out_.front().bytes.size() - out_offset_;
       if (left < rest) {
         out_offset_ += left;
         break;

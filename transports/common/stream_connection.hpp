@@ -70,6 +70,14 @@ public:
   /// pace, as direct writes did.
   static constexpr size_t coalesce_bytes = 256 * 1024;
 
+  /// Frames of at least this many bytes (header included) travel as a
+  /// sealed memory file over a channel that passes descriptors (uds; see
+  /// bulk_frame.hpp): one copy into the file instead of two through the
+  /// socket, and no read buffer of the frame's size at the receiver.
+  /// Below it, creating, sealing and mapping a file costs more than the
+  /// copies it saves.
+  static constexpr size_t bulk_threshold = 256 * 1024;
+
   /// Reads per readiness event from a channel that has more at once (see
   /// byte_channel::poll_more) before other connections get a turn.
   static constexpr int max_turns_per_event = 16;
@@ -103,6 +111,10 @@ public:
   /// The queue of unsent frames is unbounded.
   caf::error send(frame_buffer frame) override;
 
+  /// See connection::send_copy: a frame that goes as a memory file is
+  /// copied only into the file.
+  caf::error send_copy(const frame_buffer& frame) override;
+
   /// See connection::send_last.
   caf::error send_last(frame_buffer frame, successor next) override;
 
@@ -113,6 +125,10 @@ public:
   void close(const caf::error& reason, bool flush = false) override;
 
   void linger_on_close() override;
+
+  /// See connection::allow_bulk: frames of bulk_threshold bytes and more
+  /// then go as memory files if the channel passes descriptors.
+  void allow_bulk() override;
 
   /// See connection::pause_reading. Frames already read stay in the read
   /// buffer (what one read brought, or one large frame) until resumed.
@@ -142,19 +158,29 @@ private:
   // the read buffer holds and reads on.
   void apply_pause();
   void deliver_frames();
+  // Delivers the frame in the file a bulk frame announces, or closes the
+  // connection (false) if the frame or the file is bad.
+  bool deliver_bulk(const frame_header& header, const std::byte* body,
+                    std::shared_ptr<connection_handler>& handler);
   void flush_queue();
   // Reports on_closed once; `fallback` is the reason unless one was recorded.
   void finalize(caf::error fallback);
   void close_now(errc code, const std::string& what);
   void ensure_read_space(size_t wanted);
 
+  // send and send_copy: `owned` is &frame if the frame may be moved from.
+  caf::error send_impl(frame_buffer* owned, const frame_buffer& frame);
+
   // Checks a frame handed to send() before anything is locked.
   caf::error check_frame(const frame_buffer& frame) const;
 
   // -- requires mtx_ ----------------------------------------------------------
 
-  // Writes `frame` on the caller's thread if nothing is queued, else queues.
-  caf::error send_locked(frame_buffer frame);
+  // Writes `frame` on the caller's thread if nothing is queued, else queues;
+  // `file` (a bulk frame's memory file) goes with its first byte. `carried`
+  // is the size of the bulk file, counted as sent with the bulk frame.
+  caf::error send_locked(frame_buffer frame, unique_fd file = unique_fd{},
+                         size_t carried = 0);
 
   // write_queue_locked on the sender's thread; a broken socket fails the
   // connection's writes (write_failed_locked).
@@ -187,6 +213,7 @@ private:
   const std::string peer_name_;
   const transport_options options_;
   const bool coalesce_; // the channel's coalesce_writes()
+  const bool bulk_;     // the channel's passes_fds()
 
   // -- guarded by mtx_ --------------------------------------------------------
 
@@ -206,7 +233,13 @@ private:
   bool finalized_ = false;
   uint32_t interest_ = 0; // epoll events currently registered
   caf::error close_reason_;
-  std::deque<frame_buffer> out_;
+  // A frame waiting to be written, with the memory file of a bulk frame
+  // until it went out with the frame's first bytes.
+  struct queued_frame {
+    frame_buffer bytes;
+    unique_fd file;
+  };
+  std::deque<queued_frame> out_;
   size_t out_offset_ = 0; // bytes of out_.front() already written
   // A flush_queue() is dispatched to the reactor for frames that send()
   // coalesced; no EPOLLOUT interest is needed until it ran.
@@ -223,6 +256,7 @@ private:
 
   std::atomic<bool> read_stopped_{false};
   std::atomic<bool> paused_{false}; // pause_reading's latest wish
+  std::atomic<bool> bulk_allowed_{false}; // allow_bulk was called
 
   // -- counters: one writer at a time (under mtx_ or on the reactor thread),
   // relaxed stores, read by anyone; in and out on separate cache lines -----

@@ -76,8 +76,9 @@ caf::expected<connection_ptr> fd_transport::adopt(const endpoint& ep,
     return err;
   if (auto err = set_cloexec(*fd, code, uri))
     return err;
-  return stream_connection::make(io_, unique_fd{*fd}, peer->describe(uri),
-                                 options_);
+  return stream_connection::make(
+    io_, std::make_unique<socket_channel>(unique_fd{*fd}, true),
+    peer->describe(uri), options_);
 }
 
 caf::expected<std::unique_ptr<acceptor>>

@@ -52,8 +52,9 @@ caf::expected<connection_ptr> uds_connect(const std::shared_ptr<reactor>& io,
   auto sock = uds_connect_socket(addr, options);
   if (!sock)
     return sock.error();
-  return stream_connection::make(io, std::move(sock->fd), std::move(sock->peer),
-                                 options);
+  return stream_connection::make(
+    io, std::make_unique<socket_channel>(std::move(sock->fd), true),
+    std::move(sock->peer), options);
 }
 
 caf::expected<uds_socket> uds_connect_socket(const uds_address& addr,

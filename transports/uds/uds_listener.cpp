@@ -162,8 +162,10 @@ uds_listener::make_stream(std::shared_ptr<reactor> io, const uds_address& addr,
   return make(std::move(io), addr, options,
               [weak_io, options, on_accept](unique_fd fd, std::string peer) {
                 if (auto io = weak_io.lock())
-                  on_accept(stream_connection::make(io, std::move(fd),
-                                                    std::move(peer), options));
+                  on_accept(stream_connection::make(
+                    io,
+                    std::make_unique<socket_channel>(std::move(fd), true),
+                    std::move(peer), options));
               },
               std::move(rejected));
 }

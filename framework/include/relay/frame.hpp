@@ -26,9 +26,13 @@ enum class frame_kind : uint8_t {
   goodbye = 14,      ///< empty; the sender closes on purpose: do not resume
   probe = 15,        ///< u64: a token the receiver echoes (round-trip time)
   probe_reply = 16,  ///< u64: the token of a probe, echoed
+  bulk = 17,         ///< u64: size of a sealed memfd passed beside the frame
+                     ///< that holds the real frame; transport-internal,
+                     ///< never delivered to a handler (see bulk_frame.hpp)
 };
 
-/// Highest frame kind the framework itself defines. Kinds up to
+/// Highest frame kind the framework itself handles (bulk, above it, is
+/// consumed by the transports that pass descriptors). Kinds up to
 /// first_module_frame_kind - 1 are reserved for the framework; modules
 /// register kinds from first_module_frame_kind to 255 (see frame_handler.hpp).
 constexpr uint8_t max_frame_kind = 16;

@@ -116,6 +116,13 @@ public:
   /// the peer: excess data is queued.
   virtual caf::error send(frame_buffer frame) = 0;
 
+  /// Sends a copy of `frame`, which the caller keeps (a session's resend
+  /// buffer keeps large frames as they are). Like send() otherwise. A
+  /// transport that copies a large frame anyway, into a memory file or its
+  /// queue, overrides this to spare the caller the copy; the default copies
+  /// and calls send().
+  virtual caf::error send_copy(const frame_buffer& frame);
+
   /// Where frames go once a connection has sent its last frame (send_last).
   using successor = std::function<caf::error(frame_buffer)>;
 
@@ -155,13 +162,22 @@ public:
   /// work is then bounded only by its peer.
   virtual bool pause_reading(bool paused);
 
+  /// The peer reads bulk frames (it said so in its hello): from now on a
+  /// transport that passes descriptors may send large frames as sealed
+  /// memory files (docs/wire-protocol.md 2.1). Until then, and on other
+  /// transports, every frame goes through the stream. Thread-safe. The
+  /// default does nothing.
+  virtual void allow_bulk();
+
   /// Human-readable description of the peer for logs and errors, e.g.
   /// "uds:///run/a.sock (pid 42, uid 1000)". Thread-safe, never empty.
   virtual std::string peer_name() const = 0;
 
   /// What went through a connection so far. Frames count whole frames
   /// accepted by send() or delivered to on_frame; bytes_in counts bytes as
-  /// they are read, so it grows while a large frame is still arriving.
+  /// they are read, so it grows while a large frame is still arriving; a
+  /// frame that travelled as a memory file (bulk, wire-protocol.md 2.1)
+  /// counts its file's size besides the small frame that announced it.
   struct traffic_counters {
     uint64_t frames_in = 0;
     uint64_t frames_out = 0;
