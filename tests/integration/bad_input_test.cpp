@@ -455,7 +455,7 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
   h.pid = 4242;
   h.incarnation.fill(9);
   h.node_name = "flagged";
-  h.flags = 16; // bits 0 to 3: can_resume, resume, hidden, probe
+  h.flags = 32; // bits 0 to 4: can_resume, resume, hidden, probe, bulk
   std::vector<std::byte> body;
   wire_writer out{body};
   out(h);
@@ -464,7 +464,7 @@ TEST_P(bad_input, reserved_hello_flags_are_rejected) {
   ASSERT_TRUE(rej);
   EXPECT_EQ(rej->header.kind, frame_kind::reject);
   EXPECT_TRUE(c.closed_by_peer());
-  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 16"})) << logs.dump();
+  EXPECT_TRUE(logs.wait_for({uri, "reserved hello flags 32"})) << logs.dump();
   expect_good_round_trip();
 }
 

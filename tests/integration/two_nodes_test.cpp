@@ -116,6 +116,28 @@ TEST_F(two_nodes, request_response_round_trip) {
   EXPECT_EQ(client->stats().connected_peers, 1u);
 }
 
+TEST_F(two_nodes, large_messages_round_trip_as_memory_files) {
+  // Over uds both nodes read bulk frames (hello bit 4): payloads from
+  // 256 KiB up travel as sealed memory files, kept whole by the session.
+  auto srv = keep(server->system().spawn(typed_pong));
+  ASSERT_FALSE(server->publish(srv, "pong"));
+  auto remote = client->lookup(uri, "pong");
+  ASSERT_TRUE(remote) << describe(remote.error());
+  caf::scoped_actor self{client->system()};
+  uint64_t seq = 0;
+  for (size_t size : {size_t{300} << 10, size_t{1} << 20, size_t{8} << 20,
+                      size_t{100}, size_t{2} << 20}) {
+    std::string payload(size, '\0');
+    for (size_t i = 0; i < size; ++i)
+      payload[i] = static_cast<char>('a' + (i * 7 + seq) % 26);
+    bool ok = false;
+    self->request(*remote, 10s, ping{++seq, payload})
+      .receive([&](const pong& x) { ok = x.seq == seq && x.payload == payload; },
+               [&](caf::error& err) { ADD_FAILURE() << describe(err); });
+    EXPECT_TRUE(ok) << size;
+  }
+}
+
 TEST_F(two_nodes, one_node_serves_uds_and_tcp_at_once) {
   auto tcp = server->listen("tcp://127.0.0.1:0");
   ASSERT_TRUE(tcp) << describe(tcp.error());

@@ -167,6 +167,67 @@ TEST_P(conformance, big_frame_spans_many_reads_and_writes) {
   EXPECT_EQ(text_of(frames[1].body), "after");
 }
 
+TEST_P(conformance, large_frames_arrive_whole_also_as_memory_files) {
+  // Where the transport passes descriptors (uds, fd, shm), frames from
+  // stream_connection::bulk_threshold up now go as sealed memory files
+  // (docs/wire-protocol.md 2.1); elsewhere allow_bulk changes nothing.
+  auto p = make_pair("bulk", /*server_echo=*/true);
+  ASSERT_TRUE(p.client && p.server);
+  p.client->allow_bulk();
+  p.server->allow_bulk();
+  std::vector<size_t> sizes{stream_connection::bulk_threshold,
+                            3 * 1024 * 1024, 100, 1024 * 1024};
+  for (size_t n = 0; n < sizes.size(); ++n) {
+    std::vector<uint8_t> body(sizes[n]);
+    for (size_t i = 0; i < body.size(); ++i)
+      body[i] = static_cast<uint8_t>(i * 7 + n);
+    ASSERT_FALSE(p.client->send(make_frame(frame_kind::message, body.data(),
+                                           body.size())));
+  }
+  ASSERT_TRUE(p.client_rec->wait_frames(sizes.size())); // echoed back
+  auto frames = p.client_rec->frames();
+  for (size_t n = 0; n < sizes.size(); ++n) {
+    ASSERT_EQ(frames[n].body.size(), sizes[n]) << n;
+    for (size_t i = 0; i < sizes[n]; ++i)
+      ASSERT_EQ(std::to_integer<uint8_t>(frames[n].body[i]),
+                static_cast<uint8_t>(i * 7 + n))
+        << "frame " << n << ", byte " << i;
+  }
+  EXPECT_FALSE(p.server_rec->misbehaved());
+  EXPECT_FALSE(p.client_rec->misbehaved());
+}
+
+TEST_P(conformance, paused_reading_backs_up_large_frames_too) {
+  // A peer that reads nothing holds at most a few memory files
+  // (stream_connection::max_files_in_flight); the rest queue at the sender,
+  // where relay.max-queued-bytes can see them, instead of disappearing
+  // into the socket as small bulk frames.
+  auto p = make_pair("bulkpause");
+  ASSERT_TRUE(p.client && p.server);
+  p.client->allow_bulk();
+  p.server->pause_reading(true);
+  constexpr uint32_t count = 48; // 24 MiB: loopback tcp buffers ~10
+  std::vector<uint8_t> body(512 * 1024);
+  for (uint32_t seq = 0; seq < count; ++seq) {
+    std::memcpy(body.data(), &seq, 4);
+    ASSERT_FALSE(p.client->send(make_frame(frame_kind::message, body.data(),
+                                           body.size())));
+  }
+  EXPECT_GT(p.client->traffic().queued_bytes, 0u)
+    << "the paused server took every frame";
+  p.server->pause_reading(false);
+  ASSERT_TRUE(p.server_rec->wait_frames(count));
+  uint32_t next = 0;
+  for (auto& f : p.server_rec->frames()) {
+    ASSERT_EQ(f.body.size(), body.size());
+    uint32_t seq;
+    std::memcpy(&seq, f.body.data(), 4);
+    ASSERT_EQ(seq, next++);
+  }
+  EXPECT_EQ(p.client->traffic().queued_bytes, 0u);
+  EXPECT_FALSE(p.server_rec->misbehaved());
+}
+
 TEST_P(conformance, frame_over_the_bound_closes_with_frame_too_large) {
   auto strict = make_transport([](transport_options& opts) {
     opts.max_frame_body = 1024;

@@ -71,6 +71,17 @@ bulk_in bulk_in::open(unique_fd file, uint64_t size, uint32_t max_body,
                       errc& code, std::string& error) {
   bulk_in result;
   code = errc::protocol_error;
+  // Seals first: once F_SEAL_SHRINK is seen, the size read next cannot
+  // drop under the mapping (a peer could otherwise shrink the file between
+  // the two checks, and reading the mapping would fault with SIGBUS).
+  // Only memory files support seals; anything else fails F_GET_SEALS or
+  // reports F_SEAL_SEAL alone.
+  auto seals = ::fcntl(file.get(), F_GET_SEALS);
+  if (seals < 0 || (seals & required_seals) != required_seals) {
+    error = "bulk file is not a memory file sealed against writing, "
+            "shrinking and growing";
+    return result;
+  }
   struct stat st {};
   if (::fstat(file.get(), &st) != 0) {
     error = "bulk file: fstat failed: " + errno_text(errno);
@@ -78,13 +89,6 @@ bulk_in bulk_in::open(unique_fd file, uint64_t size, uint32_t max_body,
   }
   if (!S_ISREG(st.st_mode)) {
     error = "bulk file is not a memory file (not a regular file)";
-    return result;
-  }
-  // Only memory files support seals; anything else fails F_GET_SEALS or
-  // reports F_SEAL_SEAL alone.
-  auto seals = ::fcntl(file.get(), F_GET_SEALS);
-  if (seals < 0 || (seals & required_seals) != required_seals) {
-    error = "bulk file is not sealed against writing, shrinking and growing";
     return result;
   }
   if (static_cast<uint64_t>(st.st_size) != size) {

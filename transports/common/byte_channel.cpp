@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,6 +92,11 @@ ssize_t socket_channel::write_fd(const iovec* iov, size_t count, int fd) {
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
   return ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+bool socket_channel::peer_caught_up() {
+  int unread = 0;
+  return ::ioctl(fd_.get(), SIOCOUTQ, &unread) == 0 && unread == 0;
 }
 
 unique_fd socket_channel::take_fd() {

@@ -82,6 +82,14 @@ public:
   /// passes_fds(). Under the owning connection's lock.
   virtual ssize_t write_fd(const iovec* iov, size_t count, int fd);
 
+  /// True if the peer has read everything written so far, so that none of
+  /// the descriptors sent is still in flight (stream_connection bounds the
+  /// memory files in flight with it). Under the owning connection's lock.
+  /// Channels that pass descriptors override it; the default says true.
+  virtual bool peer_caught_up() {
+    return true;
+  }
+
   /// The oldest descriptor received and not yet taken, or an empty one
   /// (none arrived: a peer that sent a bulk frame without its file).
   /// Descriptors not taken close with the channel. Reactor thread.
@@ -129,6 +137,9 @@ public:
   }
 
   ssize_t write_fd(const iovec* iov, size_t count, int fd) override;
+
+  /// Nothing unread in the socket's send queue (SIOCOUTQ).
+  bool peer_caught_up() override;
 
   unique_fd take_fd() override;
 

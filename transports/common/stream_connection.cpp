@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/bulk_frame.hpp"
+#include "common/transport_log.hpp"
 #include "relay/error.hpp"
 
 namespace relay {
@@ -103,15 +104,24 @@ caf::error stream_connection::send_impl(frame_buffer* owned,
   // that other senders and the reactor do not wait for the copy.
   std::optional<bulk_out> bulk;
   if (bulk_ && frame.size() >= bulk_threshold
-      && bulk_allowed_.load(std::memory_order_relaxed)) {
-    auto made = make_bulk(frame, peer_name_);
-    if (!made)
-      return std::move(made.error());
-    bulk = std::move(*made);
+      && bulk_allowed_.load(std::memory_order_relaxed)
+      && reserve_file()) {
+    if (auto made = make_bulk(frame, peer_name_)) {
+      bulk = std::move(*made);
+    } else {
+      // Through the stream instead, like any frame: slower, not lost.
+      if (!bulk_failed_.exchange(true))
+        transport_log(describe(made.error())
+                      + "; large frames go through the stream");
+      std::lock_guard<std::mutex> guard{mtx_};
+      --files_pending_;
+    }
   }
   auto take = [&] { return owned ? std::move(*owned) : frame_buffer{frame}; };
   std::unique_lock<std::mutex> guard{mtx_};
   if (successor_) {
+    if (bulk)
+      --files_pending_; // the file is dropped; the successor gets the frame
     auto next = successor_;
     guard.unlock();
     return next(take());
@@ -120,6 +130,21 @@ caf::error stream_connection::send_impl(frame_buffer* owned,
     return send_locked(std::move(bulk->frame), std::move(bulk->file),
                        frame.size());
   return send_locked(take());
+}
+
+bool stream_connection::reserve_file() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!chan_ || closing_)
+    return false;
+  if (files_written_ + files_pending_ >= max_files_in_flight) {
+    if (files_written_ == 0 || !chan_->peer_caught_up())
+      return false;
+    files_written_ = 0; // the peer took every file written so far
+    if (files_pending_ >= max_files_in_flight)
+      return false;
+  }
+  ++files_pending_;
+  return true;
 }
 
 caf::error stream_connection::send_last(frame_buffer frame, successor next) {
@@ -145,6 +170,8 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
     return write_failure_;
   bump(frames_out_, 1);
   bump(bytes_out_, frame.size() + (file ? carried : 0));
+  if (!file)
+    carried = 0;
   bool streaming = false;
   if (coalesce_) {
     auto now = std::chrono::steady_clock::now();
@@ -154,8 +181,8 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
   if (streaming && registered_ && (out_.empty() || flush_posted_)) {
     // A sender in a loop: the reactor writes this frame together with the
     // ones that follow it meanwhile.
-    bump(queued_bytes_, frame.size());
-    out_.push_back(queued_frame{std::move(frame), std::move(file)});
+    bump(queued_bytes_, frame.size() + carried);
+    out_.push_back(queued_frame{std::move(frame), std::move(file), carried});
     if (!flush_posted_) {
       flush_posted_ = true;
       io_->dispatch([self = shared_from_this()] { self->flush_queue(); });
@@ -177,8 +204,11 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
       iovec iov{frame.data() + written, frame.size() - written};
       auto n = file ? chan_->write_fd(&iov, 1, file.get())
                     : chan_->write(&iov, 1);
-      if (n > 0)
+      if (n > 0 && file) {
         file.reset(); // it went with these bytes
+        file_written_locked();
+        carried = 0;
+      }
       if (n >= 0) {
         written += static_cast<size_t>(n);
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -195,11 +225,11 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
     if (written == frame.size())
       return caf::none;
     out_offset_ = written;
-    bump(queued_bytes_, frame.size() - written);
+    bump(queued_bytes_, frame.size() - written + carried);
   } else {
-    bump(queued_bytes_, frame.size());
+    bump(queued_bytes_, frame.size() + carried);
   }
-  out_.push_back(queued_frame{std::move(frame), std::move(file)});
+  out_.push_back(queued_frame{std::move(frame), std::move(file), carried});
   update_interest_locked();
   return caf::none;
 }
@@ -376,8 +406,11 @@ void stream_connection::read_some() {
   if (n > 0) {
     bump(bytes_in_, static_cast<uint64_t>(n));
     if (draining_) {
-      // Closing: what the peer still sends (acknowledgements) is dropped.
+      // Closing: what the peer still sends (acknowledgements) is dropped,
+      // with any descriptor that came with it.
       rbeg_ = rend_ = 0;
+      while (chan_->take_fd()) {
+      }
       return;
     }
     rend_ += static_cast<size_t>(n);
@@ -602,11 +635,17 @@ int stream_connection::write_queue_locked() {
       iov[count].iov_len = i->bytes.size() - skip;
       ++count;
     }
-    auto& file = out_.front().file;
-    auto n = file ? chan_->write_fd(iov, count, file.get())
-                  : chan_->write(iov, count);
-    if (n > 0)
-      file.reset(); // it went with these bytes
+    auto& front = out_.front();
+    auto n = front.file ? chan_->write_fd(iov, count, front.file.get())
+                        : chan_->write(iov, count);
+    if (n > 0 && front.file) {
+      front.file.reset(); // it went with these bytes
+      file_written_locked();
+      queued_bytes_.store(queued_bytes_.load(std::memory_order_relaxed)
+                            - front.carried,
+                          std::memory_order_relaxed);
+      front.carried = 0;
+    }
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -697,8 +736,16 @@ void stream_connection::write_failed_locked(caf::error reason) {
   });
 }
 
+void stream_connection::file_written_locked() {
+  --files_pending_;
+  ++files_written_;
+}
+
 void stream_connection::drop_queue_locked() {
   bump(unsent_frames_, out_.size());
+  for (auto& x : out_)
+    if (x.file)
+      --files_pending_;
   queued_bytes_.store(0, std::memory_order_relaxed);
   out_.clear();
   out_offset_ = 0;

@@ -78,6 +78,14 @@ public:
   /// copies it saves.
   static constexpr size_t bulk_threshold = 256 * 1024;
 
+  /// Memory files written that the peer may not have read yet, plus those
+  /// queued: more go through the stream instead, like any frame, so that a
+  /// peer that reads slowly (or paused reading) holds at most this many
+  /// files, and the stream's own back-pressure (relay.max-queued-bytes)
+  /// applies. The count restarts when the channel reports that the peer
+  /// read everything (byte_channel::peer_caught_up).
+  static constexpr int max_files_in_flight = 4;
+
   /// Reads per readiness event from a channel that has more at once (see
   /// byte_channel::poll_more) before other connections get a turn.
   static constexpr int max_turns_per_event = 16;
@@ -171,6 +179,10 @@ private:
   // send and send_copy: `owned` is &frame if the frame may be moved from.
   caf::error send_impl(frame_buffer* owned, const frame_buffer& frame);
 
+  // Whether a large frame may go as a memory file now (see
+  // max_files_in_flight); if so, counts it as pending. Takes mtx_.
+  bool reserve_file();
+
   // Checks a frame handed to send() before anything is locked.
   caf::error check_frame(const frame_buffer& frame) const;
 
@@ -204,6 +216,8 @@ private:
   void write_failed_locked(caf::error reason);
   // Discards the queue, counting its frames as unsent.
   void drop_queue_locked();
+  // A memory file went out with its frame's first bytes.
+  void file_written_locked();
 
   caf::error closed_error() const;
 
@@ -235,9 +249,11 @@ private:
   caf::error close_reason_;
   // A frame waiting to be written, with the memory file of a bulk frame
   // until it went out with the frame's first bytes.
+  // The file's size counts in queued_bytes_ until it went.
   struct queued_frame {
     frame_buffer bytes;
     unique_fd file;
+    size_t carried = 0; // the file's size while it waits
   };
   std::deque<queued_frame> out_;
   size_t out_offset_ = 0; // bytes of out_.front() already written
@@ -248,6 +264,10 @@ private:
   // only once this much is queued (another coalesce_bytes), not at every
   // send; 0 once the reactor flushed.
   size_t retry_at_ = 0;
+  // Memory files reserved or queued, not written yet; and written since
+  // the peer was last seen to have read everything (max_files_in_flight).
+  int files_pending_ = 0;
+  int files_written_ = 0;
   std::chrono::steady_clock::time_point last_send_{}; // previous send_locked
   std::shared_ptr<connection_handler> handler_; // set once by start()
   successor successor_; // set by send_last: where later frames go
@@ -257,6 +277,7 @@ private:
   std::atomic<bool> read_stopped_{false};
   std::atomic<bool> paused_{false}; // pause_reading's latest wish
   std::atomic<bool> bulk_allowed_{false}; // allow_bulk was called
+  std::atomic<bool> bulk_failed_{false};  // a memory file could not be made
 
   // -- counters: one writer at a time (under mtx_ or on the reactor thread),
   // relaxed stores, read by anyone; in and out on separate cache lines -----

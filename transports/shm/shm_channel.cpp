@@ -183,6 +183,9 @@ uint32_t shm_channel::on_ready(uint32_t) noexcept {
   // Take the doorbell bytes (the level-triggered socket goes quiet) before
   // looking at the rings; the end of stream means the peer is gone.
   drain_socket();
+  // A writer that found the socket full (write_fd) waits for this.
+  if (load_flag(rx_header_, shm_layout::waiting_offset) != 0)
+    ring();
   return EPOLLIN | EPOLLOUT;
 }
 
@@ -325,13 +328,32 @@ ssize_t shm_channel::write_fd(const iovec* iov, size_t count, int fd) {
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t n;
-  do {
-    n = ::sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
+  auto send_fd = [&] {
+    ssize_t n;
+    do {
+      n = ::sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  };
+  auto n = send_fd();
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    // The peer has not drained its doorbells: it rings once it has (see
+    // on_ready). Flag first, then try once more, so that a drain between
+    // the two is not missed.
+    store_flag(tx_header_, shm_layout::waiting_offset, 1);
+    n = send_fd();
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      errno = EAGAIN;
+      return -1;
+    }
+  }
   if (n < 0)
-    return -1; // EAGAIN: retried; anything else: the peer is gone
+    return -1; // the peer is gone
   return write(iov, count);
+}
+
+bool shm_channel::peer_caught_up() {
+  return load(tx_header_, shm_layout::head_offset) == tx_tail_;
 }
 
 } // namespace relay

@@ -70,8 +70,11 @@ public:
   /// Sends `fd` only once the ring has room for at least one byte of the
   /// frame, so that a write that cannot start does not send it twice. If
   /// the socket is full of doorbells the peer has not read, fails with
-  /// EAGAIN (retried at the next readiness).
+  /// EAGAIN and sets writer_waiting: the peer rings once it drained them.
   ssize_t write_fd(const iovec* iov, size_t count, int fd) override;
+
+  /// The peer read the ring up to our tail.
+  bool peer_caught_up() override;
 
   unique_fd take_fd() override;
 
