@@ -118,7 +118,7 @@ TEST_F(two_nodes, request_response_round_trip) {
 
 TEST_F(two_nodes, large_messages_round_trip_as_memory_files) {
   // Over uds both nodes read bulk frames (hello bit 4): payloads from
-  // 256 KiB up travel as sealed memory files, kept whole by the session.
+  // 512 KiB up travel as sealed memory files, kept whole by the session.
   auto srv = keep(server->system().spawn(typed_pong));
   ASSERT_FALSE(server->publish(srv, "pong"));
   auto remote = client->lookup(uri, "pong");

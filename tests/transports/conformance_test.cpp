@@ -168,7 +168,7 @@ TEST_P(conformance, big_frame_spans_many_reads_and_writes) {
 }
 
 TEST_P(conformance, large_frames_arrive_whole_also_as_memory_files) {
-  // Where the transport passes descriptors (uds, fd, shm), frames from
+  // Where the transport passes descriptors (uds, fd), frames from
   // stream_connection::bulk_threshold up now go as sealed memory files
   // (docs/wire-protocol.md 2.1); elsewhere allow_bulk changes nothing.
   auto p = make_pair("bulk", /*server_echo=*/true);

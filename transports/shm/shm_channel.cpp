@@ -182,65 +182,18 @@ uint32_t shm_channel::watch(uint32_t wanted) noexcept {
 uint32_t shm_channel::on_ready(uint32_t) noexcept {
   // Take the doorbell bytes (the level-triggered socket goes quiet) before
   // looking at the rings; the end of stream means the peer is gone.
-  drain_socket();
-  // A writer that found the socket full (write_fd) waits for this.
-  if (load_flag(rx_header_, shm_layout::waiting_offset) != 0)
-    ring();
-  return EPOLLIN | EPOLLOUT;
-}
-
-void shm_channel::drain_socket() noexcept {
-  constexpr size_t max_per_read = 4;
   char buf[256];
-  alignas(cmsghdr) char control[CMSG_SPACE(max_per_read * sizeof(int))];
   for (;;) {
-    iovec iov{buf, sizeof(buf)};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    auto n = ::recvmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    auto n = ::recv(socket_.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0)
+      continue;
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0) {
-      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-        peer_gone_ = true;
-      break;
-    }
-    for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-        continue;
-      auto count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds_.emplace_back(fd); // owned, so closed whatever happens next
-      }
-    }
-    if ((msg.msg_flags & MSG_CTRUNC) != 0 || fds_.size() > max_pending_fds) {
-      fds_.clear();
-      corrupt((msg.msg_flags & MSG_CTRUNC) != 0
-                ? "the peer sent more than " + std::to_string(max_per_read)
-                    + " descriptors at once"
-                : "the peer sent more than " + std::to_string(max_pending_fds)
-                    + " descriptors not announced by bulk frames");
-      break;
-    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+      peer_gone_ = true;
+    break;
   }
-}
-
-unique_fd shm_channel::take_fd() {
-  // The writer sent the descriptor before the frame entered the ring, so
-  // it is queued on the socket if the doorbells were not drained since.
-  if (fds_.empty())
-    drain_socket();
-  if (fds_.empty())
-    return unique_fd{};
-  auto result = std::move(fds_.front());
-  fds_.pop_front();
-  return result;
+  return EPOLLIN | EPOLLOUT;
 }
 
 // -- writing (under the connection's lock) --------------------------------------
@@ -305,55 +258,6 @@ ssize_t shm_channel::write(const iovec* iov, size_t count) {
     return -1;
   }
   return static_cast<ssize_t>(written);
-}
-
-ssize_t shm_channel::write_fd(const iovec* iov, size_t count, int fd) {
-  if (is_corrupt_ || peer_gone_)
-    return write(iov, count); // fails the same way
-  auto head = load(tx_header_, shm_layout::head_offset);
-  if (head < tx_head_seen_ || head > tx_tail_ || tx_tail_ - head == capacity_)
-    return write(iov, count); // corrupt, or full: write() says which
-  // Room for at least one byte: the write below starts the frame for sure
-  // (only we write, and the reader only makes room).
-  char bell = 0;
-  iovec one{&bell, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &one;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  auto* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  auto send_fd = [&] {
-    ssize_t n;
-    do {
-      n = ::sendmsg(socket_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
-  };
-  auto n = send_fd();
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    // The peer has not drained its doorbells: it rings once it has (see
-    // on_ready). Flag first, then try once more, so that a drain between
-    // the two is not missed.
-    store_flag(tx_header_, shm_layout::waiting_offset, 1);
-    n = send_fd();
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      errno = EAGAIN;
-      return -1;
-    }
-  }
-  if (n < 0)
-    return -1; // the peer is gone
-  return write(iov, count);
-}
-
-bool shm_channel::peer_caught_up() {
-  return load(tx_header_, shm_layout::head_offset) == tx_tail_;
 }
 
 } // namespace relay

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,36 +58,9 @@ public:
     return false;
   }
 
-  /// Large frames travel as sealed memory files (bulk_frame.hpp): the
-  /// descriptor goes over the rendezvous socket, with a doorbell byte,
-  /// before the bulk frame enters the ring, so the reader always finds it
-  /// there by the time it reads the frame.
-  bool passes_fds() const noexcept override {
-    return true;
-  }
-
-  /// Sends `fd` only once the ring has room for at least one byte of the
-  /// frame, so that a write that cannot start does not send it twice. If
-  /// the socket is full of doorbells the peer has not read, fails with
-  /// EAGAIN and sets writer_waiting: the peer rings once it drained them.
-  ssize_t write_fd(const iovec* iov, size_t count, int fd) override;
-
-  /// The peer read the ring up to our tail.
-  bool peer_caught_up() override;
-
-  unique_fd take_fd() override;
-
-  /// Descriptors kept until taken; a peer that sends more, or more than
-  /// fit in one receive, corrupts the channel.
-  static constexpr size_t max_pending_fds = 16;
-
   std::string error_text(int err) const override;
 
 private:
-  // Takes the doorbell bytes and any descriptors that came with them.
-  // Reactor thread.
-  void drain_socket() noexcept;
-
   uint64_t load(std::byte* header, size_t offset) const noexcept;
   void store(std::byte* header, size_t offset, uint64_t value) noexcept;
   uint32_t load_flag(std::byte* header, size_t offset) const noexcept;
@@ -117,7 +89,6 @@ private:
   uint64_t tx_head_seen_ = 0;
 
   std::atomic<bool> peer_gone_{false};
-  std::deque<unique_fd> fds_; // received, not taken (reactor thread)
   mutable std::mutex corrupt_mtx_;
   std::string corrupt_; // guarded by corrupt_mtx_
   std::atomic<bool> is_corrupt_{false};
