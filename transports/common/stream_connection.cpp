@@ -1,6 +1,7 @@
 #include "common/stream_connection.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -117,19 +118,18 @@ caf::error stream_connection::send_impl(frame_buffer* owned,
       --files_pending_;
     }
   }
-  auto take = [&] { return owned ? std::move(*owned) : frame_buffer{frame}; };
   std::unique_lock<std::mutex> guard{mtx_};
   if (successor_) {
     if (bulk)
       --files_pending_; // the file is dropped; the successor gets the frame
     auto next = successor_;
     guard.unlock();
-    return next(take());
+    return next(owned ? std::move(*owned) : frame_buffer{frame});
   }
   if (bulk)
-    return send_locked(std::move(bulk->frame), std::move(bulk->file),
+    return send_locked(&bulk->frame, bulk->frame, std::move(bulk->file),
                        frame.size());
-  return send_locked(take());
+  return send_locked(owned, frame);
 }
 
 bool stream_connection::reserve_file() {
@@ -159,11 +159,12 @@ caf::error stream_connection::send_last(frame_buffer frame, successor next) {
                       peer_name_ + ": the last frame was sent already");
   // Under one lock: nothing can slip in behind the last frame.
   successor_ = std::move(next);
-  return send_locked(std::move(frame));
+  return send_locked(&frame, frame);
 }
 
-caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
-                                          size_t carried) {
+caf::error stream_connection::send_locked(frame_buffer* owned,
+                                          const frame_buffer& frame,
+                                          unique_fd file, size_t carried) {
   if (closing_ || finalized_)
     return closed_error();
   if (write_failed_)
@@ -172,6 +173,22 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
   bump(bytes_out_, frame.size() + (file ? carried : 0));
   if (!file)
     carried = 0;
+  // The bytes from `offset` on, to keep in the queue: moved if we own the
+  // frame, else copied (only what is left to write).
+  auto enqueue = [&](size_t offset) {
+    bump(queued_bytes_, frame.size() - offset + carried);
+    if (owned) {
+      if (out_.empty())
+        out_offset_ = offset;
+      else
+        assert(offset == 0);
+      out_.push_back(queued_frame{std::move(*owned), std::move(file), carried});
+    } else {
+      out_.push_back(queued_frame{frame_buffer(frame.begin() + offset,
+                                               frame.end()),
+                                  std::move(file), carried});
+    }
+  };
   bool streaming = false;
   if (coalesce_) {
     auto now = std::chrono::steady_clock::now();
@@ -181,8 +198,7 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
   if (streaming && registered_ && (out_.empty() || flush_posted_)) {
     // A sender in a loop: the reactor writes this frame together with the
     // ones that follow it meanwhile.
-    bump(queued_bytes_, frame.size() + carried);
-    out_.push_back(queued_frame{std::move(frame), std::move(file), carried});
+    enqueue(0);
     if (!flush_posted_) {
       flush_posted_ = true;
       io_->dispatch([self = shared_from_this()] { self->flush_queue(); });
@@ -197,39 +213,39 @@ caf::error stream_connection::send_locked(frame_buffer frame, unique_fd file,
       write_queued_locked();
     return caf::none;
   }
-  if (out_.empty()) {
-    // Nothing queued: write on the caller's thread, no hop to the reactor.
-    size_t written = 0;
-    while (written < frame.size()) {
-      iovec iov{frame.data() + written, frame.size() - written};
-      auto n = file ? chan_->write_fd(&iov, 1, file.get())
-                    : chan_->write(&iov, 1);
-      if (n > 0 && file) {
-        file.reset(); // it went with these bytes
-        file_written_locked();
-        carried = 0;
-      }
-      if (n >= 0) {
-        written += static_cast<size_t>(n);
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        break;
-      } else if (errno != EINTR) {
-        auto err = errno;
-        auto reason = make_error(errc::connection_closed,
-                                 peer_name_ + ": write failed: "
-                                   + chan_->error_text(err));
-        write_failed_locked(reason);
-        return reason;
-      }
-    }
-    if (written == frame.size())
-      return caf::none;
-    out_offset_ = written;
-    bump(queued_bytes_, frame.size() - written + carried);
-  } else {
-    bump(queued_bytes_, frame.size() + carried);
+  if (!out_.empty()) {
+    enqueue(0);
+    update_interest_locked();
+    return caf::none;
   }
-  out_.push_back(queued_frame{std::move(frame), std::move(file), carried});
+  // Nothing queued: write on the caller's thread, no hop to the reactor.
+  size_t written = 0;
+  while (written < frame.size()) {
+    iovec iov{const_cast<std::byte*>(frame.data()) + written,
+              frame.size() - written};
+    auto n = file ? chan_->write_fd(&iov, 1, file.get())
+                  : chan_->write(&iov, 1);
+    if (n > 0 && file) {
+      file.reset(); // it went with these bytes
+      file_written_locked();
+      carried = 0;
+    }
+    if (n >= 0) {
+      written += static_cast<size_t>(n);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    } else if (errno != EINTR) {
+      auto err = errno;
+      auto reason = make_error(errc::connection_closed,
+                               peer_name_ + ": write failed: "
+                                 + chan_->error_text(err));
+      write_failed_locked(reason);
+      return reason;
+    }
+  }
+  if (written == frame.size())
+    return caf::none;
+  enqueue(written);
   update_interest_locked();
   return caf::none;
 }

@@ -191,11 +191,13 @@ private:
 
   // -- requires mtx_ ----------------------------------------------------------
 
-  // Writes `frame` on the caller's thread if nothing is queued, else queues;
-  // `file` (a bulk frame's memory file) goes with its first byte. `carried`
-  // is the size of the bulk file, counted as sent with the bulk frame.
-  caf::error send_locked(frame_buffer frame, unique_fd file = unique_fd{},
-                         size_t carried = 0);
+  // Writes `frame` on the caller's thread if nothing is queued, else queues
+  // it: moved from `owned` if not null (then &frame), else copied, only
+  // what is left to write. `file` (a bulk frame's memory file) goes with
+  // its first byte; `carried` is the file's size, counted as sent with the
+  // bulk frame.
+  caf::error send_locked(frame_buffer* owned, const frame_buffer& frame,
+                         unique_fd file = unique_fd{}, size_t carried = 0);
 
   // write_queue_locked on the sender's thread; a broken socket fails the
   // connection's writes (write_failed_locked).
