@@ -152,14 +152,13 @@ private:
   frame_buffer copy_at(size_t offset, size_t size) const;
   void grow(size_t need);
   void clear_kept();
-  // Frees the ring once all is acknowledged, if it is above max_idle_ring.
+  // Frees the ring once all is acknowledged: an idle session holds none.
   void trim();
 
   // The ring starts small and doubles: an idle connection's session holds
   // a few handshake-time frames, and the ring is zero-filled when it grows
   // (64 KiB from the start made 64 KiB of resident memory per connection).
   static constexpr size_t min_ring = 4 * 1024;
-  static constexpr size_t max_idle_ring = 64 * 1024;
 
   /// Frames of at least this many bytes are kept as they are, not copied
   /// into the ring, and go to the connection with connection::send_copy

@@ -103,7 +103,7 @@ unique_fd socket_channel::take_fd() {
   if (fds_.empty())
     return unique_fd{};
   auto result = std::move(fds_.front());
-  fds_.pop_front();
+  fds_.erase(fds_.begin());
   return result;
 }
 

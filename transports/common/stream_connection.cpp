@@ -413,13 +413,18 @@ void stream_connection::read_some() {
   if (avail >= frame_header::size)
     frame_total += frame_header::read(rbuf_.get() + rbeg_).length;
   auto missing = frame_total > avail ? frame_total - avail : size_t{0};
-  ensure_read_space(std::max(read_chunk, missing));
+  ensure_read_space(std::max(read_size_, missing));
   // chan_ changes only in finalize(), on this thread.
   ssize_t n;
+  auto space = rcap_ - rend_;
   do {
-    n = chan_->read(rbuf_.get() + rend_, rcap_ - rend_);
+    n = chan_->read(rbuf_.get() + rend_, space);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
+    // A read that filled the buffer: more was waiting, so read more at
+    // once from now on (an idle connection keeps a small buffer).
+    if (static_cast<size_t>(n) == space && read_size_ < read_chunk)
+      read_size_ = std::min(read_size_ * 4, read_chunk);
     bump(bytes_in_, static_cast<uint64_t>(n));
     if (draining_) {
       // Closing: what the peer still sends (acknowledgements) is dropped,
@@ -501,10 +506,16 @@ void stream_connection::deliver_frames() {
     return; // finalized by a handler's close
   if (rbeg_ == rend_) {
     rbeg_ = rend_ = 0;
-    // Give back the memory of a large frame once it is delivered.
-    if (rcap_ > 4 * read_chunk) {
-      rbuf_.reset(new std::byte[read_chunk]);
-      rcap_ = read_chunk;
+    if (read_size_ == first_read_chunk) {
+      // A connection whose reads never filled the buffer (an idle one, or
+      // request and response) holds none between reads: a malloc per read
+      // is cheap beside the read, and 4 KiB per idle connection is not.
+      rbuf_.reset();
+      rcap_ = 0;
+    } else if (rcap_ > 4 * read_chunk) {
+      // Give back the memory of a large frame once it is delivered.
+      rbuf_.reset(new std::byte[read_size_]);
+      rcap_ = read_size_;
     }
   }
 }

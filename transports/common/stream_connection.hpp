@@ -48,8 +48,12 @@ class stream_connection
   : public connection,
     public std::enable_shared_from_this<stream_connection> {
 public:
-  /// Bytes requested per read() when no large frame is being assembled.
+  /// Bytes requested per read() when no large frame is being assembled,
+  /// once reads have filled the buffer: a connection starts reading
+  /// first_read_chunk at a time and grows (by 4) to this after each read
+  /// that filled its buffer, so an idle connection keeps 4 KiB, not 64.
   static constexpr size_t read_chunk = 64 * 1024;
+  static constexpr size_t first_read_chunk = 4 * 1024;
 
   /// Bound on close(reason, true): frames still queued after this long are
   /// dropped and the connection closes anyway.
@@ -301,6 +305,7 @@ private:
 
   // -- reactor thread only ----------------------------------------------------
 
+  size_t read_size_ = first_read_chunk; // see read_chunk
   std::unique_ptr<std::byte[]> rbuf_;
   size_t rcap_ = 0;
   size_t rbeg_ = 0; // first unconsumed byte
